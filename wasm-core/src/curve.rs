@@ -1,0 +1,601 @@
+//! Our own names for BLS12-381 types: the only module that names the curve backend (blst).
+//!
+//! Everything above this module talks about [`Fr`], [`G1`], [`G1Affine`] and [`G2Affine`].
+//! Raw bytes off the wire are never points: [`G1Affine::from_compressed`] checks length,
+//! flags, curve membership and the subgroup before anything else sees the value
+//! (docs/spec.md §3.1).
+//!
+//! blst's functions are `unsafe extern "C"`; each call here passes pointers to live,
+//! properly aligned Rust values of exactly the types blst declares, which is the whole of
+//! their safety contract.
+
+use core::ops::{Add, AddAssign, Mul, MulAssign, Neg, Sub, SubAssign};
+
+use blst::{
+    blst_bendian_from_scalar, blst_final_exp, blst_fp, blst_fp12, blst_fp12_is_one, blst_fp12_mul,
+    blst_fp_eucl_inverse, blst_fp_mul, blst_fp_sqr, blst_fp_sub, blst_fr,
+    blst_fr_add, blst_fr_cneg, blst_fr_eucl_inverse, blst_fr_from_scalar, blst_fr_from_uint64,
+    blst_fr_mul, blst_fr_sqr, blst_fr_sub, blst_miller_loop, blst_p1, blst_p1_add_or_double,
+    blst_p1_add_or_double_affine, blst_p1_affine, blst_p1_affine_compress, blst_p1_affine_in_g1,
+    blst_p1_affine_is_inf, blst_p1_affine_serialize, blst_p1_cneg, blst_p1_compress,
+    blst_p1_deserialize, blst_p1_double, blst_p1_from_affine, blst_p1_generator, blst_p1_is_inf,
+    blst_p1_mult, blst_p1_to_affine, blst_p1_uncompress, blst_p1s_mult_pippenger,
+    blst_p1s_mult_pippenger_scratch_sizeof, blst_p1s_to_affine, blst_p2, blst_p2_add_or_double,
+    blst_p2_affine, blst_p2_affine_in_g2, blst_p2_cneg, blst_p2_from_affine, blst_p2_generator,
+    blst_p2_mult, blst_p2_to_affine, blst_p2_uncompress, blst_scalar, blst_scalar_fr_check,
+    blst_scalar_from_be_bytes, blst_scalar_from_bendian, blst_scalar_from_fr,
+    blst_uint64_from_fr, limb_t, BLST_ERROR,
+};
+
+use crate::constants::{BYTES_PER_FIELD_ELEMENT, BYTES_PER_G1, BYTES_PER_G2};
+
+/// Why bytes could not become a curve point or a field element.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PointError {
+    /// The encoding is not a valid compressed point (flags, length or coordinate range).
+    #[error("bad point encoding")]
+    BadEncoding,
+    /// The x coordinate has no point on the curve.
+    #[error("point is not on the curve")]
+    NotOnCurve,
+    /// The point is on the curve but outside the prime-order subgroup.
+    #[error("point is not in the prime-order subgroup")]
+    NotInSubgroup,
+    /// A field element was not below the modulus r.
+    #[error("field element is not canonical (>= r)")]
+    NonCanonicalScalar,
+}
+
+/// The BLS12-381 scalar field modulus r, big-endian (SPEC §2).
+pub const MODULUS_BE: [u8; 32] = [
+    0x73, 0xed, 0xa7, 0x53, 0x29, 0x9d, 0x7d, 0x48, 0x33, 0x39, 0xd8, 0x08, 0x09, 0xa1, 0xd8,
+    0x05, 0x53, 0xbd, 0xa4, 0x02, 0xff, 0xfe, 0x5b, 0xfe, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00,
+    0x00, 0x01,
+];
+
+/// An element of the BLS12-381 scalar field Fr.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+#[repr(transparent)]
+pub struct Fr(blst_fr);
+
+impl core::fmt::Debug for Fr {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Fr(0x{})", hex::encode(self.to_bytes_be()))
+    }
+}
+
+impl Fr {
+    /// Zero.
+    pub const ZERO: Fr = Fr(blst_fr { l: [0; 4] });
+
+    /// One.
+    pub fn one() -> Fr {
+        Fr::from_u64(1)
+    }
+
+    /// The field element `v`.
+    pub fn from_u64(v: u64) -> Fr {
+        let limbs = [v, 0, 0, 0];
+        let mut out = blst_fr::default();
+        // SAFETY: `limbs` holds the 4 limbs blst reads; `out` is a valid destination.
+        unsafe { blst_fr_from_uint64(&mut out, limbs.as_ptr()) };
+        Fr(out)
+    }
+
+    /// Parses a canonical big-endian encoding (must be < r).
+    pub fn from_bytes_be(bytes: &[u8; BYTES_PER_FIELD_ELEMENT]) -> Result<Fr, PointError> {
+        let mut s = blst_scalar::default();
+        // SAFETY: 32 readable bytes; valid destination.
+        unsafe { blst_scalar_from_bendian(&mut s, bytes.as_ptr()) };
+        // SAFETY: `s` is initialised.
+        if !unsafe { blst_scalar_fr_check(&s) } {
+            return Err(PointError::NonCanonicalScalar);
+        }
+        let mut out = blst_fr::default();
+        // SAFETY: valid pointers.
+        unsafe { blst_fr_from_scalar(&mut out, &s) };
+        Ok(Fr(out))
+    }
+
+    /// Reduces any big-endian byte string modulo r (used for hash outputs).
+    pub fn from_bytes_be_reduced(bytes: &[u8]) -> Fr {
+        let mut s = blst_scalar::default();
+        // SAFETY: `bytes` is a live slice of the given length.
+        unsafe { blst_scalar_from_be_bytes(&mut s, bytes.as_ptr(), bytes.len()) };
+        let mut out = blst_fr::default();
+        // SAFETY: valid pointers; `s` < r after reduction.
+        unsafe { blst_fr_from_scalar(&mut out, &s) };
+        Fr(out)
+    }
+
+    /// The canonical big-endian encoding.
+    pub fn to_bytes_be(&self) -> [u8; BYTES_PER_FIELD_ELEMENT] {
+        let mut s = blst_scalar::default();
+        let mut out = [0u8; BYTES_PER_FIELD_ELEMENT];
+        // SAFETY: valid pointers; `out` has 32 bytes.
+        unsafe {
+            blst_scalar_from_fr(&mut s, &self.0);
+            blst_bendian_from_scalar(out.as_mut_ptr(), &s);
+        }
+        out
+    }
+
+    /// The canonical value as four little-endian 64-bit limbs (not Montgomery form).
+    pub fn to_limbs(&self) -> [u64; 4] {
+        let mut out = [0u64; 4];
+        // SAFETY: `out` has the 4 limbs blst writes.
+        unsafe { blst_uint64_from_fr(out.as_mut_ptr(), &self.0) };
+        out
+    }
+
+    /// Whether this is zero.
+    pub fn is_zero(&self) -> bool {
+        self.0.l == [0; 4]
+    }
+
+    /// The square.
+    pub fn square(&self) -> Fr {
+        let mut out = blst_fr::default();
+        // SAFETY: valid pointers.
+        unsafe { blst_fr_sqr(&mut out, &self.0) };
+        Fr(out)
+    }
+
+    /// The multiplicative inverse; zero maps to zero.
+    pub fn inverse(&self) -> Fr {
+        let mut out = blst_fr::default();
+        // SAFETY: valid pointers.
+        unsafe { blst_fr_eucl_inverse(&mut out, &self.0) };
+        Fr(out)
+    }
+
+    /// `self^exp` for a little-endian limb exponent.
+    pub fn pow(&self, exp: &[u64]) -> Fr {
+        let mut acc = Fr::one();
+        for limb in exp.iter().rev() {
+            for bit in (0..64).rev() {
+                acc = acc.square();
+                if (limb >> bit) & 1 == 1 {
+                    acc *= *self;
+                }
+            }
+        }
+        acc
+    }
+
+    /// Inverts every element in place with one inversion (Montgomery's trick). Zeros stay
+    /// zero.
+    pub fn batch_inverse(values: &mut [Fr]) {
+        let mut prefix = Vec::with_capacity(values.len());
+        let mut acc = Fr::one();
+        for v in values.iter() {
+            prefix.push(acc);
+            if !v.is_zero() {
+                acc *= *v;
+            }
+        }
+        let mut inv = acc.inverse();
+        for (v, p) in values.iter_mut().zip(prefix).rev() {
+            if v.is_zero() {
+                continue;
+            }
+            let next = inv * *v;
+            *v = inv * p;
+            inv = next;
+        }
+    }
+}
+
+macro_rules! fr_binop {
+    ($tr:ident, $m:ident, $tra:ident, $ma:ident, $f:ident) => {
+        impl $tr for Fr {
+            type Output = Fr;
+            fn $m(self, rhs: Fr) -> Fr {
+                let mut out = blst_fr::default();
+                // SAFETY: valid pointers to initialised field elements.
+                unsafe { $f(&mut out, &self.0, &rhs.0) };
+                Fr(out)
+            }
+        }
+        impl $tra for Fr {
+            fn $ma(&mut self, rhs: Fr) {
+                *self = $tr::$m(*self, rhs);
+            }
+        }
+    };
+}
+fr_binop!(Add, add, AddAssign, add_assign, blst_fr_add);
+fr_binop!(Sub, sub, SubAssign, sub_assign, blst_fr_sub);
+fr_binop!(Mul, mul, MulAssign, mul_assign, blst_fr_mul);
+
+impl Neg for Fr {
+    type Output = Fr;
+    fn neg(self) -> Fr {
+        let mut out = blst_fr::default();
+        // SAFETY: valid pointers.
+        unsafe { blst_fr_cneg(&mut out, &self.0, true) };
+        Fr(out)
+    }
+}
+
+/// A G1 point in projective (Jacobian) coordinates.
+#[derive(Clone, Copy, PartialEq, Eq, Default, Debug)]
+#[repr(transparent)]
+pub struct G1(pub(crate) blst_p1);
+
+/// A G1 point in affine coordinates; the identity is `(0, 0)` as in blst.
+#[derive(Clone, Copy, PartialEq, Eq, Default, Debug)]
+#[repr(transparent)]
+pub struct G1Affine(pub(crate) blst_p1_affine);
+
+/// A G2 point in affine coordinates.
+#[derive(Clone, Copy, PartialEq, Eq, Default, Debug)]
+pub struct G2Affine(blst_p2_affine);
+
+fn map_err(e: BLST_ERROR) -> PointError {
+    match e {
+        BLST_ERROR::BLST_POINT_NOT_ON_CURVE => PointError::NotOnCurve,
+        BLST_ERROR::BLST_POINT_NOT_IN_GROUP => PointError::NotInSubgroup,
+        _ => PointError::BadEncoding,
+    }
+}
+
+impl G1 {
+    /// The identity.
+    pub fn identity() -> G1 {
+        G1(blst_p1::default())
+    }
+
+    /// The standard generator.
+    pub fn generator() -> G1 {
+        // SAFETY: blst returns a pointer to a static constant.
+        G1(unsafe { *blst_p1_generator() })
+    }
+
+    /// Whether this is the identity.
+    pub fn is_identity(&self) -> bool {
+        // SAFETY: valid pointer.
+        unsafe { blst_p1_is_inf(&self.0) }
+    }
+
+    /// `2 · self`.
+    pub fn double(&self) -> G1 {
+        let mut out = blst_p1::default();
+        // SAFETY: valid pointers.
+        unsafe { blst_p1_double(&mut out, &self.0) };
+        G1(out)
+    }
+
+    /// `self + other` (affine), handling doubling and the identity.
+    pub fn add_affine(&self, other: &G1Affine) -> G1 {
+        let mut out = blst_p1::default();
+        // SAFETY: valid pointers.
+        unsafe { blst_p1_add_or_double_affine(&mut out, &self.0, &other.0) };
+        G1(out)
+    }
+
+    /// `s · self`.
+    pub fn mul(&self, s: &Fr) -> G1 {
+        let mut sc = blst_scalar::default();
+        let mut out = blst_p1::default();
+        // SAFETY: valid pointers; blst reads 255 bits of the 32-byte little-endian scalar.
+        unsafe {
+            blst_scalar_from_fr(&mut sc, &s.0);
+            blst_p1_mult(&mut out, &self.0, sc.b.as_ptr(), 255);
+        }
+        G1(out)
+    }
+
+    /// The affine form.
+    pub fn to_affine(&self) -> G1Affine {
+        let mut out = blst_p1_affine::default();
+        // SAFETY: valid pointers.
+        unsafe { blst_p1_to_affine(&mut out, &self.0) };
+        G1Affine(out)
+    }
+
+    /// Converts many points to affine with one inversion.
+    pub fn batch_to_affine(points: &[G1]) -> Vec<G1Affine> {
+        let mut out = vec![G1Affine::default(); points.len()];
+        if points.is_empty() {
+            return out;
+        }
+        let ptrs: [*const blst_p1; 2] = [points.as_ptr().cast(), core::ptr::null()];
+        // SAFETY: `G1` is `repr(transparent)`-like over blst_p1 (a one-field tuple struct of
+        // the same layout is guaranteed by `#[repr(transparent)]` below); blst reads
+        // `points.len()` consecutive points through the first pointer when the second is
+        // null, and writes as many affine points to `out`.
+        unsafe { blst_p1s_to_affine(out.as_mut_ptr().cast(), ptrs.as_ptr(), points.len()) };
+        out
+    }
+
+    /// The 48-byte compressed encoding.
+    pub fn to_compressed(&self) -> [u8; BYTES_PER_G1] {
+        let mut out = [0u8; BYTES_PER_G1];
+        // SAFETY: `out` has 48 bytes.
+        unsafe { blst_p1_compress(out.as_mut_ptr(), &self.0) };
+        out
+    }
+}
+
+impl Add for G1 {
+    type Output = G1;
+    fn add(self, rhs: G1) -> G1 {
+        let mut out = blst_p1::default();
+        // SAFETY: valid pointers.
+        unsafe { blst_p1_add_or_double(&mut out, &self.0, &rhs.0) };
+        G1(out)
+    }
+}
+
+impl AddAssign for G1 {
+    fn add_assign(&mut self, rhs: G1) {
+        *self = *self + rhs;
+    }
+}
+
+impl Sub for G1 {
+    type Output = G1;
+    fn sub(self, rhs: G1) -> G1 {
+        self + (-rhs)
+    }
+}
+
+impl Neg for G1 {
+    type Output = G1;
+    fn neg(self) -> G1 {
+        let mut out = self.0;
+        // SAFETY: valid pointer.
+        unsafe { blst_p1_cneg(&mut out, true) };
+        G1(out)
+    }
+}
+
+impl G1Affine {
+    /// The identity.
+    pub fn identity() -> G1Affine {
+        G1Affine(blst_p1_affine::default())
+    }
+
+    /// Whether this is the identity.
+    pub fn is_identity(&self) -> bool {
+        // SAFETY: valid pointer.
+        unsafe { blst_p1_affine_is_inf(&self.0) }
+    }
+
+    /// Decodes and fully validates a compressed point: encoding, curve, subgroup. The
+    /// identity (`0xc0` then zeros) is accepted, as in EIP-4844's `validate_kzg_g1`.
+    pub fn from_compressed(bytes: &[u8; BYTES_PER_G1]) -> Result<G1Affine, PointError> {
+        let mut out = blst_p1_affine::default();
+        // SAFETY: 48 readable bytes; valid destination.
+        let err = unsafe { blst_p1_uncompress(&mut out, bytes.as_ptr()) };
+        if err != BLST_ERROR::BLST_SUCCESS {
+            return Err(map_err(err));
+        }
+        let p = G1Affine(out);
+        // SAFETY: valid pointer.
+        if !p.is_identity() && !unsafe { blst_p1_affine_in_g1(&p.0) } {
+            return Err(PointError::NotInSubgroup);
+        }
+        Ok(p)
+    }
+
+    /// Decodes a compressed point checking encoding and curve membership but not the
+    /// subgroup: only for points this build trusts already (the embedded setup).
+    pub fn from_compressed_trusted(bytes: &[u8; BYTES_PER_G1]) -> Result<G1Affine, PointError> {
+        let mut out = blst_p1_affine::default();
+        // SAFETY: 48 readable bytes; valid destination.
+        let err = unsafe { blst_p1_uncompress(&mut out, bytes.as_ptr()) };
+        if err != BLST_ERROR::BLST_SUCCESS {
+            return Err(map_err(err));
+        }
+        Ok(G1Affine(out))
+    }
+
+    /// The 96-byte uncompressed encoding (used for trusted caches only).
+    pub fn to_uncompressed(&self) -> [u8; 2 * BYTES_PER_G1] {
+        let mut out = [0u8; 2 * BYTES_PER_G1];
+        // SAFETY: `out` has 96 bytes.
+        unsafe { blst_p1_affine_serialize(out.as_mut_ptr(), &self.0) };
+        out
+    }
+
+    /// Decodes a 96-byte uncompressed encoding, checking that it is on the curve. The
+    /// subgroup is *not* checked: callers use this only for data they produced themselves
+    /// and authenticated by hash.
+    pub fn from_uncompressed_unchecked_subgroup(
+        bytes: &[u8; 2 * BYTES_PER_G1],
+    ) -> Result<G1Affine, PointError> {
+        let mut p = blst_p1_affine::default();
+        // SAFETY: 96 readable bytes; valid destination.
+        let err = unsafe { blst_p1_deserialize(&mut p, bytes.as_ptr()) };
+        if err != BLST_ERROR::BLST_SUCCESS {
+            return Err(map_err(err));
+        }
+        Ok(G1Affine(p))
+    }
+
+    /// The 48-byte compressed encoding.
+    pub fn to_compressed(&self) -> [u8; BYTES_PER_G1] {
+        let mut out = [0u8; BYTES_PER_G1];
+        // SAFETY: `out` has 48 bytes.
+        unsafe { blst_p1_affine_compress(out.as_mut_ptr(), &self.0) };
+        out
+    }
+
+    /// The projective form.
+    pub fn to_projective(&self) -> G1 {
+        let mut out = blst_p1::default();
+        // SAFETY: valid pointers.
+        unsafe { blst_p1_from_affine(&mut out, &self.0) };
+        G1(out)
+    }
+}
+
+impl G2Affine {
+    /// The standard generator.
+    pub fn generator() -> G2Affine {
+        let mut out = blst_p2_affine::default();
+        // SAFETY: blst returns a pointer to a static constant; valid destination.
+        unsafe { blst_p2_to_affine(&mut out, blst_p2_generator()) };
+        G2Affine(out)
+    }
+
+    /// Decodes and validates a compressed G2 point (encoding, curve, subgroup).
+    pub fn from_compressed(bytes: &[u8; BYTES_PER_G2]) -> Result<G2Affine, PointError> {
+        let mut out = blst_p2_affine::default();
+        // SAFETY: 96 readable bytes; valid destination.
+        let err = unsafe { blst_p2_uncompress(&mut out, bytes.as_ptr()) };
+        if err != BLST_ERROR::BLST_SUCCESS {
+            return Err(map_err(err));
+        }
+        // SAFETY: valid pointer.
+        if !unsafe { blst_p2_affine_in_g2(&out) } {
+            return Err(PointError::NotInSubgroup);
+        }
+        Ok(G2Affine(out))
+    }
+
+    /// `self - s · G2`, used for `[τ - z]₂` in opening checks.
+    pub fn sub_generator_times(&self, s: &Fr) -> G2Affine {
+        let mut sc = blst_scalar::default();
+        let mut sg = blst_p2::default();
+        let mut me = blst_p2::default();
+        let mut sum = blst_p2::default();
+        let mut out = blst_p2_affine::default();
+        // SAFETY: valid pointers throughout; blst reads 255 bits of the scalar.
+        unsafe {
+            blst_scalar_from_fr(&mut sc, &s.0);
+            blst_p2_mult(&mut sg, blst_p2_generator(), sc.b.as_ptr(), 255);
+            blst_p2_cneg(&mut sg, true);
+            blst_p2_from_affine(&mut me, &self.0);
+            blst_p2_add_or_double(&mut sum, &me, &sg);
+            blst_p2_to_affine(&mut out, &sum);
+        }
+        G2Affine(out)
+    }
+}
+
+/// Checks `e(a1, b1) == e(a2, b2)`.
+pub fn pairings_equal(a1: &G1, b1: &G2Affine, a2: &G1, b2: &G2Affine) -> bool {
+    let a1 = (-*a1).to_affine();
+    let a2 = a2.to_affine();
+    let mut l0 = blst_fp12::default();
+    let mut l1 = blst_fp12::default();
+    let mut prod = blst_fp12::default();
+    let mut fin = blst_fp12::default();
+    // SAFETY: valid pointers to initialised values.
+    unsafe {
+        blst_miller_loop(&mut l0, &b1.0, &a1.0);
+        blst_miller_loop(&mut l1, &b2.0, &a2.0);
+        blst_fp12_mul(&mut prod, &l0, &l1);
+        blst_final_exp(&mut fin, &prod);
+        blst_fp12_is_one(&fin)
+    }
+}
+
+/// Variable-base multi-scalar multiplication with blst's Pippenger: the reference the
+/// fixed-base engine in [`crate::msm`] is measured against, and the path for small or
+/// one-off MSMs (parity commitments, batch verification).
+pub fn msm_pippenger(points: &[G1Affine], scalars: &[Fr]) -> G1 {
+    let n = points.len().min(scalars.len());
+    if n == 0 {
+        return G1::identity();
+    }
+    let sc: Vec<blst_scalar> = scalars[..n]
+        .iter()
+        .map(|s| {
+            let mut out = blst_scalar::default();
+            // SAFETY: valid pointers.
+            unsafe { blst_scalar_from_fr(&mut out, &s.0) };
+            out
+        })
+        .collect();
+    if n == 1 {
+        return points[0].to_projective().mul(&scalars[0]);
+    }
+    let pts: [*const blst_p1_affine; 2] = [points.as_ptr().cast(), core::ptr::null()];
+    let scp: [*const u8; 2] = [sc.as_ptr().cast(), core::ptr::null()];
+    // SAFETY: blst asks for this many bytes of scratch.
+    let scratch_bytes = unsafe { blst_p1s_mult_pippenger_scratch_sizeof(n) };
+    let mut scratch = vec![0 as limb_t; scratch_bytes.div_ceil(core::mem::size_of::<limb_t>())];
+    let mut out = blst_p1::default();
+    // SAFETY: `n` consecutive affine points and `n` consecutive 32-byte scalars are read
+    // through the first pointers (second null); scratch is as large as blst asked.
+    unsafe {
+        blst_p1s_mult_pippenger(
+            &mut out,
+            pts.as_ptr(),
+            n,
+            scp.as_ptr(),
+            255,
+            scratch.as_mut_ptr(),
+        )
+    };
+    G1(out)
+}
+
+/// A base-field element, exposed to [`crate::msm`] for batch-affine additions.
+pub(crate) type Fp = blst_fp;
+
+/// Base-field helpers for the MSM's affine arithmetic (thin wrappers over blst).
+pub(crate) mod fp {
+    use super::*;
+
+    #[inline(always)]
+    pub(crate) fn mul(a: &Fp, b: &Fp) -> Fp {
+        let mut o = Fp::default();
+        // SAFETY: valid pointers.
+        unsafe { blst_fp_mul(&mut o, a, b) };
+        o
+    }
+    #[inline(always)]
+    pub(crate) fn sqr(a: &Fp) -> Fp {
+        let mut o = Fp::default();
+        // SAFETY: valid pointers.
+        unsafe { blst_fp_sqr(&mut o, a) };
+        o
+    }
+    #[inline(always)]
+    pub(crate) fn sub(a: &Fp, b: &Fp) -> Fp {
+        let mut o = Fp::default();
+        // SAFETY: valid pointers.
+        unsafe { blst_fp_sub(&mut o, a, b) };
+        o
+    }
+    #[inline(always)]
+    pub(crate) fn inv(a: &Fp) -> Fp {
+        let mut o = Fp::default();
+        // SAFETY: valid pointers.
+        unsafe { blst_fp_eucl_inverse(&mut o, a) };
+        o
+    }
+    /// The additive inverse.
+    #[inline(always)]
+    pub(crate) fn neg(a: &Fp) -> Fp {
+        sub(&Fp::default(), a)
+    }
+    /// One (Montgomery form).
+    pub(crate) fn one() -> Fp {
+        let mut o = Fp::default();
+        let limbs = [1u64, 0, 0, 0, 0, 0];
+        // SAFETY: blst reads 6 limbs.
+        unsafe { blst::blst_fp_from_uint64(&mut o, limbs.as_ptr()) };
+        o
+    }
+}
+
+impl G1Affine {
+    /// The affine coordinates (Montgomery form), identity as `(0, 0)`.
+    pub(crate) fn xy(&self) -> (&Fp, &Fp) {
+        (&self.0.x, &self.0.y)
+    }
+    /// Builds a point from affine coordinates the caller computed on the curve.
+    pub(crate) fn from_xy(x: Fp, y: Fp) -> G1Affine {
+        G1Affine(blst_p1_affine { x, y })
+    }
+}
+
+const _: () = assert!(core::mem::size_of::<G1>() == core::mem::size_of::<blst_p1>());
+const _: () = assert!(core::mem::size_of::<G1Affine>() == core::mem::size_of::<blst_p1_affine>());
