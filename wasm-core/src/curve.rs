@@ -129,6 +129,43 @@ impl Fr {
         out
     }
 
+    /// Reads 32 big-endian bytes as the *Montgomery representation* of an element, with
+    /// no conversion: for linear maps with Montgomery-form coefficients this computes on
+    /// raw bytes directly (see [`crate::rs`]). `None` if the integer is not below r.
+    #[inline]
+    pub(crate) fn from_repr_be(bytes: &[u8]) -> Option<Fr> {
+        let mut l = [0u64; 4];
+        for (k, limb) in l.iter_mut().enumerate() {
+            let at = BYTES_PER_FIELD_ELEMENT - 8 * (k + 1);
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&bytes[at..at + 8]);
+            *limb = u64::from_be_bytes(b);
+        }
+        // Canonical iff l < r, compared from the top limb.
+        const R: [u64; 4] = [
+            0xffff_ffff_0000_0001,
+            0x53bd_a402_fffe_5bfe,
+            0x3339_d808_09a1_d805,
+            0x73ed_a753_299d_7d48,
+        ];
+        for k in (0..4).rev() {
+            if l[k] != R[k] {
+                return (l[k] < R[k]).then_some(Fr(blst_fr { l }));
+            }
+        }
+        None
+    }
+
+    /// Writes the Montgomery representation as 32 big-endian bytes (inverse of
+    /// [`Self::from_repr_be`]).
+    #[inline]
+    pub(crate) fn write_repr_be(&self, out: &mut [u8]) {
+        for k in 0..4 {
+            let at = BYTES_PER_FIELD_ELEMENT - 8 * (k + 1);
+            out[at..at + 8].copy_from_slice(&self.0.l[k].to_be_bytes());
+        }
+    }
+
     /// Whether this is zero.
     pub fn is_zero(&self) -> bool {
         self.0.l == [0; 4]

@@ -2,7 +2,8 @@
 //!
 //! A blob is 4096 field elements in **evaluation form**: element `j` is the polynomial's
 //! value at `ω^{bitrev(j)}`. The setup file lists the Lagrange points in natural order; they
-//! bit-reversed order, so a commitment is `Σ_j blob[j] · L_brp[j]`, a fixed-base MSM
+//! are permuted on load into the same bit-reversed order, so a commitment is
+//! `Σ_j blob[j] · L_brp[j]`, a fixed-base MSM
 //! ([`crate::msm`]). Every function here is byte-compatible with c-kzg-4844.
 
 use std::sync::OnceLock;

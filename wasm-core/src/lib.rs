@@ -11,6 +11,7 @@
 //! | [`packing`] | 31 payload bytes per field element |
 //! | [`kzg`] | EIP-4844 KZG with the Ethereum setup |
 //! | [`msm`] | fixed-base MSM with batch-affine buckets, and its naive twin |
+//! | [`rs`] | Reed–Solomon over Fr with derived parity commitments |
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod constants;
@@ -18,4 +19,5 @@ pub mod curve;
 pub mod kzg;
 pub mod msm;
 pub mod packing;
+pub mod rs;
 mod par;
