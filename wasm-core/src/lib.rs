@@ -11,13 +11,17 @@
 //! | [`packing`] | 31 payload bytes per field element |
 //! | [`kzg`] | EIP-4844 KZG with the Ethereum setup |
 //! | [`msm`] | fixed-base MSM with batch-affine buckets, and its naive twin |
+//! | [`merkle`] | per-MDU Merkle tree over (commitment, blake3) leaves |
+//! | [`proof`] | triple proofs, challenges, fraud evidence |
 //! | [`rs`] | Reed–Solomon over Fr with derived parity commitments |
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod constants;
 pub mod curve;
 pub mod kzg;
+pub mod merkle;
 pub mod msm;
 pub mod packing;
+pub mod proof;
 pub mod rs;
 mod par;
