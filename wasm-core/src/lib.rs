@@ -11,11 +11,17 @@
 //! | [`packing`] | 31 payload bytes per field element |
 //! | [`kzg`] | EIP-4844 KZG with the Ethereum setup |
 //! | [`msm`] | fixed-base MSM with batch-affine buckets, and its naive twin |
+//! | `bindings` | (wasm32 only) `KzgEngine`, the JavaScript API for Web Workers |
 //! | [`merkle`] | per-MDU Merkle tree over (commitment, blake3) leaves |
 //! | [`proof`] | triple proofs, challenges, fraud evidence |
 //! | [`rs`] | Reed–Solomon over Fr with derived parity commitments |
+//! | [`slab`] | file table, witness and user MDUs, striping, manifest, streaming builder |
+//! | [`aead`] | client-side XChaCha20-Poly1305 STREAM encryption and deal keys |
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod aead;
+#[cfg(target_arch = "wasm32")]
+pub mod bindings;
 pub mod constants;
 pub mod curve;
 pub mod kzg;
@@ -24,4 +30,5 @@ pub mod msm;
 pub mod packing;
 pub mod proof;
 pub mod rs;
+pub mod slab;
 mod par;
