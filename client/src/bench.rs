@@ -41,7 +41,10 @@ pub fn median(samples: usize, ops: usize, mut f: impl FnMut()) -> Duration {
 /// Prints a table of rows.
 pub fn print(title: &str, rows: &[Row]) {
     println!("\n{title}");
-    println!("{:<58} {:>12} {:>10} {:>22}", "operation", "per op", "MB/s", "vs reference");
+    println!(
+        "{:<58} {:>12} {:>10} {:>22}",
+        "operation", "per op", "MB/s", "vs reference"
+    );
     println!("{}", "-".repeat(105));
     for r in rows {
         let mbs = r
@@ -109,8 +112,13 @@ pub fn kzg(samples: usize) -> Result<Vec<Row>> {
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         // Byte-for-byte agreement before timing anything.
         for (p, cb) in polys.iter().zip(&cblobs) {
-            let theirs = c.blob_to_kzg_commitment(cb).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-            anyhow::ensure!(tables.msm(&p.0).to_compressed() == *theirs.to_bytes(), "mismatch with c-kzg");
+            let theirs = c
+                .blob_to_kzg_commitment(cb)
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            anyhow::ensure!(
+                tables.msm(&p.0).to_compressed() == *theirs.to_bytes(),
+                "mismatch with c-kzg"
+            );
         }
         let n = polys.len();
         let ckzg = median(samples, n, || {
@@ -133,14 +141,40 @@ pub fn kzg(samples: usize) -> Result<Vec<Row>> {
             let _ = s.blobs_to_kzg_commitments(&refs);
         });
         let per_blob = Some(BYTES_PER_BLOB as u64);
-        rows.push(Row { name: format!("commit [{label}] c-kzg blob_to_kzg_commitment (ref)"), per_op: ckzg, bytes: per_blob, speedup: None });
-        rows.push(Row { name: format!("commit [{label}] blst Pippenger, 1 thread"), per_op: pip, bytes: per_blob, speedup: Some(("c-kzg".into(), ckzg.as_secs_f64() / pip.as_secs_f64())) });
-        rows.push(Row { name: format!("commit [{label}] ours fixed-base MSM, 1 thread"), per_op: ours, bytes: per_blob, speedup: Some(("c-kzg".into(), ckzg.as_secs_f64() / ours.as_secs_f64())) });
-        rows.push(Row { name: format!("commit [{label}] ours batch, {} threads", rayon_threads()), per_op: batch, bytes: per_blob, speedup: Some(("c-kzg".into(), ckzg.as_secs_f64() / batch.as_secs_f64())) });
+        rows.push(Row {
+            name: format!("commit [{label}] c-kzg blob_to_kzg_commitment (ref)"),
+            per_op: ckzg,
+            bytes: per_blob,
+            speedup: None,
+        });
+        rows.push(Row {
+            name: format!("commit [{label}] blst Pippenger, 1 thread"),
+            per_op: pip,
+            bytes: per_blob,
+            speedup: Some(("c-kzg".into(), ckzg.as_secs_f64() / pip.as_secs_f64())),
+        });
+        rows.push(Row {
+            name: format!("commit [{label}] ours fixed-base MSM, 1 thread"),
+            per_op: ours,
+            bytes: per_blob,
+            speedup: Some(("c-kzg".into(), ckzg.as_secs_f64() / ours.as_secs_f64())),
+        });
+        rows.push(Row {
+            name: format!("commit [{label}] ours batch, {} threads", rayon_threads()),
+            per_op: batch,
+            bytes: per_blob,
+            speedup: Some(("c-kzg".into(), ckzg.as_secs_f64() / batch.as_secs_f64())),
+        });
     }
     let blobs = packed_blobs(4, 3);
-    let cblobs: Vec<c_kzg::Blob> = blobs.iter().filter_map(|b| c_kzg::Blob::from_bytes(b).ok()).collect();
-    let commits: Vec<[u8; 48]> = blobs.iter().map(|b| s.blob_to_kzg_commitment(b)).collect::<Result<_, _>>()?;
+    let cblobs: Vec<c_kzg::Blob> = blobs
+        .iter()
+        .filter_map(|b| c_kzg::Blob::from_bytes(b).ok())
+        .collect();
+    let commits: Vec<[u8; 48]> = blobs
+        .iter()
+        .map(|b| s.blob_to_kzg_commitment(b))
+        .collect::<Result<_, _>>()?;
     let proofs: Vec<[u8; 48]> = blobs
         .iter()
         .zip(&commits)
@@ -156,8 +190,18 @@ pub fn kzg(samples: usize) -> Result<Vec<Row>> {
             let _ = s.compute_blob_kzg_proof(b, cm);
         }
     });
-    rows.push(Row { name: "compute_blob_kzg_proof c-kzg (ref)".into(), per_op: cp, bytes: None, speedup: None });
-    rows.push(Row { name: "compute_blob_kzg_proof ours".into(), per_op: op, bytes: None, speedup: Some(("c-kzg".into(), cp.as_secs_f64() / op.as_secs_f64())) });
+    rows.push(Row {
+        name: "compute_blob_kzg_proof c-kzg (ref)".into(),
+        per_op: cp,
+        bytes: None,
+        speedup: None,
+    });
+    rows.push(Row {
+        name: "compute_blob_kzg_proof ours".into(),
+        per_op: op,
+        bytes: None,
+        speedup: Some(("c-kzg".into(), cp.as_secs_f64() / op.as_secs_f64())),
+    });
     let cv = median(samples, blobs.len(), || {
         for ((b, cm), p) in cblobs.iter().zip(&commits).zip(&proofs) {
             let _ = c.verify_blob_kzg_proof(b, &c_kzg::Bytes48::new(*cm), &c_kzg::Bytes48::new(*p));
@@ -168,13 +212,31 @@ pub fn kzg(samples: usize) -> Result<Vec<Row>> {
             let _ = s.verify_blob_kzg_proof(b, cm, p);
         }
     });
-    rows.push(Row { name: "verify_blob_kzg_proof c-kzg (ref)".into(), per_op: cv, bytes: None, speedup: None });
-    rows.push(Row { name: "verify_blob_kzg_proof ours".into(), per_op: ov, bytes: None, speedup: Some(("c-kzg".into(), cv.as_secs_f64() / ov.as_secs_f64())) });
+    rows.push(Row {
+        name: "verify_blob_kzg_proof c-kzg (ref)".into(),
+        per_op: cv,
+        bytes: None,
+        speedup: None,
+    });
+    rows.push(Row {
+        name: "verify_blob_kzg_proof ours".into(),
+        per_op: ov,
+        bytes: None,
+        speedup: Some(("c-kzg".into(), cv.as_secs_f64() / ov.as_secs_f64())),
+    });
     let refs: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
     let ob = median(samples, blobs.len(), || {
         let _ = s.verify_blob_kzg_proof_batch(&refs, &commits, &proofs);
     });
-    rows.push(Row { name: format!("verify_blob_kzg_proof_batch ours, per blob (n={})", blobs.len()), per_op: ob, bytes: None, speedup: Some(("single".into(), ov.as_secs_f64() / ob.as_secs_f64())) });
+    rows.push(Row {
+        name: format!(
+            "verify_blob_kzg_proof_batch ours, per blob (n={})",
+            blobs.len()
+        ),
+        per_op: ob,
+        bytes: None,
+        speedup: Some(("single".into(), ov.as_secs_f64() / ob.as_secs_f64())),
+    });
     Ok(rows)
 }
 
@@ -197,8 +259,18 @@ pub fn rs(samples: usize) -> Result<Vec<Row>> {
         let slow = median(1.max(samples / 4), 1, || {
             let _ = naive::encode_row(p, &refs);
         });
-        rows.push(Row { name: format!("RS({k},{m}) encode row, naive oracle (ref), 1 core"), per_op: slow, bytes: row_bytes, speedup: None });
-        rows.push(Row { name: format!("RS({k},{m}) encode row, ours, 1 core"), per_op: fast, bytes: row_bytes, speedup: Some(("naive".into(), slow.as_secs_f64() / fast.as_secs_f64())) });
+        rows.push(Row {
+            name: format!("RS({k},{m}) encode row, naive oracle (ref), 1 core"),
+            per_op: slow,
+            bytes: row_bytes,
+            speedup: None,
+        });
+        rows.push(Row {
+            name: format!("RS({k},{m}) encode row, ours, 1 core"),
+            per_op: fast,
+            bytes: row_bytes,
+            speedup: Some(("naive".into(), slow.as_secs_f64() / fast.as_secs_f64())),
+        });
         let mut all = data.clone();
         all.extend(code.encode_row(&refs)?);
         let shards: Vec<Option<&[u8]>> = all
@@ -209,7 +281,15 @@ pub fn rs(samples: usize) -> Result<Vec<Row>> {
         let rec = median(samples, 1, || {
             let _ = code.reconstruct_row(&shards);
         });
-        rows.push(Row { name: format!("RS({k},{m}) reconstruct row, {} data slots lost, 1 core", m.min(k)), per_op: rec, bytes: row_bytes, speedup: None });
+        rows.push(Row {
+            name: format!(
+                "RS({k},{m}) reconstruct row, {} data slots lost, 1 core",
+                m.min(k)
+            ),
+            per_op: rec,
+            bytes: row_bytes,
+            speedup: None,
+        });
     }
     Ok(rows)
 }
@@ -244,7 +324,11 @@ pub fn pack(mib: usize) -> Result<Vec<Row>> {
     let out = b.finish(&mut sink)?;
     let el = t.elapsed();
     Ok(vec![Row {
-        name: format!("pack {mib} MiB, RS(8,4), {} user MDUs, {} threads", out.user_mdus(), rayon_threads()),
+        name: format!(
+            "pack {mib} MiB, RS(8,4), {} user MDUs, {} threads",
+            out.user_mdus(),
+            rayon_threads()
+        ),
         per_op: el,
         bytes: Some(total),
         speedup: None,

@@ -25,7 +25,11 @@ use wasm_core::kzg::KzgSettings;
 use wasm_core::rs::Profile;
 
 #[derive(Parser)]
-#[command(name = "nilstore", version, about = "NilStore: verifiable storage from the browser")]
+#[command(
+    name = "nilstore",
+    version,
+    about = "NilStore: verifiable storage from the browser"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -154,8 +158,12 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.cmd {
-        Cmd::Kzg { cmd: KzgCmd::Commit { input } } => kzg_commit(&input),
-        Cmd::Kzg { cmd: KzgCmd::Vector { function, path } } => {
+        Cmd::Kzg {
+            cmd: KzgCmd::Commit { input },
+        } => kzg_commit(&input),
+        Cmd::Kzg {
+            cmd: KzgCmd::Vector { function, path },
+        } => {
             let text = fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?;
             let (got, _) = vectors::run_file(KzgSettings::ethereum(), &function, &text)?;
             println!("{}", serde_json::to_string(&got)?);
@@ -165,12 +173,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Bench { what, samples, mib } => {
             match what {
                 BenchWhat::Kzg => bench::print("KZG (EIP-4844), per blob", &bench::kzg(samples)?),
-                BenchWhat::Rs => bench::print("Reed-Solomon over Fr, per row of K blobs", &bench::rs(samples)?),
-                BenchWhat::Pack => bench::print("Slab packing, end to end in memory", &bench::pack(mib)?),
+                BenchWhat::Rs => bench::print(
+                    "Reed-Solomon over Fr, per row of K blobs",
+                    &bench::rs(samples)?,
+                ),
+                BenchWhat::Pack => {
+                    bench::print("Slab packing, end to end in memory", &bench::pack(mib)?)
+                }
             }
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Demo { size_mib, workdir, file } => demo(size_mib, workdir, file),
+        Cmd::Demo {
+            size_mib,
+            workdir,
+            file,
+        } => demo(size_mib, workdir, file),
     }
 }
 
@@ -203,7 +220,10 @@ fn read_key(path: &Path) -> Result<[u8; 32]> {
         use std::os::unix::fs::PermissionsExt;
         let mode = fs::metadata(path)?.permissions().mode();
         if mode & 0o077 != 0 {
-            bail!("{}: key file must not be readable by group or others (chmod 600)", path.display());
+            bail!(
+                "{}: key file must not be readable by group or others (chmod 600)",
+                path.display()
+            );
         }
     }
     let mut raw = Vec::new();
@@ -211,18 +231,23 @@ fn read_key(path: &Path) -> Result<[u8; 32]> {
     if raw.len() == 32 {
         return raw.try_into().map_err(|_| anyhow::anyhow!("key length"));
     }
-    let text = String::from_utf8(raw).map_err(|_| anyhow::anyhow!("key file: 32 raw bytes or 64 hex characters"))?;
+    let text = String::from_utf8(raw)
+        .map_err(|_| anyhow::anyhow!("key file: 32 raw bytes or 64 hex characters"))?;
     let bytes = hex::decode(text.trim().trim_start_matches("0x"))
         .map_err(|_| anyhow::anyhow!("key file: 32 raw bytes or 64 hex characters"))?;
-    bytes.try_into().map_err(|_| anyhow::anyhow!("key file: 32 raw bytes or 64 hex characters"))
+    bytes
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("key file: 32 raw bytes or 64 hex characters"))
 }
 
 fn bar(total: u64, what: &str) -> ProgressBar {
     let pb = ProgressBar::new(total);
     pb.set_style(
-        ProgressStyle::with_template("{msg:8} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{msg:8} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
     pb.set_message(what.to_string());
     pb
@@ -235,8 +260,19 @@ struct Packed {
     stored: u64,
 }
 
-fn do_pack(files: &[PathBuf], out: &Path, profile: Profile, key: Option<[u8; 32]>, deal_id: u64, capacity: Option<u64>) -> Result<Packed> {
-    let total: u64 = files.iter().filter_map(|f| fs::metadata(f).ok()).map(|m| m.len()).sum();
+fn do_pack(
+    files: &[PathBuf],
+    out: &Path,
+    profile: Profile,
+    key: Option<[u8; 32]>,
+    deal_id: u64,
+    capacity: Option<u64>,
+) -> Result<Packed> {
+    let total: u64 = files
+        .iter()
+        .filter_map(|f| fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
     let pb = bar(total, "pack");
     let mut rng = rand::rngs::OsRng;
     let mut nonce = || {
@@ -270,11 +306,29 @@ fn do_pack(files: &[PathBuf], out: &Path, profile: Profile, key: Option<[u8; 32]
 fn slab(cmd: SlabCmd) -> Result<ExitCode> {
     let settings = KzgSettings::ethereum();
     match cmd {
-        SlabCmd::Pack { files, out, k, m, key_file, deal_id, capacity_mdus } => {
+        SlabCmd::Pack {
+            files,
+            out,
+            k,
+            m,
+            key_file,
+            deal_id,
+            capacity_mdus,
+        } => {
             let key = key_file.as_deref().map(read_key).transpose()?;
-            let p = do_pack(&files, &out, Profile::new(k, m)?, key, deal_id, capacity_mdus)?;
+            let p = do_pack(
+                &files,
+                &out,
+                Profile::new(k, m)?,
+                key,
+                deal_id,
+                capacity_mdus,
+            )?;
             println!("manifest_root 0x{}", p.manifest_root);
-            println!("profile RS({k},{m}) user_mdus {} total_mdus {} stored_bytes {}", p.user_mdus, p.total_mdus, p.stored);
+            println!(
+                "profile RS({k},{m}) user_mdus {} total_mdus {} stored_bytes {}",
+                p.user_mdus, p.total_mdus, p.stored
+            );
             Ok(ExitCode::SUCCESS)
         }
         SlabCmd::Verify { dir } => {
@@ -286,7 +340,11 @@ fn slab(cmd: SlabCmd) -> Result<ExitCode> {
                 eprintln!("MISMATCH: {p}");
             }
             if r.problems.is_empty() {
-                println!("ok: {} blobs verified (BLAKE3 and KZG), {} slots missing", r.blobs_checked, r.missing_slots.len());
+                println!(
+                    "ok: {} blobs verified (BLAKE3 and KZG), {} slots missing",
+                    r.blobs_checked,
+                    r.missing_slots.len()
+                );
                 Ok(ExitCode::SUCCESS)
             } else {
                 println!("FAILED: {} problems", r.problems.len());
@@ -296,14 +354,20 @@ fn slab(cmd: SlabCmd) -> Result<ExitCode> {
         SlabCmd::Unpack { dir, out, key_file } => {
             let key = key_file.as_deref().map(read_key).transpose()?;
             let slab = slabdir::open(settings, &dir)?;
-            let pb = bar(slab.meta.user_mdus * wasm_core::constants::PAYLOAD_BYTES_PER_MDU as u64, "unpack");
+            let pb = bar(
+                slab.meta.user_mdus * wasm_core::constants::PAYLOAD_BYTES_PER_MDU as u64,
+                "unpack",
+            );
             drop(slab);
             let r = slabdir::unpack(settings, &dir, &out, key, &|b| pb.inc(b))?;
             pb.finish_and_clear();
             for (mdu, bad) in &r.bad_slots {
                 eprintln!("warning: MDU {mdu}: slots {bad:?} served bytes that do not match their leaves (fraud evidence)");
             }
-            println!("restored {} files, {} bytes ({} MDUs rebuilt from parity)", r.files, r.bytes, r.reconstructed_mdus);
+            println!(
+                "restored {} files, {} bytes ({} MDUs rebuilt from parity)",
+                r.files, r.bytes, r.reconstructed_mdus
+            );
             Ok(ExitCode::SUCCESS)
         }
         SlabCmd::Inspect { dir } => {
@@ -312,7 +376,10 @@ fn slab(cmd: SlabCmd) -> Result<ExitCode> {
             println!("manifest_root 0x{}", m.manifest_root);
             println!("profile RS({},{}) rows/MDU {}", m.k, m.m, 64 / m.k);
             println!("generation {} deal_id {}", m.generation, m.deal_id);
-            println!("total_mdus {} witness_mdus {} user_mdus {}", m.total_mdus, m.witness_mdus, m.user_mdus);
+            println!(
+                "total_mdus {} witness_mdus {} user_mdus {}",
+                m.total_mdus, m.witness_mdus, m.user_mdus
+            );
             let present: Vec<usize> = (0..s.present.len()).filter(|&i| s.present[i]).collect();
             println!("slots present {present:?}");
             for (j, r) in s.mdu_roots.iter().enumerate() {
@@ -324,8 +391,20 @@ fn slab(cmd: SlabCmd) -> Result<ExitCode> {
                 println!("mdu {j:>4} {kind:<10} root 0x{}", hex::encode(r));
             }
             for r in s.table.records() {
-                let state = if r.is_tombstone() { "deleted" } else if r.is_encrypted() { "encrypted" } else { "plain" };
-                println!("file {:?} {} bytes at {} [{state}] blake3 {}", r.path, r.len, r.start, hex::encode(r.blake3));
+                let state = if r.is_tombstone() {
+                    "deleted"
+                } else if r.is_encrypted() {
+                    "encrypted"
+                } else {
+                    "plain"
+                };
+                println!(
+                    "file {:?} {} bytes at {} [{state}] blake3 {}",
+                    r.path,
+                    r.len,
+                    r.start,
+                    hex::encode(r.blake3)
+                );
             }
             for p in &s.problems {
                 eprintln!("warning: {p}");
@@ -336,7 +415,9 @@ fn slab(cmd: SlabCmd) -> Result<ExitCode> {
 }
 
 fn demo(size_mib: usize, workdir: Option<PathBuf>, file: Option<PathBuf>) -> Result<ExitCode> {
-    let work = workdir.unwrap_or_else(|| std::env::temp_dir().join(format!("nilstore-demo-{}", std::process::id())));
+    let work = workdir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("nilstore-demo-{}", std::process::id()))
+    });
     if work.exists() {
         fs::remove_dir_all(&work)?;
     }
@@ -344,7 +425,11 @@ fn demo(size_mib: usize, workdir: Option<PathBuf>, file: Option<PathBuf>) -> Res
     let mut timings: Vec<(String, f64, Option<u64>)> = Vec::new();
     let t = Instant::now();
     KzgSettings::ethereum().tables();
-    timings.push(("load setup + build MSM tables".into(), t.elapsed().as_secs_f64(), None));
+    timings.push((
+        "load setup + build MSM tables".into(),
+        t.elapsed().as_secs_f64(),
+        None,
+    ));
 
     let input = match file {
         Some(f) => f,
@@ -368,18 +453,41 @@ fn demo(size_mib: usize, workdir: Option<PathBuf>, file: Option<PathBuf>) -> Res
     }
     let profile = Profile::DEFAULT;
     let slab_dir = work.join("slab");
-    println!("nilstore demo: {} ({len} bytes), RS({},{}), encrypted", input.display(), profile.k(), profile.m());
+    println!(
+        "nilstore demo: {} ({len} bytes), RS({},{}), encrypted",
+        input.display(),
+        profile.k(),
+        profile.m()
+    );
 
     let t = Instant::now();
-    let p = do_pack(std::slice::from_ref(&input), &slab_dir, profile, Some(key), 1, None)?;
-    timings.push(("pack (encrypt, commit, RS, Merkle, manifest)".into(), t.elapsed().as_secs_f64(), Some(len)));
+    let p = do_pack(
+        std::slice::from_ref(&input),
+        &slab_dir,
+        profile,
+        Some(key),
+        1,
+        None,
+    )?;
+    timings.push((
+        "pack (encrypt, commit, RS, Merkle, manifest)".into(),
+        t.elapsed().as_secs_f64(),
+        Some(len),
+    ));
     println!("manifest_root 0x{}", p.manifest_root);
-    println!("mdus: {} total, {} user; {} bytes stored", p.total_mdus, p.user_mdus, p.stored);
+    println!(
+        "mdus: {} total, {} user; {} bytes stored",
+        p.total_mdus, p.user_mdus, p.stored
+    );
 
     let t = Instant::now();
     let r = slabdir::verify(KzgSettings::ethereum(), &slab_dir)?;
     ensure!(r.problems.is_empty(), "verify failed: {:?}", r.problems);
-    timings.push((format!("verify all {} blobs (BLAKE3 + KZG)", r.blobs_checked), t.elapsed().as_secs_f64(), None));
+    timings.push((
+        format!("verify all {} blobs (BLAKE3 + KZG)", r.blobs_checked),
+        t.elapsed().as_secs_f64(),
+        None,
+    ));
 
     let mut lost: Vec<usize> = (0..profile.slots()).collect();
     let mut rng = rand::rngs::OsRng;
@@ -391,19 +499,32 @@ fn demo(size_mib: usize, workdir: Option<PathBuf>, file: Option<PathBuf>) -> Res
     for s in &lost {
         fs::remove_dir_all(slabdir::slot_dir(&slab_dir, *s))?;
     }
-    println!("deleted slots {lost:?} ({} of {})", lost.len(), profile.slots());
+    println!(
+        "deleted slots {lost:?} ({} of {})",
+        lost.len(),
+        profile.slots()
+    );
 
     let out = work.join("restored");
     let t = Instant::now();
     let u = slabdir::unpack(KzgSettings::ethereum(), &slab_dir, &out, Some(key), &|_| {})?;
-    timings.push(("unpack (verify, reconstruct, decrypt)".into(), t.elapsed().as_secs_f64(), Some(len)));
+    timings.push((
+        "unpack (verify, reconstruct, decrypt)".into(),
+        t.elapsed().as_secs_f64(),
+        Some(len),
+    ));
     let name = input.file_name().context("input has no file name")?;
     let same = files_equal(&input, &out.join(name))?;
     ensure!(same, "restored file differs from the input");
-    println!("restored {} file(s), byte-identical: {same}; {} MDUs rebuilt from parity", u.files, u.reconstructed_mdus);
+    println!(
+        "restored {} file(s), byte-identical: {same}; {} MDUs rebuilt from parity",
+        u.files, u.reconstructed_mdus
+    );
     println!("\n{:<48} {:>10} {:>10}", "step", "seconds", "MB/s");
     for (step, secs, bytes) in timings {
-        let mbs = bytes.map(|b| format!("{:.1}", b as f64 / secs / 1e6)).unwrap_or_default();
+        let mbs = bytes
+            .map(|b| format!("{:.1}", b as f64 / secs / 1e6))
+            .unwrap_or_default();
         println!("{step:<48} {secs:>10.3} {mbs:>10}");
     }
     println!("\nworkdir: {}", work.display());

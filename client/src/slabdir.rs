@@ -22,9 +22,7 @@ use wasm_core::kzg::{KzgSettings, Polynomial};
 use wasm_core::packing;
 use wasm_core::rs::{Code, Profile};
 use wasm_core::slab::table::{FileRecord, FileTable, FLAG_ENCRYPTED};
-use wasm_core::slab::{
-    self, EncodedMdu, Layout, ShardSink, SlabBuilder, SlabOutput, SlabState,
-};
+use wasm_core::slab::{self, EncodedMdu, Layout, ShardSink, SlabBuilder, SlabOutput, SlabState};
 
 /// Version of the directory format.
 pub const DIR_FORMAT_VERSION: u32 = 1;
@@ -58,7 +56,13 @@ pub struct SlotMeta {
 
 impl SlotMeta {
     fn same_deal(&self, other: &SlotMeta) -> bool {
-        SlotMeta { slot: 0, ..self.clone() } == SlotMeta { slot: 0, ..other.clone() }
+        SlotMeta {
+            slot: 0,
+            ..self.clone()
+        } == SlotMeta {
+            slot: 0,
+            ..other.clone()
+        }
     }
     /// The profile.
     pub fn profile(&self) -> Result<Profile> {
@@ -74,7 +78,8 @@ impl SlotMeta {
     /// The manifest root bytes.
     pub fn manifest_root(&self) -> Result<[u8; 48]> {
         let v = hex::decode(&self.manifest_root).context("manifest_root is not hex")?;
-        v.try_into().map_err(|_| anyhow::anyhow!("manifest_root is not 48 bytes"))
+        v.try_into()
+            .map_err(|_| anyhow::anyhow!("manifest_root is not 48 bytes"))
     }
 }
 
@@ -160,13 +165,22 @@ pub fn pack(
     ensure!(!files.is_empty(), "no input files");
     let mut sizes = Vec::with_capacity(files.len());
     for f in files {
-        let len = fs::metadata(f).with_context(|| format!("{}", f.display()))?.len();
-        sizes.push(if opts.root_secret.is_some() { aead::ciphertext_len(len) } else { len });
+        let len = fs::metadata(f)
+            .with_context(|| format!("{}", f.display()))?
+            .len();
+        sizes.push(if opts.root_secret.is_some() {
+            aead::ciphertext_len(len)
+        } else {
+            len
+        });
     }
     let stored: u64 = sizes.iter().sum();
     let needed = stored.div_ceil(PAYLOAD_BYTES_PER_MDU as u64).max(1);
     let capacity = opts.capacity_user_mdus.unwrap_or((2 * needed).max(4));
-    ensure!(capacity >= needed, "capacity {capacity} MDUs < {needed} needed");
+    ensure!(
+        capacity >= needed,
+        "capacity {capacity} MDUs < {needed} needed"
+    );
     let layout = Layout::new(opts.profile, capacity)?;
     for s in 0..opts.profile.slots() {
         fs::create_dir_all(slot_dir(out, s))?;
@@ -295,7 +309,10 @@ pub fn open(settings: &KzgSettings, dir: &Path) -> Result<OpenSlab> {
     for entry in fs::read_dir(dir).with_context(|| format!("{}", dir.display()))? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(s) = name.strip_prefix("slot-").and_then(|n| n.parse::<usize>().ok()) else {
+        let Some(s) = name
+            .strip_prefix("slot-")
+            .and_then(|n| n.parse::<usize>().ok())
+        else {
             continue;
         };
         match fs::read(entry.path().join("slab.json"))
@@ -309,7 +326,10 @@ pub fn open(settings: &KzgSettings, dir: &Path) -> Result<OpenSlab> {
     }
     metas.sort_by_key(|(s, _)| *s);
     let Some((_, first)) = metas.first() else {
-        bail!("no slot directories with a readable slab.json under {}", dir.display());
+        bail!(
+            "no slot directories with a readable slab.json under {}",
+            dir.display()
+        );
     };
     let meta = first.clone();
     let layout = meta.layout()?;
@@ -319,7 +339,10 @@ pub fn open(settings: &KzgSettings, dir: &Path) -> Result<OpenSlab> {
         if *s >= slots {
             problems.push(format!("slot {s}: beyond the profile's {slots} slots"));
         } else if !m.same_deal(&meta) {
-            problems.push(format!("slot {s}: slab.json disagrees with slot {}", meta.slot));
+            problems.push(format!(
+                "slot {s}: slab.json disagrees with slot {}",
+                meta.slot
+            ));
         } else {
             present[*s] = true;
         }
@@ -374,7 +397,10 @@ fn load_metadata(
     for j in 0..=meta.witness_mdus {
         let m = fs::read(mdu_path(dir, s, j))?;
         let (_, r) = slab::encode_metadata_mdu(settings, &m)?;
-        ensure!(r == mdu_roots[j as usize], "metadata MDU {j} does not match the manifest");
+        ensure!(
+            r == mdu_roots[j as usize],
+            "metadata MDU {j} does not match the manifest"
+        );
         metadata.push(m);
     }
     let table = slab::decode_file_table(&metadata[0])?;
@@ -422,24 +448,34 @@ pub fn verify(settings: &KzgSettings, dir: &Path) -> Result<VerifyReport> {
         for (i, leaves) in slab.user_leaves.iter().enumerate() {
             let mdu = slab.meta.layout()?.first_user_mdu() + i as u64;
             let Some(shard) = slab.read_shard(s, mdu) else {
-                report.problems.push(format!("slot {s}: shard of MDU {mdu} missing"));
+                report
+                    .problems
+                    .push(format!("slot {s}: shard of MDU {mdu} missing"));
                 continue;
             };
             if shard.len() != rows * BYTES_PER_BLOB {
-                report.problems.push(format!("slot {s}: shard of MDU {mdu} has {} bytes", shard.len()));
+                report.problems.push(format!(
+                    "slot {s}: shard of MDU {mdu} has {} bytes",
+                    shard.len()
+                ));
                 continue;
             }
             let blobs: Vec<&[u8]> = shard.chunks_exact(BYTES_PER_BLOB).collect();
-            let expected: Vec<[u8; 48]> = (0..rows).map(|r| leaves[s * rows + r].commitment).collect();
+            let expected: Vec<[u8; 48]> =
+                (0..rows).map(|r| leaves[s * rows + r].commitment).collect();
             for (r, b) in blobs.iter().enumerate() {
                 if blake3::hash(b).as_bytes() != &leaves[s * rows + r].blake3 {
-                    report.problems.push(format!("slot {s}: MDU {mdu} row {r}: bytes do not match the leaf hash"));
+                    report.problems.push(format!(
+                        "slot {s}: MDU {mdu} row {r}: bytes do not match the leaf hash"
+                    ));
                 }
             }
             match slab::check_blob_commitments(settings, &blobs, &expected) {
                 Ok(bad) => {
                     for r in bad {
-                        report.problems.push(format!("slot {s}: MDU {mdu} row {r}: KZG commitment mismatch"));
+                        report.problems.push(format!(
+                            "slot {s}: MDU {mdu} row {r}: KZG commitment mismatch"
+                        ));
                     }
                 }
                 Err(e) => report.problems.push(format!("slot {s}: MDU {mdu}: {e}")),
@@ -525,7 +561,10 @@ pub fn unpack(
             hasher: blake3::Hasher::new(),
             dec: rec
                 .is_encrypted()
-                .then(|| key.as_ref().map(|k| aead::Decryptor::new(k, rec.path.as_bytes())))
+                .then(|| {
+                    key.as_ref()
+                        .map(|k| aead::Decryptor::new(k, rec.path.as_bytes()))
+                })
                 .flatten(),
             written: 0,
             plain: Vec::new(),
@@ -544,7 +583,9 @@ pub fn unpack(
         if open_files.is_empty() {
             continue; // nothing live in this MDU (deleted files)
         }
-        let shards: Vec<Option<Vec<u8>>> = (0..layout.profile.slots()).map(|s| slab.read_shard(s, mdu)).collect();
+        let shards: Vec<Option<Vec<u8>>> = (0..layout.profile.slots())
+            .map(|s| slab.read_shard(s, mdu))
+            .collect();
         let refs: Vec<Option<&[u8]>> = shards.iter().map(|s| s.as_deref()).collect();
         let (data, bad) = slab::decode_user_mdu(&code, mdu, leaves, &refs)?;
         let k = layout.profile.k();
@@ -565,8 +606,9 @@ pub fn unpack(
                 write_piece(f, piece)?;
             }
         }
-        let (done, keep): (Vec<FileOut>, Vec<FileOut>) =
-            open_files.into_iter().partition(|f| f.rec.start + f.rec.len <= hi);
+        let (done, keep): (Vec<FileOut>, Vec<FileOut>) = open_files
+            .into_iter()
+            .partition(|f| f.rec.start + f.rec.len <= hi);
         open_files = keep;
         for f in done {
             report.bytes += finish_file(f)?;

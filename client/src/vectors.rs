@@ -113,6 +113,7 @@ pub fn run_file(
 ) -> Result<(Value, Value), VectorError> {
     let doc: Yaml = serde_yaml::from_str(text).map_err(|e| VectorError::Format(e.to_string()))?;
     let got = run(settings, function, &doc["input"])?;
-    let want = serde_json::to_value(&doc["output"]).map_err(|e| VectorError::Format(e.to_string()))?;
+    let want =
+        serde_json::to_value(&doc["output"]).map_err(|e| VectorError::Format(e.to_string()))?;
     Ok((got, want))
 }

@@ -49,5 +49,8 @@ fn embedded_setup_is_the_pinned_ceremony_file() {
 #[test]
 fn full_validation_loader_accepts_the_setup() {
     let s = KzgSettings::from_text(wasm_core::kzg::ETHEREUM_TRUSTED_SETUP).unwrap();
-    assert_eq!(s.g1_lagrange_brp(), KzgSettings::ethereum().g1_lagrange_brp());
+    assert_eq!(
+        s.g1_lagrange_brp(),
+        KzgSettings::ethereum().g1_lagrange_brp()
+    );
 }

@@ -68,7 +68,10 @@ impl KzgEngine {
     /// The embedded Ethereum setup with its tables built now (seconds in a browser; see
     /// [`KzgEngine::from_cache`] for the fast path).
     #[wasm_bindgen(constructor)]
-    #[allow(clippy::new_without_default, reason = "a JS constructor, not a Rust value type")]
+    #[allow(
+        clippy::new_without_default,
+        reason = "a JS constructor, not a Rust value type"
+    )]
     pub fn new() -> KzgEngine {
         let settings = KzgSettings::ethereum();
         settings.tables();
@@ -108,7 +111,11 @@ impl KzgEngine {
 
     /// `compute_blob_kzg_proof(blob, commitment)` (EIP-4844): 48 bytes.
     #[wasm_bindgen(js_name = computeBlobKzgProof)]
-    pub fn compute_blob_kzg_proof(&self, blob: &[u8], commitment: &[u8]) -> Result<Vec<u8>, JsError> {
+    pub fn compute_blob_kzg_proof(
+        &self,
+        blob: &[u8],
+        commitment: &[u8],
+    ) -> Result<Vec<u8>, JsError> {
         let commitment: CommitmentBytes = fixed(commitment, "commitment")?;
         Ok(self
             .settings()

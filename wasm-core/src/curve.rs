@@ -13,9 +13,9 @@ use core::ops::{Add, AddAssign, Mul, MulAssign, Neg, Sub, SubAssign};
 
 use blst::{
     blst_bendian_from_scalar, blst_final_exp, blst_fp, blst_fp12, blst_fp12_is_one, blst_fp12_mul,
-    blst_fp_eucl_inverse, blst_fp_mul, blst_fp_sqr, blst_fp_sub, blst_fr,
-    blst_fr_add, blst_fr_cneg, blst_fr_eucl_inverse, blst_fr_from_scalar, blst_fr_from_uint64,
-    blst_fr_mul, blst_fr_sqr, blst_fr_sub, blst_miller_loop, blst_p1, blst_p1_add_or_double,
+    blst_fp_eucl_inverse, blst_fp_mul, blst_fp_sqr, blst_fp_sub, blst_fr, blst_fr_add,
+    blst_fr_cneg, blst_fr_eucl_inverse, blst_fr_from_scalar, blst_fr_from_uint64, blst_fr_mul,
+    blst_fr_sqr, blst_fr_sub, blst_miller_loop, blst_p1, blst_p1_add_or_double,
     blst_p1_add_or_double_affine, blst_p1_affine, blst_p1_affine_compress, blst_p1_affine_in_g1,
     blst_p1_affine_is_inf, blst_p1_affine_serialize, blst_p1_cneg, blst_p1_compress,
     blst_p1_deserialize, blst_p1_double, blst_p1_from_affine, blst_p1_generator, blst_p1_is_inf,
@@ -23,8 +23,8 @@ use blst::{
     blst_p1s_mult_pippenger_scratch_sizeof, blst_p1s_to_affine, blst_p2, blst_p2_add_or_double,
     blst_p2_affine, blst_p2_affine_in_g2, blst_p2_cneg, blst_p2_from_affine, blst_p2_generator,
     blst_p2_mult, blst_p2_to_affine, blst_p2_uncompress, blst_scalar, blst_scalar_fr_check,
-    blst_scalar_from_be_bytes, blst_scalar_from_bendian, blst_scalar_from_fr,
-    blst_uint64_from_fr, limb_t, BLST_ERROR,
+    blst_scalar_from_be_bytes, blst_scalar_from_bendian, blst_scalar_from_fr, blst_uint64_from_fr,
+    limb_t, BLST_ERROR,
 };
 
 use crate::constants::{BYTES_PER_FIELD_ELEMENT, BYTES_PER_G1, BYTES_PER_G2};
@@ -49,9 +49,8 @@ pub enum PointError {
 
 /// The BLS12-381 scalar field modulus r, big-endian (SPEC §2).
 pub const MODULUS_BE: [u8; 32] = [
-    0x73, 0xed, 0xa7, 0x53, 0x29, 0x9d, 0x7d, 0x48, 0x33, 0x39, 0xd8, 0x08, 0x09, 0xa1, 0xd8,
-    0x05, 0x53, 0xbd, 0xa4, 0x02, 0xff, 0xfe, 0x5b, 0xfe, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00,
-    0x00, 0x01,
+    0x73, 0xed, 0xa7, 0x53, 0x29, 0x9d, 0x7d, 0x48, 0x33, 0x39, 0xd8, 0x08, 0x09, 0xa1, 0xd8, 0x05,
+    0x53, 0xbd, 0xa4, 0x02, 0xff, 0xfe, 0x5b, 0xfe, 0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x01,
 ];
 
 /// An element of the BLS12-381 scalar field Fr.

@@ -178,18 +178,26 @@ fn parse_setup_text(text: &str) -> Result<ParsedSetup, SetupError> {
     if n1 != FIELD_ELEMENTS_PER_BLOB || n2 != NUM_G2_POINTS {
         return Err(SetupError::WrongSize { g1: n1, g2: n2 });
     }
-    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty()).skip(2);
+    let mut lines = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .skip(2);
     let mut g1 = Vec::with_capacity(n1);
     for _ in 0..n1 {
         let mut b = [0u8; BYTES_PER_G1];
-        let line = lines.next().ok_or(SetupError::Malformed("too few G1 points"))?;
+        let line = lines
+            .next()
+            .ok_or(SetupError::Malformed("too few G1 points"))?;
         hex::decode_to_slice(line, &mut b).map_err(|_| SetupError::Malformed("bad G1 hex"))?;
         g1.push(b);
     }
     let mut g2 = Vec::with_capacity(n2);
     for _ in 0..n2 {
         let mut b = [0u8; BYTES_PER_G2];
-        let line = lines.next().ok_or(SetupError::Malformed("too few G2 points"))?;
+        let line = lines
+            .next()
+            .ok_or(SetupError::Malformed("too few G2 points"))?;
         hex::decode_to_slice(line, &mut b).map_err(|_| SetupError::Malformed("bad G2 hex"))?;
         g2.push(b);
     }
@@ -285,12 +293,11 @@ impl KzgSettings {
     }
 
     fn assemble(parsed: &ParsedSetup, g1: Vec<G1Affine>) -> Result<KzgSettings, SetupError> {
-        let g2_tau = G2Affine::from_compressed(&parsed.g2[1]).map_err(|source| {
-            SetupError::BadPoint {
+        let g2_tau =
+            G2Affine::from_compressed(&parsed.g2[1]).map_err(|source| SetupError::BadPoint {
                 index: FIELD_ELEMENTS_PER_BLOB + 1,
                 source,
-            }
-        })?;
+            })?;
         Ok(KzgSettings {
             g1_lagrange_brp: g1,
             g2_tau,
@@ -350,7 +357,9 @@ impl KzgSettings {
 
     /// `blob_to_kzg_commitment` (EIP-4844).
     pub fn blob_to_kzg_commitment(&self, blob: &[u8]) -> Result<CommitmentBytes, KzgError> {
-        Ok(self.commit_poly(&Polynomial::from_blob(blob)?).to_compressed())
+        Ok(self
+            .commit_poly(&Polynomial::from_blob(blob)?)
+            .to_compressed())
     }
 
     /// Commits many blobs, spreading them over threads where available.
@@ -535,7 +544,11 @@ impl KzgSettings {
             .map(|o| o.c - G1::generator().mul(&o.y))
             .collect();
         let c_minus_y = G1::batch_to_affine(&c_minus_y);
-        let rz: Vec<Fr> = openings.iter().zip(&powers).map(|(o, p)| o.z * *p).collect();
+        let rz: Vec<Fr> = openings
+            .iter()
+            .zip(&powers)
+            .map(|(o, p)| o.z * *p)
+            .collect();
         let proof_lincomb = crate::curve::msm_pippenger(&proofs, &powers);
         let proof_z_lincomb = crate::curve::msm_pippenger(&proofs, &rz);
         let c_lincomb = crate::curve::msm_pippenger(&c_minus_y, &powers);

@@ -28,7 +28,7 @@ pub mod kzg;
 pub mod merkle;
 pub mod msm;
 pub mod packing;
+mod par;
 pub mod proof;
 pub mod rs;
 pub mod slab;
-mod par;

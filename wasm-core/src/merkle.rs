@@ -102,7 +102,11 @@ impl MerkleTree {
 
     /// The root.
     pub fn root(&self) -> Hash {
-        self.levels.last().and_then(|l| l.first()).copied().unwrap_or_default()
+        self.levels
+            .last()
+            .and_then(|l| l.first())
+            .copied()
+            .unwrap_or_default()
     }
 
     /// `mdu_root_fr`: the root with byte 0 cleared.

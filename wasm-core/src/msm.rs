@@ -258,7 +258,10 @@ impl FixedBaseMsm {
             return Err(CacheError::WrongSetup);
         }
         let body = &bytes[CACHE_HEADER..];
-        if Some(body.len()) != windows.checked_mul(bases).and_then(|x| x.checked_mul(CACHE_POINT))
+        if Some(body.len())
+            != windows
+                .checked_mul(bases)
+                .and_then(|x| x.checked_mul(CACHE_POINT))
         {
             return Err(CacheError::Malformed);
         }
@@ -323,10 +326,7 @@ fn reduce_buckets(mut pts: Vec<G1Affine>, mut seg: Vec<u32>) -> Vec<Option<G1Aff
     let mut prefix: Vec<Fp> = Vec::with_capacity(pts.len() / 2);
     let mut dens: Vec<Fp> = Vec::with_capacity(pts.len() / 2);
     loop {
-        let longest = (0..buckets)
-            .map(|b| seg[b + 1] - seg[b])
-            .max()
-            .unwrap_or(0);
+        let longest = (0..buckets).map(|b| seg[b + 1] - seg[b]).max().unwrap_or(0);
         if longest <= 1 {
             break;
         }
@@ -348,7 +348,8 @@ fn reduce_buckets(mut pts: Vec<G1Affine>, mut seg: Vec<u32>) -> Vec<Option<G1Aff
                 next.push(G1Affine::identity());
                 if is_zero(&d) || pts[k].is_identity() || pts[k + 1].is_identity() {
                     // Doubling, cancellation or identity: handled one by one below.
-                    next[slot as usize] = pts[k].to_projective().add_affine(&pts[k + 1]).to_affine();
+                    next[slot as usize] =
+                        pts[k].to_projective().add_affine(&pts[k + 1]).to_affine();
                 } else {
                     prefix.push(acc);
                     dens.push(d);

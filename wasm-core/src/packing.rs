@@ -94,7 +94,7 @@ pub fn unpack(encoded: &[u8], len: usize) -> Result<Vec<u8>, PackError> {
 
 /// Like [`unpack`], appending to `out`.
 pub fn unpack_append(encoded: &[u8], len: usize, out: &mut Vec<u8>) -> Result<(), PackError> {
-    if encoded.len() % BYTES_PER_FIELD_ELEMENT != 0 {
+    if !encoded.len().is_multiple_of(BYTES_PER_FIELD_ELEMENT) {
         return Err(PackError::Ragged {
             got: encoded.len(),
             element: BYTES_PER_FIELD_ELEMENT,
@@ -232,6 +232,9 @@ mod tests {
         assert!(matches!(unpack(&enc, 100), Err(PackError::TooShort { .. })));
         enc[0] = 1;
         assert_eq!(unpack(&enc, 5), Err(PackError::NotPacked { index: 0 }));
-        assert!(matches!(unpack(&enc[..31], 5), Err(PackError::Ragged { .. })));
+        assert!(matches!(
+            unpack(&enc[..31], 5),
+            Err(PackError::Ragged { .. })
+        ));
     }
 }

@@ -79,8 +79,8 @@ pub struct TripleProof {
 }
 
 /// Fixed part of the encoding: everything but the path.
-const FIXED_LEN: usize = 4 + 32 + BYTES_PER_PROOF + 4 + BYTES_PER_COMMITMENT + 32 + 1 + 32 + 32
-    + BYTES_PER_PROOF;
+const FIXED_LEN: usize =
+    4 + 32 + BYTES_PER_PROOF + 4 + BYTES_PER_COMMITMENT + 32 + 1 + 32 + 32 + BYTES_PER_PROOF;
 
 impl TripleProof {
     /// Serialises: `mdu u32 ‖ mdu_root ‖ manifest_proof ‖ leaf_index u32 ‖ commitment ‖
@@ -242,11 +242,13 @@ pub fn prove(
         limit,
     })?;
     let tree = MerkleTree::new(leaves);
-    let path = tree.path(leaf_index as usize).ok_or(ProofError::OutOfRange {
-        what: "leaf",
-        got: leaf_index as u64,
-        limit: leaves.len() as u64,
-    })?;
+    let path = tree
+        .path(leaf_index as usize)
+        .ok_or(ProofError::OutOfRange {
+            what: "leaf",
+            got: leaf_index as u64,
+            limit: leaves.len() as u64,
+        })?;
     let (manifest_proof, root) = settings.proof_at(manifest, &zm);
     if root.to_bytes_be() != tree.root_fr() {
         return Err(ProofError::BadPath);
@@ -409,7 +411,12 @@ mod tests {
         m[5] = Fr::from_bytes_be(&root).unwrap();
         let manifest = Polynomial(m);
         let manifest_root = s.commit_poly(&manifest).to_compressed();
-        World { manifest, manifest_root, leaves, blobs }
+        World {
+            manifest,
+            manifest_root,
+            leaves,
+            blobs,
+        }
     }
 
     #[test]
@@ -421,12 +428,27 @@ mod tests {
         assert_eq!(verify(s, &w.manifest_root, &p), Ok(()));
         let back = TripleProof::from_bytes(&p.to_bytes()).unwrap();
         assert_eq!(back, p);
-        let p0 = prove(s, &w.manifest, 5, &w.leaves, 0, &w.blobs[0], &Fr::from_u64(9)).unwrap();
-        assert_eq!(verify_batch(s, &[(&w.manifest_root, &p), (&w.manifest_root, &p0)]), Ok(()));
+        let p0 = prove(
+            s,
+            &w.manifest,
+            5,
+            &w.leaves,
+            0,
+            &w.blobs[0],
+            &Fr::from_u64(9),
+        )
+        .unwrap();
+        assert_eq!(
+            verify_batch(s, &[(&w.manifest_root, &p), (&w.manifest_root, &p0)]),
+            Ok(())
+        );
 
         let mut bad = p.clone();
         bad.y = Fr::from_u64(1).to_bytes_be();
-        assert_eq!(verify(s, &w.manifest_root, &bad), Err(ProofError::BadOpening));
+        assert_eq!(
+            verify(s, &w.manifest_root, &bad),
+            Err(ProofError::BadOpening)
+        );
         assert_eq!(
             verify_batch(s, &[(&w.manifest_root, &bad), (&w.manifest_root, &p0)]),
             Err(ProofError::BadOpening)
@@ -436,10 +458,16 @@ mod tests {
         assert_eq!(verify(s, &w.manifest_root, &bad), Err(ProofError::BadPath));
         let mut bad = p.clone();
         bad.mdu = 6;
-        assert_eq!(verify(s, &w.manifest_root, &bad), Err(ProofError::BadOpening));
+        assert_eq!(
+            verify(s, &w.manifest_root, &bad),
+            Err(ProofError::BadOpening)
+        );
         // Another deal's manifest root does not verify this proof.
         let other = world(2);
-        assert_eq!(verify(s, &other.manifest_root, &p), Err(ProofError::BadOpening));
+        assert_eq!(
+            verify(s, &other.manifest_root, &p),
+            Err(ProofError::BadOpening)
+        );
     }
 
     #[test]
@@ -447,17 +475,32 @@ mod tests {
         assert!(TripleProof::from_bytes(&[]).is_err());
         let s = KzgSettings::ethereum();
         let w = world(3);
-        let p = prove(s, &w.manifest, 5, &w.leaves, 1, &w.blobs[1], &Fr::from_u64(5)).unwrap();
+        let p = prove(
+            s,
+            &w.manifest,
+            5,
+            &w.leaves,
+            1,
+            &w.blobs[1],
+            &Fr::from_u64(5),
+        )
+        .unwrap();
         let mut b = p.to_bytes();
         b.push(0);
-        assert_eq!(TripleProof::from_bytes(&b), Err(ProofError::Malformed("trailing bytes")));
+        assert_eq!(
+            TripleProof::from_bytes(&b),
+            Err(ProofError::Malformed("trailing bytes"))
+        );
         let mut b = p.to_bytes();
         let path_len_at = 4 + 32 + 48 + 4 + 48 + 32;
         b[path_len_at] = 200;
         assert!(TripleProof::from_bytes(&b).is_err());
         let mut bad = p.clone();
         bad.blob_proof = [0xff; 48];
-        assert!(matches!(verify(s, &w.manifest_root, &bad), Err(ProofError::BadPoint { .. })));
+        assert!(matches!(
+            verify(s, &w.manifest_root, &bad),
+            Err(ProofError::BadPoint { .. })
+        ));
     }
 
     #[test]
@@ -493,10 +536,16 @@ mod tests {
         let leaves: Vec<Leaf> = (0..4).map(|i| Leaf::new([i; 48], &blob)).collect();
         let t = MerkleTree::new(&leaves);
         let path = t.path(2).unwrap();
-        assert_eq!(check_fraud(&blob, &leaves[2], 2, &path, &t.root_fr()), FraudVerdict::Honest);
+        assert_eq!(
+            check_fraud(&blob, &leaves[2], 2, &path, &t.root_fr()),
+            FraudVerdict::Honest
+        );
         let mut served = blob.clone();
         served[7] ^= 1;
-        assert_eq!(check_fraud(&served, &leaves[2], 2, &path, &t.root_fr()), FraudVerdict::Fraud);
+        assert_eq!(
+            check_fraud(&served, &leaves[2], 2, &path, &t.root_fr()),
+            FraudVerdict::Fraud
+        );
         assert_eq!(
             check_fraud(&served, &leaves[2], 1, &path, &t.root_fr()),
             FraudVerdict::Unproven

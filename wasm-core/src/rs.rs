@@ -97,7 +97,7 @@ impl Profile {
 
     /// Validates a profile (SPEC §2).
     pub fn new(k: usize, m: usize) -> Result<Profile, RsError> {
-        if k == 0 || BLOBS_PER_MDU % k != 0 || k + m > MAX_SLOTS {
+        if k == 0 || !BLOBS_PER_MDU.is_multiple_of(k) || k + m > MAX_SLOTS {
             return Err(RsError::BadProfile { k, m });
         }
         Ok(Profile { k, m })
@@ -195,7 +195,10 @@ impl Code {
         check_blobs(&inputs, k, "present blobs")?;
         let xs: Vec<u64> = basis.iter().map(|&s| s as u64).collect();
         let missing: Vec<usize> = (0..n).filter(|&s| shards[s].is_none()).collect();
-        let coeffs: Vec<Vec<Fr>> = missing.iter().map(|&t| lagrange_at(&xs, t as u64)).collect();
+        let coeffs: Vec<Vec<Fr>> = missing
+            .iter()
+            .map(|&t| lagrange_at(&xs, t as u64))
+            .collect();
         let mut rebuilt = vec![vec![0u8; BYTES_PER_BLOB]; missing.len()];
         combine(&coeffs, &inputs, &mut rebuilt)?;
         let mut rebuilt = rebuilt.into_iter();
@@ -227,10 +230,7 @@ impl Code {
 
     /// Checks a row's K+M commitments: every parity commitment must follow from the data
     /// commitments.
-    pub fn check_commitments(
-        &self,
-        all: &[[u8; BYTES_PER_COMMITMENT]],
-    ) -> Result<(), RsError> {
+    pub fn check_commitments(&self, all: &[[u8; BYTES_PER_COMMITMENT]]) -> Result<(), RsError> {
         let n = self.profile.slots();
         if all.len() != n {
             return Err(RsError::Count {
@@ -362,7 +362,10 @@ mod tests {
             let p = Profile::new(k, m).unwrap();
             let data: Vec<Vec<u8>> = (0..k).map(|_| random_blob(&mut rng)).collect();
             let refs: Vec<&[u8]> = data.iter().map(Vec::as_slice).collect();
-            assert_eq!(Code::new(p).encode_row(&refs).unwrap(), naive::encode_row(p, &refs));
+            assert_eq!(
+                Code::new(p).encode_row(&refs).unwrap(),
+                naive::encode_row(p, &refs)
+            );
         }
     }
 
@@ -370,7 +373,9 @@ mod tests {
     fn replication_is_copies() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
         let d = random_blob(&mut rng);
-        let parity = Code::new(Profile::new(1, 3).unwrap()).encode_row(&[&d]).unwrap();
+        let parity = Code::new(Profile::new(1, 3).unwrap())
+            .encode_row(&[&d])
+            .unwrap();
         assert!(parity.iter().all(|p| *p == d));
     }
 
@@ -381,14 +386,27 @@ mod tests {
         let mut data: Vec<Vec<u8>> = (0..8).map(|_| random_blob(&mut rng)).collect();
         data[3][32] = 0xff;
         let refs: Vec<&[u8]> = data.iter().map(Vec::as_slice).collect();
-        assert_eq!(code.encode_row(&refs), Err(RsError::NonCanonical { input: 3, index: 1 }));
-        assert!(matches!(code.encode_row(&refs[..7]), Err(RsError::Count { .. })));
+        assert_eq!(
+            code.encode_row(&refs),
+            Err(RsError::NonCanonical { input: 3, index: 1 })
+        );
+        assert!(matches!(
+            code.encode_row(&refs[..7]),
+            Err(RsError::Count { .. })
+        ));
         let short: Vec<&[u8]> = (0..8).map(|_| &[0u8; 10][..]).collect();
-        assert!(matches!(code.encode_row(&short), Err(RsError::BlobLength { .. })));
+        assert!(matches!(
+            code.encode_row(&short),
+            Err(RsError::BlobLength { .. })
+        ));
         let none: Vec<Option<&[u8]>> = vec![None; 12];
         assert_eq!(
             code.reconstruct_row(&none),
-            Err(RsError::NotEnoughSlots { got: 0, needed: 8, total: 12 })
+            Err(RsError::NotEnoughSlots {
+                got: 0,
+                needed: 8,
+                total: 12
+            })
         );
     }
 
@@ -434,6 +452,9 @@ mod tests {
         }
         assert_eq!(code.check_commitments(&all), Ok(()));
         all.swap(4, 5);
-        assert_eq!(code.check_commitments(&all), Err(RsError::ParityMismatch { slot: 4 }));
+        assert_eq!(
+            code.check_commitments(&all),
+            Err(RsError::ParityMismatch { slot: 4 })
+        );
     }
 }

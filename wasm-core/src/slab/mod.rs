@@ -20,8 +20,8 @@
 pub mod table;
 
 use crate::constants::{
-    BLOBS_PER_MDU, BYTES_PER_BLOB, BYTES_PER_COMMITMENT, BYTES_PER_MDU,
-    BYTES_PER_WITNESS_ENTRY, FIELD_ELEMENTS_PER_BLOB, MAX_MDUS_PER_DEAL, PAYLOAD_BYTES_PER_MDU,
+    BLOBS_PER_MDU, BYTES_PER_BLOB, BYTES_PER_COMMITMENT, BYTES_PER_MDU, BYTES_PER_WITNESS_ENTRY,
+    FIELD_ELEMENTS_PER_BLOB, MAX_MDUS_PER_DEAL, PAYLOAD_BYTES_PER_MDU,
 };
 use crate::curve::{Fr, G1Affine, G1};
 use crate::kzg::{KzgError, KzgSettings, Polynomial};
@@ -190,10 +190,12 @@ pub fn encode_user_mdu(
 
 fn commit_points(settings: &KzgSettings, blobs: &[&[u8]]) -> Result<Vec<G1>, SlabError> {
     let tables = settings.tables();
-    crate::par::map(blobs, |b| Polynomial::from_blob(b).map(|p| tables.msm(&p.0)))
-        .into_iter()
-        .collect::<Result<_, _>>()
-        .map_err(SlabError::from)
+    crate::par::map(blobs, |b| {
+        Polynomial::from_blob(b).map(|p| tables.msm(&p.0))
+    })
+    .into_iter()
+    .collect::<Result<_, _>>()
+    .map_err(SlabError::from)
 }
 
 /// Leaves and root of a metadata MDU (K = 1, M = 0 layout: 64 leaves, `leaf = blob`).
@@ -438,7 +440,10 @@ impl<'a> SlabBuilder<'a> {
 
     /// Appends stored bytes of the open file; full MDUs go to `sink`.
     pub fn write<S: ShardSink>(&mut self, mut data: &[u8], sink: &mut S) -> Result<(), S::Error> {
-        let file = self.file.as_mut().ok_or(SlabError::Misuse("no open file"))?;
+        let file = self
+            .file
+            .as_mut()
+            .ok_or(SlabError::Misuse("no open file"))?;
         file.hasher.update(data);
         while !data.is_empty() {
             if self.pending.is_empty()
@@ -606,8 +611,9 @@ pub fn check_user_mdu_leaves(
         return Err(SlabError::Malformed("leaves do not match the MDU root"));
     }
     for r in 0..rows {
-        let row: Vec<[u8; BYTES_PER_COMMITMENT]> =
-            (0..p.slots()).map(|s| leaves[s * rows + r].commitment).collect();
+        let row: Vec<[u8; BYTES_PER_COMMITMENT]> = (0..p.slots())
+            .map(|s| leaves[s * rows + r].commitment)
+            .collect();
         code.check_commitments(&row)?;
     }
     Ok(())
@@ -624,9 +630,7 @@ pub fn check_blob_commitments(
         .iter()
         .zip(expected)
         .enumerate()
-        .filter(|(_, (g, e))| {
-            G1Affine::from_compressed(e).map(|p| p.to_projective()) != Ok(**g)
-        })
+        .filter(|(_, (g, e))| G1Affine::from_compressed(e).map(|p| p.to_projective()) != Ok(**g))
         .map(|(i, _)| i)
         .collect())
 }

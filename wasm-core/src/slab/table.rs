@@ -209,14 +209,15 @@ impl FileTable {
 
     /// Decodes a table from the payload of MDU #0 (trailing zero padding allowed).
     pub fn decode(bytes: &[u8]) -> Result<FileTable, TableError> {
-        let header = bytes.get(..HEADER_LEN).ok_or(TableError::Malformed("short header"))?;
+        let header = bytes
+            .get(..HEADER_LEN)
+            .ok_or(TableError::Malformed("short header"))?;
         if &header[..4] != TABLE_MAGIC {
             return Err(TableError::Malformed("bad magic"));
         }
         let u16_at = |b: &[u8], at: usize| u16::from_be_bytes([b[at], b[at + 1]]);
-        let u32_at = |b: &[u8], at: usize| {
-            u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-        };
+        let u32_at =
+            |b: &[u8], at: usize| u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
         let u64_at = |b: &[u8], at: usize| {
             let mut x = [0u8; 8];
             x.copy_from_slice(&b[at..at + 8]);
@@ -246,7 +247,10 @@ impl FileTable {
                 return Err(TableError::Malformed("path length"));
             }
             let path_bytes = &rec[PATH_AT..PATH_AT + path_len];
-            if rec[PATH_AT + path_len..PATH_AT + MAX_PATH_BYTES].iter().any(|&b| b != 0) {
+            if rec[PATH_AT + path_len..PATH_AT + MAX_PATH_BYTES]
+                .iter()
+                .any(|&b| b != 0)
+            {
                 return Err(TableError::Malformed("path padding"));
             }
             let path = core::str::from_utf8(path_bytes)
@@ -297,7 +301,17 @@ mod tests {
         for ok in ["a", "a/b.txt", "ü/日本", &"x".repeat(256)] {
             assert_eq!(validate_path(ok), Ok(()), "{ok}");
         }
-        for bad in ["", "/a", "a//b", "a/../b", "./a", "a/", "a\nb", "a\\b", &"x".repeat(257)] {
+        for bad in [
+            "",
+            "/a",
+            "a//b",
+            "a/../b",
+            "./a",
+            "a/",
+            "a\nb",
+            "a\\b",
+            &"x".repeat(257),
+        ] {
             assert!(validate_path(bad).is_err(), "{bad:?}");
         }
     }
@@ -344,6 +358,9 @@ mod tests {
         t.add(rec("safe", 0)).unwrap();
         let mut enc = t.encode();
         enc[HEADER_LEN + PATH_AT..HEADER_LEN + PATH_AT + 4].copy_from_slice(b"../x");
-        assert!(matches!(FileTable::decode(&enc), Err(TableError::BadPath { .. })));
+        assert!(matches!(
+            FileTable::decode(&enc),
+            Err(TableError::BadPath { .. })
+        ));
     }
 }

@@ -16,13 +16,12 @@ impl ShardSink for MemSink {
 }
 
 fn bytes(n: usize, seed: u8) -> Vec<u8> {
-    (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
-fn build(
-    layout: Layout,
-    files: &[(&str, Vec<u8>)],
-) -> (SlabOutput, MemSink) {
+fn build(layout: Layout, files: &[(&str, Vec<u8>)]) -> (SlabOutput, MemSink) {
     let s = KzgSettings::ethereum();
     let mut b = SlabBuilder::new(s, layout);
     let mut sink = MemSink::default();
@@ -67,14 +66,19 @@ fn pack_lose_m_slots_and_read_back() {
     let layout = Layout::new(Profile::new(4, 2).unwrap(), 4).unwrap();
     let files = vec![
         ("a.txt", bytes(1000, 1)),
-        ("dir/b.bin", bytes(PAYLOAD_BYTES_PER_MDU + 3 * PAYLOAD_BYTES_PER_BLOB + 7, 2)),
+        (
+            "dir/b.bin",
+            bytes(PAYLOAD_BYTES_PER_MDU + 3 * PAYLOAD_BYTES_PER_BLOB + 7, 2),
+        ),
         ("empty", vec![]),
     ];
     let (out, sink) = build(layout, &files);
     assert_eq!(out.user_mdus(), 2);
     assert_eq!(out.total_mdus(), 1 + layout.witness_mdus + 2);
-    let expected: Vec<(String, Vec<u8>)> =
-        files.iter().map(|(p, d)| (p.to_string(), d.clone())).collect();
+    let expected: Vec<(String, Vec<u8>)> = files
+        .iter()
+        .map(|(p, d)| (p.to_string(), d.clone()))
+        .collect();
     for lost in [vec![], vec![0, 1], vec![4, 5], vec![1, 5], vec![2, 3]] {
         assert_eq!(read_back(&out, &sink, &lost), expected, "lost {lost:?}");
     }
@@ -103,10 +107,18 @@ fn tampered_and_missing_slots() {
     let shards: Vec<Option<&[u8]>> = sink.mdus[0].1.iter().map(|b| Some(b.as_slice())).collect();
     let (_, bad) = decode_user_mdu(&code, 3, leaves, &shards).unwrap();
     assert_eq!(bad, vec![0]);
-    let shards = vec![Some(sink.mdus[0].1[0].as_slice()), None, Some(sink.mdus[0].1[2].as_slice())];
+    let shards = vec![
+        Some(sink.mdus[0].1[0].as_slice()),
+        None,
+        Some(sink.mdus[0].1[2].as_slice()),
+    ];
     assert!(matches!(
         decode_user_mdu(&code, 3, leaves, &shards),
-        Err(SlabError::Unrecoverable { got: 1, needed: 2, .. })
+        Err(SlabError::Unrecoverable {
+            got: 1,
+            needed: 2,
+            ..
+        })
     ));
 }
 
@@ -127,7 +139,10 @@ fn append_keeps_earlier_roots() {
     b.begin_file("two", 5, 0).unwrap();
     b.write(&bytes(20_000, 4), &mut sink).unwrap();
     let rec = b.end_file().unwrap().clone();
-    assert_eq!(rec.start, PAYLOAD_BYTES_PER_MDU as u64, "new files start on a fresh MDU");
+    assert_eq!(
+        rec.start, PAYLOAD_BYTES_PER_MDU as u64,
+        "new files start on a fresh MDU"
+    );
     let second = b.finish(&mut sink).unwrap();
     assert_eq!(second.generation, 1);
     let user0 = layout.first_user_mdu() as usize;
@@ -152,7 +167,10 @@ fn capacity_is_enforced() {
     let mut b = SlabBuilder::new(s, tiny);
     let mut sink = MemSink::default();
     b.begin_file("x", 0, 0).unwrap();
-    assert!(matches!(b.write(b"hi", &mut sink), Err(SlabError::Full { .. })));
+    assert!(matches!(
+        b.write(b"hi", &mut sink),
+        Err(SlabError::Full { .. })
+    ));
 }
 
 #[test]
@@ -161,7 +179,10 @@ fn builder_rejects_misuse_and_bad_paths() {
     let layout = Layout::new(Profile::new(1, 1).unwrap(), 1).unwrap();
     let mut b = SlabBuilder::new(s, layout);
     let mut sink = MemSink::default();
-    assert!(matches!(b.write(b"x", &mut sink), Err(SlabError::Misuse(_))));
+    assert!(matches!(
+        b.write(b"x", &mut sink),
+        Err(SlabError::Misuse(_))
+    ));
     assert!(b.begin_file("../etc/passwd", 0, 0).is_err());
     b.begin_file("ok", 0, 0).unwrap();
     assert!(b.begin_file("again", 0, 0).is_err());
