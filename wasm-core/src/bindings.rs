@@ -143,7 +143,7 @@ impl KzgEngine {
 impl KzgEngine {
     /// [`KzgEngine::commit_blobs`] with the typed error.
     pub fn commit_blobs_typed(&self, blobs: &[u8]) -> Result<Vec<u8>, CommitBlobsError> {
-        if blobs.len() % BYTES_PER_BLOB != 0 {
+        if !blobs.len().is_multiple_of(BYTES_PER_BLOB) {
             return Err(BindingError::RaggedBlobs {
                 got: blobs.len(),
                 blob: BYTES_PER_BLOB,

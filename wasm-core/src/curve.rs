@@ -13,11 +13,11 @@ use core::ops::{Add, AddAssign, Mul, MulAssign, Neg, Sub, SubAssign};
 
 use blst::{
     blst_bendian_from_scalar, blst_final_exp, blst_fp, blst_fp12, blst_fp12_is_one, blst_fp12_mul,
-    blst_fp_eucl_inverse, blst_fp_mul, blst_fp_sqr, blst_fp_sub, blst_fr, blst_fr_add,
+    blst_fp_eucl_inverse, blst_fp_mul, blst_fp_sqr, blst_fr, blst_fr_add,
     blst_fr_cneg, blst_fr_eucl_inverse, blst_fr_from_scalar, blst_fr_from_uint64, blst_fr_mul,
     blst_fr_sqr, blst_fr_sub, blst_miller_loop, blst_p1, blst_p1_add_or_double,
     blst_p1_add_or_double_affine, blst_p1_affine, blst_p1_affine_compress, blst_p1_affine_in_g1,
-    blst_p1_affine_is_inf, blst_p1_affine_serialize, blst_p1_cneg, blst_p1_compress,
+    blst_p1_affine_serialize, blst_p1_cneg, blst_p1_compress,
     blst_p1_deserialize, blst_p1_double, blst_p1_from_affine, blst_p1_generator, blst_p1_is_inf,
     blst_p1_mult, blst_p1_to_affine, blst_p1_uncompress, blst_p1s_mult_pippenger,
     blst_p1s_mult_pippenger_scratch_sizeof, blst_p1s_to_affine, blst_p2, blst_p2_add_or_double,
@@ -394,10 +394,11 @@ impl G1Affine {
         G1Affine(blst_p1_affine::default())
     }
 
-    /// Whether this is the identity.
+    /// Whether this is the identity (blst's affine identity is `(0, 0)`, which is not on
+    /// the curve, so the test is exact).
+    #[inline]
     pub fn is_identity(&self) -> bool {
-        // SAFETY: valid pointer.
-        unsafe { blst_p1_affine_is_inf(&self.0) }
+        self.0.x.l == [0; 6] && self.0.y.l == [0; 6]
     }
 
     /// Decodes and fully validates a compressed point: encoding, curve, subgroup. The
@@ -593,11 +594,45 @@ pub(crate) mod fp {
         unsafe { blst_fp_sqr(&mut o, a) };
         o
     }
+    /// The base-field modulus p, little-endian limbs.
+    const P: [u64; 6] = [
+        0xb9fe_ffff_ffff_aaab,
+        0x1eab_fffe_b153_ffff,
+        0x6730_d2a0_f6b0_f624,
+        0x6477_4b84_f385_12bf,
+        0x4b1b_a7b6_434b_acd7,
+        0x1a01_11ea_397f_e69a,
+    ];
+
+    /// `a - b mod p` for fully reduced inputs (blst keeps every value below p). Inline
+    /// Rust: a subtraction is too cheap to pay for a foreign call.
     #[inline(always)]
     pub(crate) fn sub(a: &Fp, b: &Fp) -> Fp {
+        let mut r = [0u64; 6];
+        let mut borrow = false;
+        for i in 0..6 {
+            let (d1, b1) = a.l[i].overflowing_sub(b.l[i]);
+            let (d2, b2) = d1.overflowing_sub(borrow as u64);
+            r[i] = d2;
+            borrow = b1 | b2;
+        }
+        let mask = 0u64.wrapping_sub(borrow as u64);
+        let mut carry = false;
+        for i in 0..6 {
+            let (s1, c1) = r[i].overflowing_add(P[i] & mask);
+            let (s2, c2) = s1.overflowing_add(carry as u64);
+            r[i] = s2;
+            carry = c1 | c2;
+        }
+        Fp { l: r }
+    }
+
+    /// The blst subtraction, the oracle for [`sub`] in tests.
+    #[cfg(test)]
+    pub(crate) fn sub_blst(a: &Fp, b: &Fp) -> Fp {
         let mut o = Fp::default();
         // SAFETY: valid pointers.
-        unsafe { blst_fp_sub(&mut o, a, b) };
+        unsafe { blst::blst_fp_sub(&mut o, a, b) };
         o
     }
     #[inline(always)]
@@ -630,6 +665,45 @@ impl G1Affine {
     /// Builds a point from affine coordinates the caller computed on the curve.
     pub(crate) fn from_xy(x: Fp, y: Fp) -> G1Affine {
         G1Affine(blst_p1_affine { x, y })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn fp_from(seed: [u64; 2]) -> Fp {
+        // Reduced values: products of small values are spread over the whole field.
+        let a = fp::one();
+        let mut x = Fp::default();
+        let limbs = [seed[0], seed[1], 0, 0, 0, 0];
+        // SAFETY: 6 limbs read.
+        unsafe { blst::blst_fp_from_uint64(&mut x, limbs.as_ptr()) };
+        fp::mul(&fp::mul(&x, &x), &fp::mul(&x, &a))
+    }
+
+    proptest! {
+        #[test]
+        fn inline_sub_matches_blst(a in any::<[u64; 2]>(), b in any::<[u64; 2]>()) {
+            let (x, y) = (fp_from(a), fp_from(b));
+            prop_assert_eq!(fp::sub(&x, &y), fp::sub_blst(&x, &y));
+            prop_assert_eq!(fp::sub(&y, &x), fp::sub_blst(&y, &x));
+            prop_assert_eq!(fp::sub(&x, &x), Fp::default());
+            prop_assert_eq!(fp::neg(&Fp::default()), Fp::default());
+        }
+    }
+
+    #[test]
+    fn scalars_roundtrip_and_reject_noncanonical() {
+        let x = Fr::from_u64(12345);
+        assert_eq!(Fr::from_bytes_be(&x.to_bytes_be()), Ok(x));
+        assert_eq!(Fr::from_bytes_be(&MODULUS_BE), Err(PointError::NonCanonicalScalar));
+        let mut v = [Fr::from_u64(3), Fr::ZERO, Fr::from_u64(7)];
+        Fr::batch_inverse(&mut v);
+        assert_eq!(v[0] * Fr::from_u64(3), Fr::one());
+        assert!(v[1].is_zero());
+        assert_eq!(Fr::from_repr_be(&MODULUS_BE), None);
     }
 }
 

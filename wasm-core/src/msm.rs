@@ -198,14 +198,15 @@ impl FixedBaseMsm {
         let total = seg[buckets] as usize;
         let mut pts = vec![G1Affine::identity(); total];
         let mut fill = seg.clone();
-        for i in 0..n {
-            for k in 0..nw {
+        // Window-major: the table is read sequentially.
+        for k in 0..nw {
+            let row = &self.table[(windows.start + k) * self.bases..][..n];
+            for (i, p) in row.iter().enumerate() {
                 let d = digits[i * nw + k];
                 if d == 0 {
                     continue;
                 }
                 let b = d.unsigned_abs() as usize;
-                let p = &self.table[(windows.start + k) * self.bases + i];
                 pts[fill[b - 1] as usize] = if d < 0 { neg(p) } else { *p };
                 fill[b - 1] += 1;
             }
@@ -317,6 +318,9 @@ fn is_zero(a: &Fp) -> bool {
     a.l == [0; 6]
 }
 
+/// Independent product chains in the batch inversion.
+const CHAINS: usize = 2;
+
 /// Reduces each bucket segment to a single point with rounds of batch-affine additions.
 /// `seg` has `buckets + 1` offsets into `pts`. Returns one optional sum per bucket.
 fn reduce_buckets(mut pts: Vec<G1Affine>, mut seg: Vec<u32>) -> Vec<Option<G1Affine>> {
@@ -333,8 +337,9 @@ fn reduce_buckets(mut pts: Vec<G1Affine>, mut seg: Vec<u32>) -> Vec<Option<G1Aff
         next.clear();
         prefix.clear();
         dens.clear();
-        // Pass 1: pair up, record denominators, prefix products.
-        let mut acc = fp::one();
+        // Pass 1: pair up, record denominators, prefix products (two independent chains
+        // so consecutive multiplications do not wait on each other).
+        let mut acc = [fp::one(); CHAINS];
         let mut pairs: Vec<(u32, u32, u32)> = Vec::with_capacity(pts.len() / 2);
         for b in 0..buckets {
             next_seg[b] = next.len() as u32;
@@ -351,9 +356,10 @@ fn reduce_buckets(mut pts: Vec<G1Affine>, mut seg: Vec<u32>) -> Vec<Option<G1Aff
                     next[slot as usize] =
                         pts[k].to_projective().add_affine(&pts[k + 1]).to_affine();
                 } else {
-                    prefix.push(acc);
+                    let chain = dens.len() % CHAINS;
+                    prefix.push(acc[chain]);
+                    acc[chain] = fp::mul(&acc[chain], &d);
                     dens.push(d);
-                    acc = fp::mul(&acc, &d);
                     pairs.push((k as u32, k as u32 + 1, slot));
                 }
                 k += 2;
@@ -364,10 +370,11 @@ fn reduce_buckets(mut pts: Vec<G1Affine>, mut seg: Vec<u32>) -> Vec<Option<G1Aff
         }
         next_seg[buckets] = next.len() as u32;
         // Pass 2: one inversion, then walk back.
-        let mut inv = fp::inv(&acc);
+        let mut inv = acc.map(|a| fp::inv(&a));
         for (j, &(a, b, slot)) in pairs.iter().enumerate().rev() {
-            let inv_d = fp::mul(&inv, &prefix[j]);
-            inv = fp::mul(&inv, &dens[j]);
+            let chain = j % CHAINS;
+            let inv_d = fp::mul(&inv[chain], &prefix[j]);
+            inv[chain] = fp::mul(&inv[chain], &dens[j]);
             let (xa, ya) = pts[a as usize].xy();
             let (xb, yb) = pts[b as usize].xy();
             let lambda = fp::mul(&fp::sub(yb, ya), &inv_d);
