@@ -520,6 +520,9 @@ pub struct UnpackReport {
 
 struct FileOut {
     rec: FileRecord,
+    /// Final path; bytes go to `<path>.partial` until every check has passed.
+    path: PathBuf,
+    partial: PathBuf,
     file: fs::File,
     hasher: blake3::Hasher,
     dec: Option<aead::Decryptor>,
@@ -529,7 +532,8 @@ struct FileOut {
 
 /// Restores every live file under `out`: any K good slots per row suffice; every blob is
 /// verified against its leaf, every file against its BLAKE3, and ciphertext is
-/// authenticated before plaintext is written.
+/// authenticated chunk by chunk. A file appears under its name only once all of its
+/// checks passed; until then it is `<name>.partial`.
 pub fn unpack(
     settings: &KzgSettings,
     dir: &Path,
@@ -555,9 +559,14 @@ pub fn unpack(
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent)?;
         }
+        let mut partial = path.clone().into_os_string();
+        partial.push(".partial");
+        let partial = PathBuf::from(partial);
         Ok(FileOut {
             rec: rec.clone(),
-            file: fs::File::create(&path).with_context(|| format!("{}", path.display()))?,
+            file: fs::File::create(&partial).with_context(|| format!("{}", partial.display()))?,
+            partial,
+            path,
             hasher: blake3::Hasher::new(),
             dec: rec
                 .is_encrypted()
@@ -659,5 +668,7 @@ fn finish_file(mut f: FileOut) -> Result<u64> {
         f.written += f.plain.len() as u64;
     }
     f.file.flush()?;
+    drop(f.file);
+    fs::rename(&f.partial, &f.path)?;
     Ok(f.written)
 }
