@@ -13,18 +13,17 @@ use core::ops::{Add, AddAssign, Mul, MulAssign, Neg, Sub, SubAssign};
 
 use blst::{
     blst_bendian_from_scalar, blst_final_exp, blst_fp, blst_fp12, blst_fp12_is_one, blst_fp12_mul,
-    blst_fp_eucl_inverse, blst_fp_mul, blst_fp_sqr, blst_fr, blst_fr_add,
-    blst_fr_cneg, blst_fr_eucl_inverse, blst_fr_from_scalar, blst_fr_from_uint64, blst_fr_mul,
-    blst_fr_sqr, blst_fr_sub, blst_miller_loop, blst_p1, blst_p1_add_or_double,
-    blst_p1_add_or_double_affine, blst_p1_affine, blst_p1_affine_compress, blst_p1_affine_in_g1,
-    blst_p1_affine_serialize, blst_p1_cneg, blst_p1_compress,
-    blst_p1_deserialize, blst_p1_double, blst_p1_from_affine, blst_p1_generator, blst_p1_is_inf,
-    blst_p1_mult, blst_p1_to_affine, blst_p1_uncompress, blst_p1s_mult_pippenger,
-    blst_p1s_mult_pippenger_scratch_sizeof, blst_p1s_to_affine, blst_p2, blst_p2_add_or_double,
-    blst_p2_affine, blst_p2_affine_in_g2, blst_p2_cneg, blst_p2_from_affine, blst_p2_generator,
-    blst_p2_mult, blst_p2_to_affine, blst_p2_uncompress, blst_scalar, blst_scalar_fr_check,
-    blst_scalar_from_be_bytes, blst_scalar_from_bendian, blst_scalar_from_fr, blst_uint64_from_fr,
-    limb_t, BLST_ERROR,
+    blst_fp_eucl_inverse, blst_fp_mul, blst_fp_sqr, blst_fr, blst_fr_add, blst_fr_cneg,
+    blst_fr_eucl_inverse, blst_fr_from_scalar, blst_fr_from_uint64, blst_fr_mul, blst_fr_sqr,
+    blst_fr_sub, blst_miller_loop, blst_p1, blst_p1_add_or_double, blst_p1_add_or_double_affine,
+    blst_p1_affine, blst_p1_affine_compress, blst_p1_affine_in_g1, blst_p1_affine_serialize,
+    blst_p1_cneg, blst_p1_compress, blst_p1_deserialize, blst_p1_double, blst_p1_from_affine,
+    blst_p1_generator, blst_p1_is_inf, blst_p1_mult, blst_p1_to_affine, blst_p1_uncompress,
+    blst_p1s_mult_pippenger, blst_p1s_mult_pippenger_scratch_sizeof, blst_p1s_to_affine, blst_p2,
+    blst_p2_add_or_double, blst_p2_affine, blst_p2_affine_in_g2, blst_p2_cneg, blst_p2_from_affine,
+    blst_p2_generator, blst_p2_mult, blst_p2_to_affine, blst_p2_uncompress, blst_scalar,
+    blst_scalar_fr_check, blst_scalar_from_be_bytes, blst_scalar_from_bendian, blst_scalar_from_fr,
+    blst_uint64_from_fr, limb_t, BLST_ERROR,
 };
 
 use crate::constants::{BYTES_PER_FIELD_ELEMENT, BYTES_PER_G1, BYTES_PER_G2};
@@ -610,18 +609,18 @@ pub(crate) mod fp {
     pub(crate) fn sub(a: &Fp, b: &Fp) -> Fp {
         let mut r = [0u64; 6];
         let mut borrow = false;
-        for i in 0..6 {
-            let (d1, b1) = a.l[i].overflowing_sub(b.l[i]);
+        for ((ri, ai), bi) in r.iter_mut().zip(a.l).zip(b.l) {
+            let (d1, b1) = ai.overflowing_sub(bi);
             let (d2, b2) = d1.overflowing_sub(borrow as u64);
-            r[i] = d2;
+            *ri = d2;
             borrow = b1 | b2;
         }
         let mask = 0u64.wrapping_sub(borrow as u64);
         let mut carry = false;
-        for i in 0..6 {
-            let (s1, c1) = r[i].overflowing_add(P[i] & mask);
+        for (ri, pi) in r.iter_mut().zip(P) {
+            let (s1, c1) = ri.overflowing_add(pi & mask);
             let (s2, c2) = s1.overflowing_add(carry as u64);
-            r[i] = s2;
+            *ri = s2;
             carry = c1 | c2;
         }
         Fp { l: r }
@@ -668,6 +667,9 @@ impl G1Affine {
     }
 }
 
+const _: () = assert!(core::mem::size_of::<G1>() == core::mem::size_of::<blst_p1>());
+const _: () = assert!(core::mem::size_of::<G1Affine>() == core::mem::size_of::<blst_p1_affine>());
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -698,7 +700,10 @@ mod tests {
     fn scalars_roundtrip_and_reject_noncanonical() {
         let x = Fr::from_u64(12345);
         assert_eq!(Fr::from_bytes_be(&x.to_bytes_be()), Ok(x));
-        assert_eq!(Fr::from_bytes_be(&MODULUS_BE), Err(PointError::NonCanonicalScalar));
+        assert_eq!(
+            Fr::from_bytes_be(&MODULUS_BE),
+            Err(PointError::NonCanonicalScalar)
+        );
         let mut v = [Fr::from_u64(3), Fr::ZERO, Fr::from_u64(7)];
         Fr::batch_inverse(&mut v);
         assert_eq!(v[0] * Fr::from_u64(3), Fr::one());
@@ -706,6 +711,3 @@ mod tests {
         assert_eq!(Fr::from_repr_be(&MODULUS_BE), None);
     }
 }
-
-const _: () = assert!(core::mem::size_of::<G1>() == core::mem::size_of::<blst_p1>());
-const _: () = assert!(core::mem::size_of::<G1Affine>() == core::mem::size_of::<blst_p1_affine>());
