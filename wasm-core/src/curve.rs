@@ -154,6 +154,18 @@ impl Fr {
         None
     }
 
+    /// The Montgomery representation as little-endian limbs (see [`Self::from_repr_be`]).
+    #[inline]
+    pub(crate) fn repr_limbs(&self) -> [u64; 4] {
+        self.0.l
+    }
+
+    /// An element from Montgomery-representation limbs the caller reduced below r.
+    #[inline]
+    pub(crate) fn from_repr_limbs(l: [u64; 4]) -> Fr {
+        Fr(blst_fr { l })
+    }
+
     /// Writes the Montgomery representation as 32 big-endian bytes (inverse of
     /// [`Self::from_repr_be`]).
     #[inline]

@@ -277,22 +277,113 @@ fn check_blobs(blobs: &[&[u8]], expected: usize, what: &'static str) -> Result<(
 
 /// `out[o] = Σ_i coeffs[o][i] · inputs[i]`, element-wise, on raw Montgomery bytes.
 fn combine(coeffs: &[Vec<Fr>], inputs: &[&[u8]], out: &mut [Vec<u8>]) -> Result<(), RsError> {
-    let mut xs = vec![Fr::ZERO; inputs.len()];
+    let coeffs: Vec<Vec<[u64; 4]>> = coeffs
+        .iter()
+        .map(|c| c.iter().map(Fr::repr_limbs).collect())
+        .collect();
+    let mut xs = vec![[0u64; 4]; inputs.len()];
     for e in 0..BYTES_PER_BLOB / BYTES_PER_FIELD_ELEMENT {
         let at = e * BYTES_PER_FIELD_ELEMENT;
         for (i, (x, blob)) in xs.iter_mut().zip(inputs).enumerate() {
             *x = Fr::from_repr_be(&blob[at..at + BYTES_PER_FIELD_ELEMENT])
-                .ok_or(RsError::NonCanonical { input: i, index: e })?;
+                .ok_or(RsError::NonCanonical { input: i, index: e })?
+                .repr_limbs();
         }
         for (c, o) in coeffs.iter().zip(out.iter_mut()) {
-            let mut acc = Fr::ZERO;
-            for (ci, x) in c.iter().zip(&xs) {
-                acc += *ci * *x;
-            }
-            acc.write_repr_be(&mut o[at..at + BYTES_PER_FIELD_ELEMENT]);
+            Fr::from_repr_limbs(lazy::dot(c, &xs))
+                .write_repr_be(&mut o[at..at + BYTES_PER_FIELD_ELEMENT]);
         }
     }
     Ok(())
+}
+
+/// Dot products over Fr with one Montgomery reduction per result (not per product): the
+/// K products are summed as 512-bit integers, then reduced once. For Montgomery-form
+/// inputs `REDC(Σ ã_i b̃_i) = (Σ a_i b_i)·R mod r`, exactly what `Σ mont_mul` gives.
+mod lazy {
+    /// r, little-endian limbs.
+    const R: [u64; 4] = [
+        0xffff_ffff_0000_0001,
+        0x53bd_a402_fffe_5bfe,
+        0x3339_d808_09a1_d805,
+        0x73ed_a753_299d_7d48,
+    ];
+    /// `-r⁻¹ mod 2^64`.
+    const INV: u64 = 0xffff_fffe_ffff_ffff;
+    /// Accumulator limbs: 32 products of values below r stay below 2^515.
+    const ACC: usize = 9;
+
+    #[inline(always)]
+    fn add_carry(acc: &mut [u64; ACC], from: usize, mut carry: u128) {
+        for limb in acc.iter_mut().skip(from) {
+            if carry == 0 {
+                break;
+            }
+            let t = *limb as u128 + carry;
+            *limb = t as u64;
+            carry = t >> 64;
+        }
+    }
+
+    /// `acc += a · b` (256 × 256 → 512 bits).
+    #[inline(always)]
+    fn mac(acc: &mut [u64; ACC], a: &[u64; 4], b: &[u64; 4]) {
+        for (i, &ai) in a.iter().enumerate() {
+            let mut carry = 0u128;
+            for (j, &bj) in b.iter().enumerate() {
+                let t = acc[i + j] as u128 + ai as u128 * bj as u128 + carry;
+                acc[i + j] = t as u64;
+                carry = t >> 64;
+            }
+            add_carry(acc, i + 4, carry);
+        }
+    }
+
+    fn geq_r(t: &[u64; 5]) -> bool {
+        if t[4] != 0 {
+            return true;
+        }
+        for k in (0..4).rev() {
+            if t[k] != R[k] {
+                return t[k] > R[k];
+            }
+        }
+        true
+    }
+
+    /// `Σ a_i b_i` in Montgomery form, fully reduced. At most 32 terms.
+    #[inline]
+    pub(super) fn dot(a: &[[u64; 4]], b: &[[u64; 4]]) -> [u64; 4] {
+        debug_assert!(a.len() <= 32);
+        let mut acc = [0u64; ACC];
+        for (x, y) in a.iter().zip(b) {
+            mac(&mut acc, x, y);
+        }
+        // Word-by-word Montgomery reduction.
+        for i in 0..4 {
+            let m = acc[i].wrapping_mul(INV);
+            let mut carry = 0u128;
+            for (j, &rj) in R.iter().enumerate() {
+                let t = acc[i + j] as u128 + m as u128 * rj as u128 + carry;
+                acc[i + j] = t as u64;
+                carry = t >> 64;
+            }
+            add_carry(&mut acc, i + 4, carry);
+        }
+        let mut t = [acc[4], acc[5], acc[6], acc[7], acc[8]];
+        // t < (32 r² + 2^256 r) / 2^256 < 16 r: a few subtractions finish the job.
+        while geq_r(&t) {
+            let mut borrow = false;
+            for (k, tk) in t.iter_mut().enumerate() {
+                let rk = if k < 4 { R[k] } else { 0 };
+                let (d1, b1) = tk.overflowing_sub(rk);
+                let (d2, b2) = d1.overflowing_sub(borrow as u64);
+                *tk = d2;
+                borrow = b1 | b2;
+            }
+        }
+        [t[0], t[1], t[2], t[3]]
+    }
 }
 
 /// The oracle: element-wise interpolation with canonical conversions, no tricks.
@@ -366,6 +457,30 @@ mod tests {
                 Code::new(p).encode_row(&refs).unwrap(),
                 naive::encode_row(p, &refs)
             );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn lazy_dot_matches_field_arithmetic(raw in proptest::collection::vec(any::<[u8; 32]>(), 2..64)) {
+            let vals: Vec<Fr> = raw.iter().map(|b| Fr::from_bytes_be_reduced(b)).collect();
+            let (a, b) = vals.split_at(vals.len() / 2);
+            let n = a.len().min(b.len()).min(32);
+            let want = a[..n].iter().zip(&b[..n]).fold(Fr::ZERO, |acc, (x, y)| acc + *x * *y);
+            let al: Vec<[u64; 4]> = a[..n].iter().map(Fr::repr_limbs).collect();
+            let bl: Vec<[u64; 4]> = b[..n].iter().map(Fr::repr_limbs).collect();
+            prop_assert_eq!(Fr::from_repr_limbs(lazy::dot(&al, &bl)), want);
+            // Worst case: 32 terms whose raw representations are both r - 1.
+            let m1 = [
+                0xffff_ffff_0000_0000,
+                0x53bd_a402_fffe_5bfe,
+                0x3339_d808_09a1_d805,
+                0x73ed_a753_299d_7d48,
+            ];
+            let x = Fr::from_repr_limbs(m1);
+            let big = vec![m1; 32];
+            let want = (0..32).fold(Fr::ZERO, |acc, _| acc + x * x);
+            prop_assert_eq!(Fr::from_repr_limbs(lazy::dot(&big, &big)), want);
         }
     }
 
