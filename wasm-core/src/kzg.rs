@@ -146,7 +146,7 @@ pub struct KzgSettings {
     roots_brp: Vec<Fr>,
     /// 1 / 4096.
     inv_width: Fr,
-    /// Fingerprint of the G1 Lagrange points (see [`crate::msm::fingerprint`]).
+    /// Fingerprint of the bit-reversed G1 Lagrange points (see [`crate::msm::fingerprint`]).
     fingerprint: [u8; 32],
     /// Fixed-base tables, built on first commit or loaded from a cache.
     msm: OnceLock<FixedBaseMsm>,
@@ -204,11 +204,14 @@ fn parse_setup_text(text: &str) -> Result<ParsedSetup, SetupError> {
     Ok(ParsedSetup { g1, g2 })
 }
 
-fn setup_fingerprint(g1: &[[u8; BYTES_PER_G1]]) -> [u8; 32] {
+/// [`crate::msm::fingerprint`] of the bases the tables are built over (the Lagrange
+/// points in bit-reversed order), computed from the file's compressed bytes without
+/// decompressing anything.
+fn setup_fingerprint(g1_natural: &[[u8; BYTES_PER_G1]]) -> [u8; 32] {
     let mut h = blake3::Hasher::new();
     h.update(b"nilstore/msm-bases/v1");
-    for p in g1 {
-        h.update(p);
+    for i in 0..g1_natural.len() {
+        h.update(&g1_natural[bitrev(i, LOG2_FIELD_ELEMENTS_PER_BLOB)]);
     }
     *h.finalize().as_bytes()
 }

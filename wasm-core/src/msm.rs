@@ -214,16 +214,8 @@ impl FixedBaseMsm {
         // seg[b-1]..seg[b] now holds bucket b's points.
         // 3. Batch-affine pairwise reduction until every bucket has at most one point.
         let sums = reduce_buckets(pts, seg);
-        // 4. Σ b · S_b by running sums.
-        let mut running = G1::identity();
-        let mut acc = G1::identity();
-        for s in sums.iter().rev() {
-            if let Some(s) = s {
-                running = running.add_affine(s);
-            }
-            acc += running;
-        }
-        acc
+        // 4. Σ b · S_b by running sums, batch-affine across lanes.
+        weighted_sum(&sums)
     }
 
     /// Encodes the tables for a trusted local cache (e.g. OPFS in the browser).
@@ -397,6 +389,87 @@ fn reduce_buckets(mut pts: Vec<G1Affine>, mut seg: Vec<u32>) -> Vec<Option<G1Aff
         .collect()
 }
 
+/// `a[i] += b[i]` for every i, affine, sharing one inversion. Identities, doublings and
+/// cancellations take the projective path one by one.
+fn batch_add_assign(a: &mut [G1Affine], b: &[G1Affine], prefix: &mut Vec<Fp>) {
+    prefix.clear();
+    let mut acc = fp::one();
+    let mut special = Vec::new();
+    for (i, (p, q)) in a.iter().zip(b).enumerate() {
+        let d = fp::sub(q.xy().0, p.xy().0);
+        if p.is_identity() || q.is_identity() || is_zero(&d) {
+            special.push(i);
+            prefix.push(Fp::default());
+        } else {
+            prefix.push(acc);
+            acc = fp::mul(&acc, &d);
+        }
+    }
+    let mut inv = fp::inv(&acc);
+    for i in (0..a.len()).rev() {
+        if special.last() == Some(&i) {
+            special.pop();
+            a[i] = a[i].to_projective().add_affine(&b[i]).to_affine();
+            continue;
+        }
+        let (xa, ya) = a[i].xy();
+        let (xb, yb) = b[i].xy();
+        let d = fp::sub(xb, xa);
+        let inv_d = fp::mul(&inv, &prefix[i]);
+        inv = fp::mul(&inv, &d);
+        let lambda = fp::mul(&fp::sub(yb, ya), &inv_d);
+        let x3 = fp::sub(&fp::sub(&fp::sqr(&lambda), xa), xb);
+        let y3 = fp::sub(&fp::mul(&lambda, &fp::sub(xa, &x3)), ya);
+        a[i] = G1Affine::from_xy(x3, y3);
+    }
+}
+
+/// Buckets per lane of [`weighted_sum`].
+const LANE: usize = 32;
+
+/// `Σ_{t} (t + 1) · S_t` over bucket sums. The buckets are cut into lanes of [`LANE`];
+/// all lanes run their running sums in lockstep, so each step is one batch-affine
+/// addition over every lane (one inversion per step instead of projective additions):
+///
+/// ```text
+///   lane j holds buckets jL .. jL+L-1;  R_j = Σ S,  T_j = Σ (t - jL + 1) S_t
+///   Σ (t+1) S_t = Σ_j T_j + L · Σ_j j R_j
+/// ```
+fn weighted_sum(sums: &[Option<G1Affine>]) -> G1 {
+    let lanes = sums.len().div_ceil(LANE);
+    let mut running = vec![G1Affine::identity(); lanes];
+    let mut total = vec![G1Affine::identity(); lanes];
+    let mut step = vec![G1Affine::identity(); lanes];
+    let mut prefix = Vec::with_capacity(lanes);
+    for k in (0..LANE).rev() {
+        for (j, s) in step.iter_mut().enumerate() {
+            *s = sums
+                .get(j * LANE + k)
+                .copied()
+                .flatten()
+                .unwrap_or_else(G1Affine::identity);
+        }
+        batch_add_assign(&mut running, &step, &mut prefix);
+        batch_add_assign(&mut total, &running, &mut prefix);
+    }
+    let mut lane_weighted = G1::identity(); // Σ_j j R_j, by a running sum over lanes
+    let mut lane_running = G1::identity();
+    let mut acc = G1::identity();
+    for j in (0..lanes).rev() {
+        acc = acc.add_affine(&total[j]);
+        lane_weighted += lane_running;
+        lane_running = lane_running.add_affine(&running[j]);
+    }
+    // lane_weighted = Σ_j j R_j; times L (a power of two) by doublings.
+    let mut scaled = lane_weighted;
+    for _ in 0..LANE.trailing_zeros() {
+        scaled = scaled.double();
+    }
+    acc + scaled
+}
+
+const _: () = assert!(LANE.is_power_of_two());
+
 /// The oracle: `Σ s_i · P_i` by one double-and-add scalar multiplication per point.
 pub fn msm_naive(points: &[G1Affine], scalars: &[Fr]) -> G1 {
     points
@@ -455,6 +528,28 @@ mod tests {
                 let m = FixedBaseMsm::new(&pts, c);
                 assert_eq!(m.msm(&sc), msm_naive(&pts, &sc), "c = {c}");
             }
+        }
+    }
+
+    #[test]
+    fn weighted_sum_matches_running_sum() {
+        let pts = points(70, 11);
+        let g = G1::generator().to_affine();
+        for n in [1usize, 31, 32, 33, 64, 70] {
+            let mut sums: Vec<Option<G1Affine>> = pts[..n].iter().copied().map(Some).collect();
+            sums[0] = None;
+            if n > 5 {
+                sums[3] = Some(g);
+                sums[4] = Some(g); // equal points across lanes' steps
+                sums[5] = Some(neg(&g));
+            }
+            let mut want = G1::identity();
+            for (t, s) in sums.iter().enumerate() {
+                if let Some(s) = s {
+                    want += s.to_projective().mul(&Fr::from_u64(t as u64 + 1));
+                }
+            }
+            assert_eq!(weighted_sum(&sums), want, "n = {n}");
         }
     }
 
