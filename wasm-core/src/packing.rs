@@ -87,7 +87,8 @@ pub fn pack_blob(payload: &[u8]) -> Option<Vec<u8>> {
 /// Unpacks the first `len` payload bytes of `encoded`, checking that every element used
 /// is packed payload.
 pub fn unpack(encoded: &[u8], len: usize) -> Result<Vec<u8>, PackError> {
-    let mut out = Vec::with_capacity(len);
+    // `len` is untrusted: capacity is reserved only after it is checked (unpack_append).
+    let mut out = Vec::new();
     unpack_append(encoded, len, &mut out)?;
     Ok(out)
 }
@@ -104,6 +105,7 @@ pub fn unpack_append(encoded: &[u8], len: usize, out: &mut Vec<u8>) -> Result<()
     if len > have {
         return Err(PackError::TooShort { want: len, have });
     }
+    out.reserve(len);
     let mut left = len;
     for (index, element) in encoded.chunks_exact(BYTES_PER_FIELD_ELEMENT).enumerate() {
         if left == 0 {

@@ -207,7 +207,9 @@ impl FileTable {
         out
     }
 
-    /// Decodes a table from the payload of MDU #0 (trailing zero padding allowed).
+    /// Decodes a table from the payload of MDU #0. Exactly one encoding is accepted per
+    /// table: header flags, reserved record bytes and everything after the last record
+    /// must be zero.
     pub fn decode(bytes: &[u8]) -> Result<FileTable, TableError> {
         let header = bytes
             .get(..HEADER_LEN)
@@ -229,15 +231,26 @@ impl FileTable {
         if u16_at(header, 6) as usize != RECORD_LEN {
             return Err(TableError::Malformed("unexpected record size"));
         }
+        if u32_at(header, 12) != 0 {
+            return Err(TableError::Malformed("unknown table flags"));
+        }
         let count = u32_at(header, 8) as usize;
         if count > MAX_RECORDS {
             return Err(TableError::Malformed("too many records"));
         }
+        let end = HEADER_LEN + count * RECORD_LEN;
         let body = bytes
-            .get(HEADER_LEN..HEADER_LEN + count * RECORD_LEN)
+            .get(HEADER_LEN..end)
             .ok_or(TableError::Malformed("truncated records"))?;
+        // One encoding per table: reserved bytes and the padding after the records are zero.
+        if bytes[end..].iter().any(|&b| b != 0) {
+            return Err(TableError::Malformed("non-zero bytes after the records"));
+        }
         let mut table = FileTable::new();
         for rec in body.chunks_exact(RECORD_LEN) {
+            if rec[PATH_AT + MAX_PATH_BYTES..].iter().any(|&b| b != 0) {
+                return Err(TableError::Malformed("reserved record bytes"));
+            }
             let flags = u16_at(rec, 16);
             if flags & !KNOWN_FLAGS != 0 {
                 return Err(TableError::Malformed("unknown flags"));
@@ -349,6 +362,22 @@ mod tests {
         #[test]
         fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..2000)) {
             let _ = FileTable::decode(&bytes);
+        }
+    }
+
+    #[test]
+    fn decode_is_canonical() {
+        let mut t = FileTable::new();
+        t.add(rec("a", 0)).unwrap();
+        let enc = t.encode();
+        for at in [12, HEADER_LEN + RECORD_LEN - 1, enc.len()] {
+            let mut bad = enc.clone();
+            bad.resize(enc.len() + 8, 0);
+            bad[at] = 1;
+            assert!(
+                matches!(FileTable::decode(&bad), Err(TableError::Malformed(_))),
+                "{at}"
+            );
         }
     }
 
