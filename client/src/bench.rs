@@ -38,6 +38,36 @@ pub fn median(samples: usize, ops: usize, mut f: impl FnMut()) -> Duration {
     t[t.len() / 2]
 }
 
+/// Runs every function once per sample, in turn; returns each one's per-op times.
+pub fn interleaved(samples: usize, ops: usize, fs: &mut [&mut dyn FnMut()]) -> Vec<Vec<Duration>> {
+    let mut out = vec![Vec::with_capacity(samples); fs.len()];
+    for _ in 0..samples.max(1) {
+        for (f, times) in fs.iter_mut().zip(out.iter_mut()) {
+            let s = Instant::now();
+            f();
+            times.push(s.elapsed() / ops.max(1) as u32);
+        }
+    }
+    out
+}
+
+fn mid(t: &[Duration]) -> Duration {
+    let mut t = t.to_vec();
+    t.sort();
+    t[t.len() / 2]
+}
+
+/// Median over samples of `reference / candidate`.
+fn ratio_median(reference: &[Duration], candidate: &[Duration]) -> f64 {
+    let mut r: Vec<f64> = reference
+        .iter()
+        .zip(candidate)
+        .map(|(a, b)| a.as_secs_f64() / b.as_secs_f64())
+        .collect();
+    r.sort_by(f64::total_cmp);
+    r[r.len() / 2]
+}
+
 /// Prints a table of rows.
 pub fn print(title: &str, rows: &[Row]) {
     println!("\n{title}");
@@ -121,25 +151,35 @@ pub fn kzg(samples: usize) -> Result<Vec<Row>> {
             );
         }
         let n = polys.len();
-        let ckzg = median(samples, n, || {
-            for b in &cblobs {
-                let _ = c.blob_to_kzg_commitment(b);
-            }
-        });
-        let ours = median(samples, n, || {
-            for p in &polys {
-                std::hint::black_box(tables.msm(&p.0));
-            }
-        });
-        let pip = median(samples, n, || {
-            for p in &polys {
-                std::hint::black_box(s.commit_poly_pippenger(p));
-            }
-        });
         let refs: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
-        let batch = median(samples, n, || {
-            let _ = s.blobs_to_kzg_commitments(&refs);
-        });
+        // Interleaved: every sample times each implementation back to back, so a noisy
+        // neighbour slows them alike; ratios are medians of per-sample ratios.
+        let t = interleaved(
+            samples,
+            n,
+            &mut [
+                &mut || {
+                    for b in &cblobs {
+                        let _ = c.blob_to_kzg_commitment(b);
+                    }
+                },
+                &mut || {
+                    for p in &polys {
+                        std::hint::black_box(tables.msm(&p.0));
+                    }
+                },
+                &mut || {
+                    for p in &polys {
+                        std::hint::black_box(s.commit_poly_pippenger(p));
+                    }
+                },
+                &mut || {
+                    let _ = s.blobs_to_kzg_commitments(&refs);
+                },
+            ],
+        );
+        let (ckzg, ours, pip, batch) = (mid(&t[0]), mid(&t[1]), mid(&t[2]), mid(&t[3]));
+        let ratio = |k: usize| Some(("c-kzg".to_string(), ratio_median(&t[0], &t[k])));
         let per_blob = Some(BYTES_PER_BLOB as u64);
         rows.push(Row {
             name: format!("commit [{label}] c-kzg blob_to_kzg_commitment (ref)"),
@@ -151,19 +191,19 @@ pub fn kzg(samples: usize) -> Result<Vec<Row>> {
             name: format!("commit [{label}] blst Pippenger, 1 thread"),
             per_op: pip,
             bytes: per_blob,
-            speedup: Some(("c-kzg".into(), ckzg.as_secs_f64() / pip.as_secs_f64())),
+            speedup: ratio(2),
         });
         rows.push(Row {
             name: format!("commit [{label}] ours fixed-base MSM, 1 thread"),
             per_op: ours,
             bytes: per_blob,
-            speedup: Some(("c-kzg".into(), ckzg.as_secs_f64() / ours.as_secs_f64())),
+            speedup: ratio(1),
         });
         rows.push(Row {
             name: format!("commit [{label}] ours batch, {} threads", rayon_threads()),
             per_op: batch,
             bytes: per_blob,
-            speedup: Some(("c-kzg".into(), ckzg.as_secs_f64() / batch.as_secs_f64())),
+            speedup: ratio(3),
         });
     }
     let blobs = packed_blobs(4, 3);

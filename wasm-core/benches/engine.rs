@@ -1,4 +1,6 @@
 #![allow(missing_docs)] // criterion_group! generates an undocumented public fn
+#![cfg_attr(target_arch = "wasm32", no_main)]
+#![cfg(not(target_arch = "wasm32"))] // criterion and c-kzg are native-only dev-dependencies
 //! Criterion benches, named `module::op/key=value`, seeded inputs, references in the same
 //! run: c-kzg-4844 and blst's Pippenger for commitments, the naive oracle for RS.
 //! `cargo bench -p wasm-core --bench engine`
