@@ -7,7 +7,8 @@
 #   c      clippy, wasm-core on wasm32 (no default features), all targets, -D warnings
 #   d      native tests (cargo test --workspace)
 #   e      wasm-core tests on wasm32 in headless Chromium (main thread and a Web Worker)
-#   f      hook for later tiers (fuzz smoke)
+#   f      1 GiB streaming pack/unpack under 300 MiB resident (scripts/check-memory.sh)
+#   g      fuzz smoke, opt-in with NILSTORE_FUZZ_SECONDS (scripts/fuzz.sh)
 #
 # The last line is always `N passed, M failed` (tiers).
 set -euo pipefail
@@ -98,7 +99,12 @@ wasm_tests() {
 }
 run_tier "e wasm32 tests (Chromium)" wasm_tests
 
-# ---- tier f: HOOK for later tiers (fuzz smoke etc.) ------------------------------------
-# Add them here with run_tier so they count in the summary, e.g.
-#   run_tier "f fuzz smoke" cargo fuzz run <target> -- -max_total_time=60
-skip_tier "f fuzz smoke" "hook, not wired yet"
+# ---- tier f: streaming memory bound (release CLI, 1 GiB) -------------------------------
+run_tier "f 1 GiB pack < 300 MiB RSS" bash "$ROOT/scripts/check-memory.sh" 1024 300
+
+# ---- tier g: fuzz smoke (opt-in: cargo-fuzz and ASan builds add ~7 min cold) -----------
+if [ -n "${NILSTORE_FUZZ_SECONDS:-}" ]; then
+    run_tier "g fuzz smoke" bash "$ROOT/scripts/fuzz.sh" "$NILSTORE_FUZZ_SECONDS"
+else
+    skip_tier "g fuzz smoke" "set NILSTORE_FUZZ_SECONDS=N to run every target N s (scripts/fuzz.sh)"
+fi
