@@ -219,3 +219,24 @@ fn engine_errors_carry_the_typed_display_text() {
         .to_string()
     );
 }
+
+/// The two base-field multipliers side by side in one run (blst's portable C with 32-bit
+/// limbs, and our 29-bit-limb Montgomery product, which the MSM uses on wasm32). Both
+/// chains must also agree: same inputs, same product.
+#[wasm_bindgen_test]
+fn field_multipliers_side_by_side() {
+    use wasm_core::curve::bench_support::{mul_chain_blst, mul_chain_wide29};
+    const N: usize = 200_000;
+    assert_eq!(mul_chain_blst(1000), mul_chain_wide29(1000));
+    let t0 = now_ms();
+    let a = mul_chain_blst(N);
+    let t1 = now_ms();
+    let b = mul_chain_wide29(N);
+    let t2 = now_ms();
+    assert_eq!(a, b);
+    console_log!(
+        "[timing] Fp multiplication: blst (C, 32-bit limbs) {:.1} ns, ours (29-bit limbs) {:.1} ns",
+        (t1 - t0) * 1e6 / N as f64,
+        (t2 - t1) * 1e6 / N as f64
+    );
+}
