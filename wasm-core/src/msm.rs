@@ -343,8 +343,12 @@ fn reduce_buckets(mut pts: Vec<G1Affine>, mut seg: Vec<u32>) -> Vec<Option<G1Aff
                 let d = fp::sub(xb, xa);
                 let slot = next.len() as u32;
                 next.push(G1Affine::identity());
-                if is_zero(&d) || pts[k].is_identity() || pts[k + 1].is_identity() {
-                    // Doubling, cancellation or identity: handled one by one below.
+                if pts[k].is_identity() {
+                    next[slot as usize] = pts[k + 1];
+                } else if pts[k + 1].is_identity() {
+                    next[slot as usize] = pts[k];
+                } else if is_zero(&d) {
+                    // Doubling or cancellation: rare, one by one.
                     next[slot as usize] =
                         pts[k].to_projective().add_affine(&pts[k + 1]).to_affine();
                 } else {
@@ -395,10 +399,22 @@ fn batch_add_assign(a: &mut [G1Affine], b: &[G1Affine], prefix: &mut Vec<Fp>) {
     prefix.clear();
     let mut acc = fp::one();
     let mut special = Vec::new();
-    for (i, (p, q)) in a.iter().zip(b).enumerate() {
+    for (i, (p, q)) in a.iter_mut().zip(b).enumerate() {
+        // Identities are copies, not additions (empty buckets are common: zero blobs).
+        if q.is_identity() {
+            prefix.push(Fp::default());
+            special.push((i, false));
+            continue;
+        }
+        if p.is_identity() {
+            *p = *q;
+            prefix.push(Fp::default());
+            special.push((i, false));
+            continue;
+        }
         let d = fp::sub(q.xy().0, p.xy().0);
-        if p.is_identity() || q.is_identity() || is_zero(&d) {
-            special.push(i);
+        if is_zero(&d) {
+            special.push((i, true));
             prefix.push(Fp::default());
         } else {
             prefix.push(acc);
@@ -407,10 +423,15 @@ fn batch_add_assign(a: &mut [G1Affine], b: &[G1Affine], prefix: &mut Vec<Fp>) {
     }
     let mut inv = fp::inv(&acc);
     for i in (0..a.len()).rev() {
-        if special.last() == Some(&i) {
-            special.pop();
-            a[i] = a[i].to_projective().add_affine(&b[i]).to_affine();
-            continue;
+        if let Some(&(j, add)) = special.last() {
+            if j == i {
+                special.pop();
+                if add {
+                    // Doubling or cancellation: rare, one by one.
+                    a[i] = a[i].to_projective().add_affine(&b[i]).to_affine();
+                }
+                continue;
+            }
         }
         let (xa, ya) = a[i].xy();
         let (xb, yb) = b[i].xy();
