@@ -358,8 +358,7 @@ fn slab(cmd: SlabCmd) -> Result<ExitCode> {
                 slab.meta.user_mdus * wasm_core::constants::PAYLOAD_BYTES_PER_MDU as u64,
                 "unpack",
             );
-            drop(slab);
-            let r = slabdir::unpack(settings, &dir, &out, key, &|b| pb.inc(b))?;
+            let r = slabdir::unpack(&slab, &out, key, &|b| pb.inc(b))?;
             pb.finish_and_clear();
             for (mdu, bad) in &r.bad_slots {
                 eprintln!("warning: MDU {mdu}: slots {bad:?} served bytes that do not match their leaves (fraud evidence)");
@@ -507,7 +506,8 @@ fn demo(size_mib: usize, workdir: Option<PathBuf>, file: Option<PathBuf>) -> Res
 
     let out = work.join("restored");
     let t = Instant::now();
-    let u = slabdir::unpack(KzgSettings::ethereum(), &slab_dir, &out, Some(key), &|_| {})?;
+    let slab = slabdir::open(KzgSettings::ethereum(), &slab_dir)?;
+    let u = slabdir::unpack(&slab, &out, Some(key), &|_| {})?;
     timings.push((
         "unpack (verify, reconstruct, decrypt)".into(),
         t.elapsed().as_secs_f64(),

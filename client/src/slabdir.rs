@@ -530,18 +530,17 @@ struct FileOut {
     plain: Vec<u8>,
 }
 
-/// Restores every live file under `out`: any K good slots per row suffice; every blob is
+/// Restores every live file of an [`open`]ed slab under `out`: any K good slots per row
+/// suffice; every blob is
 /// verified against its leaf, every file against its BLAKE3, and ciphertext is
 /// authenticated chunk by chunk. A file appears under its name only once all of its
 /// checks passed; until then it is `<name>.partial`.
 pub fn unpack(
-    settings: &KzgSettings,
-    dir: &Path,
+    slab: &OpenSlab,
     out: &Path,
     root_secret: Option<[u8; 32]>,
     progress: &dyn Fn(u64),
 ) -> Result<UnpackReport> {
-    let slab = open(settings, dir)?;
     let code = slab.code()?;
     let layout = slab.meta.layout()?;
     let key = root_secret.map(|r| DealKey::derive(&r, slab.meta.deal_id, KeyPurpose::FileData));
