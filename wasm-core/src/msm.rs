@@ -310,9 +310,6 @@ fn is_zero(a: &Fp) -> bool {
     a.l == [0; 6]
 }
 
-/// Independent product chains in the batch inversion.
-const CHAINS: usize = 2;
-
 /// Reduces each bucket segment to a single point with rounds of batch-affine additions.
 /// `seg` has `buckets + 1` offsets into `pts`. Returns one optional sum per bucket.
 fn reduce_buckets(mut pts: Vec<G1Affine>, mut seg: Vec<u32>) -> Vec<Option<G1Affine>> {
@@ -329,9 +326,8 @@ fn reduce_buckets(mut pts: Vec<G1Affine>, mut seg: Vec<u32>) -> Vec<Option<G1Aff
         next.clear();
         prefix.clear();
         dens.clear();
-        // Pass 1: pair up, record denominators, prefix products (two independent chains
-        // so consecutive multiplications do not wait on each other).
-        let mut acc = [fp::one(); CHAINS];
+        // Pass 1: pair up, record denominators, prefix products.
+        let mut acc = fp::one();
         let mut pairs: Vec<(u32, u32, u32)> = Vec::with_capacity(pts.len() / 2);
         for b in 0..buckets {
             next_seg[b] = next.len() as u32;
@@ -352,9 +348,8 @@ fn reduce_buckets(mut pts: Vec<G1Affine>, mut seg: Vec<u32>) -> Vec<Option<G1Aff
                     next[slot as usize] =
                         pts[k].to_projective().add_affine(&pts[k + 1]).to_affine();
                 } else {
-                    let chain = dens.len() % CHAINS;
-                    prefix.push(acc[chain]);
-                    acc[chain] = fp::mul(&acc[chain], &d);
+                    prefix.push(acc);
+                    acc = fp::mul(&acc, &d);
                     dens.push(d);
                     pairs.push((k as u32, k as u32 + 1, slot));
                 }
@@ -366,11 +361,10 @@ fn reduce_buckets(mut pts: Vec<G1Affine>, mut seg: Vec<u32>) -> Vec<Option<G1Aff
         }
         next_seg[buckets] = next.len() as u32;
         // Pass 2: one inversion, then walk back.
-        let mut inv = acc.map(|a| fp::inv(&a));
+        let mut inv = fp::inv(&acc);
         for (j, &(a, b, slot)) in pairs.iter().enumerate().rev() {
-            let chain = j % CHAINS;
-            let inv_d = fp::mul(&inv[chain], &prefix[j]);
-            inv[chain] = fp::mul(&inv[chain], &dens[j]);
+            let inv_d = fp::mul(&inv, &prefix[j]);
+            inv = fp::mul(&inv, &dens[j]);
             let (xa, ya) = pts[a as usize].xy();
             let (xb, yb) = pts[b as usize].xy();
             let lambda = fp::mul(&fp::sub(yb, ya), &inv_d);
