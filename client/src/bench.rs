@@ -27,15 +27,7 @@ pub struct Row {
 
 /// Median of `samples` runs of `f`, each run timed as a whole and divided by `ops`.
 pub fn median(samples: usize, ops: usize, mut f: impl FnMut()) -> Duration {
-    let mut t: Vec<Duration> = (0..samples.max(1))
-        .map(|_| {
-            let s = Instant::now();
-            f();
-            s.elapsed() / ops.max(1) as u32
-        })
-        .collect();
-    t.sort();
-    t[t.len() / 2]
+    mid(&interleaved(samples, ops, &mut [&mut f])[0])
 }
 
 /// Runs every function once per sample, in turn; returns each one's per-op times.
@@ -220,63 +212,64 @@ pub fn kzg(samples: usize) -> Result<Vec<Row>> {
         .zip(&commits)
         .map(|(b, c)| s.compute_blob_kzg_proof(b, c))
         .collect::<Result<_, _>>()?;
-    let cp = median(samples, blobs.len(), || {
-        for (b, cm) in cblobs.iter().zip(&commits) {
-            let _ = c.compute_blob_kzg_proof(b, &c_kzg::Bytes48::new(*cm));
-        }
-    });
-    let op = median(samples, blobs.len(), || {
-        for (b, cm) in blobs.iter().zip(&commits) {
-            let _ = s.compute_blob_kzg_proof(b, cm);
-        }
-    });
-    rows.push(Row {
-        name: "compute_blob_kzg_proof c-kzg (ref)".into(),
-        per_op: cp,
-        bytes: None,
-        speedup: None,
-    });
-    rows.push(Row {
-        name: "compute_blob_kzg_proof ours".into(),
-        per_op: op,
-        bytes: None,
-        speedup: Some(("c-kzg".into(), cp.as_secs_f64() / op.as_secs_f64())),
-    });
-    let cv = median(samples, blobs.len(), || {
-        for ((b, cm), p) in cblobs.iter().zip(&commits).zip(&proofs) {
-            let _ = c.verify_blob_kzg_proof(b, &c_kzg::Bytes48::new(*cm), &c_kzg::Bytes48::new(*p));
-        }
-    });
-    let ov = median(samples, blobs.len(), || {
-        for ((b, cm), p) in blobs.iter().zip(&commits).zip(&proofs) {
-            let _ = s.verify_blob_kzg_proof(b, cm, p);
-        }
-    });
-    rows.push(Row {
-        name: "verify_blob_kzg_proof c-kzg (ref)".into(),
-        per_op: cv,
-        bytes: None,
-        speedup: None,
-    });
-    rows.push(Row {
-        name: "verify_blob_kzg_proof ours".into(),
-        per_op: ov,
-        bytes: None,
-        speedup: Some(("c-kzg".into(), cv.as_secs_f64() / ov.as_secs_f64())),
-    });
     let refs: Vec<&[u8]> = blobs.iter().map(Vec::as_slice).collect();
-    let ob = median(samples, blobs.len(), || {
-        let _ = s.verify_blob_kzg_proof_batch(&refs, &commits, &proofs);
-    });
-    rows.push(Row {
-        name: format!(
+    // Same interleaving as the commitments: c-kzg and ours back to back in every sample.
+    let t = interleaved(
+        samples,
+        blobs.len(),
+        &mut [
+            &mut || {
+                for (b, cm) in cblobs.iter().zip(&commits) {
+                    let _ = c.compute_blob_kzg_proof(b, &c_kzg::Bytes48::new(*cm));
+                }
+            },
+            &mut || {
+                for (b, cm) in blobs.iter().zip(&commits) {
+                    let _ = s.compute_blob_kzg_proof(b, cm);
+                }
+            },
+            &mut || {
+                for ((b, cm), p) in cblobs.iter().zip(&commits).zip(&proofs) {
+                    let (cm, p) = (c_kzg::Bytes48::new(*cm), c_kzg::Bytes48::new(*p));
+                    let _ = c.verify_blob_kzg_proof(b, &cm, &p);
+                }
+            },
+            &mut || {
+                for ((b, cm), p) in blobs.iter().zip(&commits).zip(&proofs) {
+                    let _ = s.verify_blob_kzg_proof(b, cm, p);
+                }
+            },
+            &mut || {
+                let _ = s.verify_blob_kzg_proof_batch(&refs, &commits, &proofs);
+            },
+        ],
+    );
+    let row = |name: String, k: usize, reference: Option<(&str, usize)>| Row {
+        name,
+        per_op: mid(&t[k]),
+        bytes: None,
+        speedup: reference.map(|(n, r)| (n.to_string(), ratio_median(&t[r], &t[k]))),
+    };
+    rows.push(row("compute_blob_kzg_proof c-kzg (ref)".into(), 0, None));
+    rows.push(row(
+        "compute_blob_kzg_proof ours".into(),
+        1,
+        Some(("c-kzg", 0)),
+    ));
+    rows.push(row("verify_blob_kzg_proof c-kzg (ref)".into(), 2, None));
+    rows.push(row(
+        "verify_blob_kzg_proof ours".into(),
+        3,
+        Some(("c-kzg", 2)),
+    ));
+    rows.push(row(
+        format!(
             "verify_blob_kzg_proof_batch ours, per blob (n={})",
             blobs.len()
         ),
-        per_op: ob,
-        bytes: None,
-        speedup: Some(("single".into(), ov.as_secs_f64() / ob.as_secs_f64())),
-    });
+        4,
+        Some(("single", 3)),
+    ));
     Ok(rows)
 }
 

@@ -157,15 +157,18 @@ fn slab_pack_verify_tamper_lose_m_and_unpack() {
     fs::remove_dir_all(out.join("slot-0")).unwrap();
     fs::remove_dir_all(out.join("slot-5")).unwrap();
     let restored = d.join("restored");
-    let o = nilstore(&[
-        "slab",
-        "unpack",
-        &s(&out),
-        "--out",
-        &s(&restored),
-        "--key-file",
-        &s(&key),
-    ]);
+    let unpack = || {
+        nilstore(&[
+            "slab",
+            "unpack",
+            &s(&out),
+            "--out",
+            &s(&restored),
+            "--key-file",
+            &s(&key),
+        ])
+    };
+    let o = unpack();
     assert!(
         !o.status.success(),
         "three of six slots bad or missing with K = 4 must fail"
@@ -173,15 +176,7 @@ fn slab_pack_verify_tamper_lose_m_and_unpack() {
     // Put the untampered byte back: slots 1..=4 are K = 4 good slots.
     bytes[12_345] ^= 0x01;
     fs::write(&shard, &bytes).unwrap();
-    let o = nilstore(&[
-        "slab",
-        "unpack",
-        &s(&out),
-        "--out",
-        &s(&restored),
-        "--key-file",
-        &s(&key),
-    ]);
+    let o = unpack();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(fs::read(restored.join("a.bin")).unwrap(), a);
     assert_eq!(fs::read(restored.join("b.txt")).unwrap(), b"small file");
