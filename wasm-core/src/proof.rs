@@ -350,6 +350,34 @@ pub fn verify_batch(
     }
 }
 
+/// Checks that the manifest committed to by `manifest_root` has element `mdu` equal to
+/// `mdu_root` (phase 1 of a triple proof on its own: what fraud evidence needs to tie a leaf
+/// to a deal).
+pub fn verify_manifest_opening(
+    settings: &KzgSettings,
+    manifest_root: &[u8; 48],
+    mdu: u32,
+    mdu_root: &[u8; 32],
+    proof: &[u8; BYTES_PER_PROOF],
+) -> Result<(), ProofError> {
+    let zm = *settings
+        .roots_brp()
+        .get(mdu as usize)
+        .ok_or(ProofError::OutOfRange {
+            what: "MDU",
+            got: mdu as u64,
+            limit: settings.roots_brp().len() as u64,
+        })?;
+    let c = point(manifest_root, "manifest root")?;
+    let y = scalar(mdu_root, "MDU root")?;
+    let pi = point(proof, "manifest proof")?;
+    if settings.check_opening(&c, &zm, &y, &pi) {
+        Ok(())
+    } else {
+        Err(ProofError::BadOpening)
+    }
+}
+
 /// The verdict on fraud evidence: bytes a provider served for a leaf.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum FraudVerdict {
@@ -462,6 +490,19 @@ mod tests {
             verify(s, &w.manifest_root, &bad),
             Err(ProofError::BadOpening)
         );
+        // Phase 1 alone: the manifest opening that fraud evidence uses.
+        assert_eq!(
+            verify_manifest_opening(s, &w.manifest_root, 5, &p.mdu_root, &p.manifest_proof),
+            Ok(())
+        );
+        assert_eq!(
+            verify_manifest_opening(s, &w.manifest_root, 4, &p.mdu_root, &p.manifest_proof),
+            Err(ProofError::BadOpening)
+        );
+        assert!(matches!(
+            verify_manifest_opening(s, &w.manifest_root, 4096, &p.mdu_root, &p.manifest_proof),
+            Err(ProofError::OutOfRange { .. })
+        ));
         // Another deal's manifest root does not verify this proof.
         let other = world(2);
         assert_eq!(

@@ -1,0 +1,378 @@
+//! Genesis, blocks and the chain: executing, proposing and importing blocks atomically
+//! against the authenticated store.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::auth::{AuthError, AuthStore, StateProof};
+use crate::bytes::{Address, Blob, H256};
+use crate::codec;
+use crate::exec::{Env, Event, Outcome, TxResult};
+use crate::params::Params;
+use crate::state::{Account, State, Validator};
+use crate::tx::SignedTx;
+use crate::Amount;
+
+/// A funded account at genesis.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenesisAccount {
+    /// Address.
+    pub address: Address,
+    /// Balance.
+    pub balance: Amount,
+}
+
+/// A validator at genesis (its stake is minted with it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenesisValidator {
+    /// Account.
+    pub account: Address,
+    /// Consensus public key.
+    pub consensus_key: Blob,
+    /// Self-stake.
+    pub stake: Amount,
+}
+
+/// The genesis document (`genesis.json`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Genesis {
+    /// Chain id.
+    pub chain_id: u64,
+    /// Genesis time (milliseconds since the Unix epoch), the lower bound of block times.
+    pub time_ms: u64,
+    /// Parameters.
+    pub params: Params,
+    /// Funded accounts.
+    pub accounts: Vec<GenesisAccount>,
+    /// Validators.
+    pub validators: Vec<GenesisValidator>,
+}
+
+/// Errors of genesis and block import.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BlockError {
+    /// The genesis document is inconsistent.
+    #[error("bad genesis: {0}")]
+    Genesis(String),
+    /// The block does not extend the tip.
+    #[error("block {got} does not extend the tip at {tip}")]
+    NotNext {
+        /// Tip height.
+        tip: u64,
+        /// Block height.
+        got: u64,
+    },
+    /// A header field disagrees with execution.
+    #[error("header mismatch: {0}")]
+    Mismatch(&'static str),
+    /// A transaction in the block is invalid.
+    #[error("transaction {index} invalid: {reason}")]
+    InvalidTx {
+        /// Position.
+        index: usize,
+        /// Why.
+        reason: String,
+    },
+    /// Too many transactions or time going backwards.
+    #[error("block rejected: {0}")]
+    Rejected(String),
+    /// The authenticated store failed.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+}
+
+/// A block header. Its hash is what consensus finalizes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    /// Chain id.
+    pub chain_id: u64,
+    /// Height (genesis is 0).
+    pub height: u64,
+    /// Hash of the parent header (the genesis hash for height 1).
+    pub parent: H256,
+    /// The proposing validator's account.
+    pub proposer: Address,
+    /// Proposer's time in milliseconds; never below the parent's.
+    pub time_ms: u64,
+    /// `H(tx_hash_1 ‖ … ‖ tx_hash_n)`.
+    pub tx_root: H256,
+    /// `H(encode(results))`.
+    pub results_root: H256,
+    /// Root of the state after this block.
+    pub state_root: H256,
+    /// Hash of the active validator set after this block (signs the next blocks).
+    pub validators_hash: H256,
+}
+
+impl Header {
+    /// The header hash: SHA-256 of its canonical encoding.
+    pub fn hash(&self) -> H256 {
+        H256(Sha256::digest(codec::encode(self)).into())
+    }
+}
+
+/// A block.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Block {
+    /// Header.
+    pub header: Header,
+    /// Transactions.
+    pub txs: Vec<SignedTx>,
+}
+
+/// `H(tx_hash_1 ‖ … ‖ tx_hash_n)`.
+pub fn tx_root(txs: &[SignedTx]) -> H256 {
+    let mut h = Sha256::new();
+    for t in txs {
+        h.update(t.hash().0);
+    }
+    H256(h.finalize().into())
+}
+
+fn results_root(r: &[TxResult]) -> H256 {
+    H256(Sha256::digest(codec::encode(r)).into())
+}
+
+/// Hash of a validator set.
+pub fn validators_hash(set: &[crate::state::SetMember]) -> H256 {
+    H256(Sha256::digest(codec::encode(set)).into())
+}
+
+/// The chain: current state, authenticated store and tip.
+pub struct Chain {
+    /// Current state.
+    pub state: State,
+    /// Authenticated store (all versions).
+    pub auth: AuthStore,
+    /// Genesis hash.
+    pub genesis_hash: H256,
+    /// Tip header.
+    pub tip: Header,
+}
+
+/// An executed block with its results.
+#[derive(Clone, Debug)]
+pub struct Executed {
+    /// The block.
+    pub block: Block,
+    /// Results of its transactions.
+    pub results: Vec<TxResult>,
+    /// Events of the block (epoch processing) before its transactions.
+    pub block_events: Vec<Event>,
+}
+
+impl Chain {
+    /// The chain at genesis (height 0, version 0 of the store).
+    pub fn from_genesis(g: &Genesis) -> Result<Chain, BlockError> {
+        g.params.validate().map_err(|e| BlockError::Genesis(e.into()))?;
+        let mut st = State::new(g.chain_id, g.params.clone());
+        let mut supply: Amount = 0;
+        for a in &g.accounts {
+            if st.accounts.contains(&a.address) {
+                return Err(BlockError::Genesis(format!("account {} twice", a.address)));
+            }
+            supply = supply
+                .checked_add(a.balance)
+                .ok_or_else(|| BlockError::Genesis("supply overflows".into()))?;
+            st.accounts.insert(
+                a.address,
+                Account {
+                    balance: a.balance,
+                    ..Account::default()
+                },
+            );
+        }
+        for v in &g.validators {
+            if st.validators.contains(&v.account) {
+                return Err(BlockError::Genesis(format!("validator {} twice", v.account)));
+            }
+            if v.consensus_key.0.is_empty() {
+                return Err(BlockError::Genesis("empty consensus key".into()));
+            }
+            supply = supply
+                .checked_add(v.stake)
+                .ok_or_else(|| BlockError::Genesis("supply overflows".into()))?;
+            st.validators.insert(
+                v.account,
+                Validator {
+                    consensus_key: v.consensus_key.clone(),
+                    self_stake: v.stake,
+                    delegated: 0,
+                    commission_bps: 0,
+                    jailed_until: 0,
+                    offences: 0,
+                },
+            );
+        }
+        st.g.supply = supply;
+        st.g.validators = st.next_validator_set();
+        if st.g.validators.is_empty() {
+            return Err(BlockError::Genesis(
+                "no validator has the minimum self-stake".into(),
+            ));
+        }
+        let genesis_hash = H256(Sha256::digest(codec::encode(g)).into());
+        st.g.beacon = H256(
+            Sha256::new()
+                .chain_update(b"nilstore/beacon/v1/genesis")
+                .chain_update(genesis_hash.0)
+                .finalize()
+                .into(),
+        );
+        st.g.next_epoch_height = g.params.epoch_blocks;
+        let mut auth = AuthStore::default();
+        let changes = st.take_changes();
+        let state_root = auth.commit(changes, 0)?;
+        let tip = Header {
+            chain_id: g.chain_id,
+            height: 0,
+            parent: genesis_hash,
+            proposer: Address::ZERO,
+            time_ms: g.time_ms,
+            tx_root: tx_root(&[]),
+            results_root: results_root(&[]),
+            state_root,
+            validators_hash: validators_hash(&st.g.validators),
+        };
+        Ok(Chain {
+            state: st,
+            auth,
+            genesis_hash,
+            tip,
+        })
+    }
+
+    /// Executes `txs` on a copy of the state as block `height`; returns the new state, its
+    /// store changes, the results and the block events.
+    fn run(
+        &self,
+        env: &Env<'_>,
+        height: u64,
+        txs: &[SignedTx],
+        keep_invalid: bool,
+    ) -> (State, Vec<TxResult>, Vec<Event>, Vec<SignedTx>) {
+        let mut st = self.state.clone();
+        let block_events = st.begin_block(height, &self.tip.hash());
+        let mut results = Vec::with_capacity(txs.len());
+        let mut kept = Vec::with_capacity(txs.len());
+        for t in txs {
+            let len = codec::encode(t).len();
+            let r = st.apply_tx(env, t, len);
+            if !keep_invalid && matches!(r.outcome, Outcome::Invalid { .. }) {
+                continue;
+            }
+            results.push(r);
+            kept.push(t.clone());
+        }
+        (st, results, block_events, kept)
+    }
+
+    /// Builds, executes and commits the next block from candidate transactions (invalid ones
+    /// are left out, at most `max_block_txs` are taken).
+    pub fn propose(
+        &mut self,
+        env: &Env<'_>,
+        proposer: Address,
+        time_ms: u64,
+        candidates: &[SignedTx],
+    ) -> Result<Executed, BlockError> {
+        let height = self.tip.height + 1;
+        let max = self.state.g.params.max_block_txs as usize;
+        let take = &candidates[..candidates.len().min(max)];
+        let (mut st, results, block_events, txs) = self.run(env, height, take, false);
+        let time_ms = time_ms.max(self.tip.time_ms);
+        let header = self.seal(&mut st, height, proposer, time_ms, &txs, &results)?;
+        self.state = st;
+        self.tip = header.clone();
+        Ok(Executed {
+            block: Block { header, txs },
+            results,
+            block_events,
+        })
+    }
+
+    fn seal(
+        &mut self,
+        st: &mut State,
+        height: u64,
+        proposer: Address,
+        time_ms: u64,
+        txs: &[SignedTx],
+        results: &[TxResult],
+    ) -> Result<Header, BlockError> {
+        let state_root = self.auth.commit(st.take_changes(), height)?;
+        Ok(Header {
+            chain_id: st.g.chain_id,
+            height,
+            parent: self.tip.hash(),
+            proposer,
+            time_ms,
+            tx_root: tx_root(txs),
+            results_root: results_root(results),
+            state_root,
+            validators_hash: validators_hash(&st.g.validators),
+        })
+    }
+
+    /// Imports a block (from consensus or the block log): checks it extends the tip,
+    /// re-executes it, and commits only if every header field matches.
+    pub fn import(&mut self, env: &Env<'_>, block: &Block) -> Result<Executed, BlockError> {
+        let h = &block.header;
+        if h.height != self.tip.height + 1 {
+            return Err(BlockError::NotNext {
+                tip: self.tip.height,
+                got: h.height,
+            });
+        }
+        if h.chain_id != self.state.g.chain_id {
+            return Err(BlockError::Mismatch("chain id"));
+        }
+        if h.parent != self.tip.hash() {
+            return Err(BlockError::Mismatch("parent"));
+        }
+        if h.time_ms < self.tip.time_ms {
+            return Err(BlockError::Rejected("time goes backwards".into()));
+        }
+        if block.txs.len() > self.state.g.params.max_block_txs as usize {
+            return Err(BlockError::Rejected("too many transactions".into()));
+        }
+        if h.tx_root != tx_root(&block.txs) {
+            return Err(BlockError::Mismatch("tx root"));
+        }
+        let (mut st, results, block_events, _) = self.run(env, h.height, &block.txs, true);
+        if let Some((index, r)) = results
+            .iter()
+            .enumerate()
+            .find(|(_, r)| matches!(r.outcome, Outcome::Invalid { .. }))
+        {
+            return Err(BlockError::InvalidTx {
+                index,
+                reason: format!("{:?}", r.outcome),
+            });
+        }
+        if h.results_root != results_root(&results) {
+            return Err(BlockError::Mismatch("results root"));
+        }
+        if h.validators_hash != validators_hash(&st.g.validators) {
+            return Err(BlockError::Mismatch("validators hash"));
+        }
+        let (root, batch) = self.auth.stage(st.take_changes(), h.height)?;
+        if root != h.state_root {
+            return Err(BlockError::Mismatch("state root"));
+        }
+        self.auth.write(batch, h.height, root)?;
+        self.state = st;
+        self.tip = h.clone();
+        Ok(Executed {
+            block: block.clone(),
+            results,
+            block_events,
+        })
+    }
+
+    /// A state record with its proof at `height`.
+    pub fn prove(&self, key: &[u8], height: u64) -> Result<StateProof, AuthError> {
+        self.auth.prove(key, height)
+    }
+}

@@ -1,0 +1,200 @@
+//! Governance-set parameters (docs/chain.md §Parameters).
+
+use serde::{Deserialize, Serialize};
+
+use crate::bytes::Address;
+use crate::Amount;
+
+/// Chain parameters. Changed only by `Msg::SetParams` from `governor`, effective from the
+/// next block.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Params {
+    /// The account allowed to change parameters.
+    pub governor: Address,
+    /// Blocks per epoch.
+    pub epoch_blocks: u64,
+    /// Minimum fee per transaction.
+    pub min_fee: Amount,
+    /// Share of every fee that is burned (basis points); the rest goes to the epoch's
+    /// validator reward pool.
+    pub fee_burn_bps: u32,
+    /// Newly minted tokens per block, added to the validator reward pool.
+    pub block_reward: Amount,
+    /// Minimum stake of a provider.
+    pub min_provider_stake: Amount,
+    /// Minimum stake of a deputy (relay).
+    pub min_deputy_stake: Amount,
+    /// Minimum self-stake of a validator.
+    pub min_validator_stake: Amount,
+    /// Largest active validator set.
+    pub max_validators: u32,
+    /// Epochs between undelegation/exit and the release of the stake.
+    pub unbonding_epochs: u64,
+    /// Storage rent per MDU per epoch (for the whole deal, all slots).
+    pub rent_per_mdu_epoch: Amount,
+    /// Longest deal term in epochs.
+    pub max_term_epochs: u64,
+    /// Price of one retrieved blob, paid from escrow through receipts.
+    pub price_per_blob: Amount,
+    /// Share of each receipt payment that is burned (bps).
+    pub receipt_burn_bps: u32,
+    /// Share of a deputy-served receipt payment that goes to the deputy (bps).
+    pub deputy_premium_bps: u32,
+    /// Share of the unreleased rent kept (and burned) when an owner cancels (bps).
+    pub cancel_penalty_bps: u32,
+    /// Synthetic challenges per active slot per epoch before receipt credits.
+    pub challenges_per_slot: u32,
+    /// Floor of synthetic challenges, whatever the credits.
+    pub min_challenges: u32,
+    /// Blobs of redeemed receipts that cancel one synthetic challenge.
+    pub blobs_per_credit: u64,
+    /// Health lost per epoch with missing proofs (health is 0..=100).
+    pub miss_penalty: u32,
+    /// Health regained per fully proven epoch.
+    pub health_recovery: u32,
+    /// Health at or below which a slot is evicted into repair.
+    pub evict_health: u32,
+    /// Proofs the new provider submits to complete a repair.
+    pub repair_proofs: u32,
+    /// Share of a provider's stake slashed for fraud or a wrong proof (bps).
+    pub fraud_slash_bps: u32,
+    /// Share of a provider's stake slashed for proven non-response (bps).
+    pub nonresponse_slash_bps: u32,
+    /// Share of a slash paid to whoever submitted the evidence (bps); the rest is burned.
+    pub reporter_reward_bps: u32,
+    /// Deputies drawn by the beacon per (deal, slot, epoch).
+    pub deputy_committee: u32,
+    /// Distinct committee attestations in one epoch that prove non-response.
+    pub deputy_threshold: u32,
+    /// Base slash of a validator fault (bps); the n-th offence slashes n times this, capped
+    /// at `validator_slash_cap_bps`.
+    pub validator_slash_bps: u32,
+    /// Cap of one validator slash (bps).
+    pub validator_slash_cap_bps: u32,
+    /// Epochs a faulty validator stays jailed.
+    pub jail_epochs: u64,
+    /// Largest encoded transaction.
+    pub max_tx_bytes: u32,
+    /// Most transactions per block.
+    pub max_block_txs: u32,
+    /// Most storage proofs in one transaction.
+    pub max_proofs_per_tx: u32,
+}
+
+impl Params {
+    /// Devnet defaults: short epochs, small stakes.
+    pub fn devnet(governor: Address) -> Params {
+        Params {
+            governor,
+            epoch_blocks: 20,
+            min_fee: 1_000,
+            fee_burn_bps: 5_000,
+            block_reward: 1_000_000,
+            min_provider_stake: 1_000_000_000,
+            min_deputy_stake: 100_000_000,
+            min_validator_stake: 1_000_000_000,
+            max_validators: 32,
+            unbonding_epochs: 3,
+            rent_per_mdu_epoch: 10_000,
+            max_term_epochs: 1_000_000,
+            price_per_blob: 100,
+            receipt_burn_bps: 1_000,
+            deputy_premium_bps: 2_000,
+            cancel_penalty_bps: 1_000,
+            challenges_per_slot: 2,
+            min_challenges: 1,
+            blobs_per_credit: 64,
+            miss_penalty: 25,
+            health_recovery: 10,
+            evict_health: 25,
+            repair_proofs: 2,
+            fraud_slash_bps: 5_000,
+            nonresponse_slash_bps: 1_000,
+            reporter_reward_bps: 1_000,
+            deputy_committee: 5,
+            deputy_threshold: 3,
+            validator_slash_bps: 100,
+            validator_slash_cap_bps: 3_300,
+            jail_epochs: 2,
+            max_tx_bytes: 1 << 20,
+            max_block_txs: 2_000,
+            max_proofs_per_tx: 256,
+        }
+    }
+
+    /// Checks that the parameters make sense together.
+    pub fn validate(&self) -> Result<(), &'static str> {
+        let bps = [
+            self.fee_burn_bps,
+            self.receipt_burn_bps,
+            self.deputy_premium_bps,
+            self.cancel_penalty_bps,
+            self.fraud_slash_bps,
+            self.nonresponse_slash_bps,
+            self.reporter_reward_bps,
+            self.validator_slash_bps,
+            self.validator_slash_cap_bps,
+        ];
+        if bps.iter().any(|&b| b > 10_000) {
+            return Err("basis points above 10000");
+        }
+        if self.receipt_burn_bps + self.deputy_premium_bps > 10_000 {
+            return Err("receipt burn + deputy premium above 10000 bps");
+        }
+        if self.epoch_blocks == 0 || self.epoch_blocks > 1_000_000 {
+            return Err("epoch_blocks out of range");
+        }
+        if self.max_validators == 0 || self.max_block_txs == 0 || self.max_proofs_per_tx == 0 {
+            return Err("zero limit");
+        }
+        if self.min_challenges > self.challenges_per_slot || self.challenges_per_slot > 64 {
+            return Err("challenge counts out of range");
+        }
+        if self.blobs_per_credit == 0 {
+            return Err("blobs_per_credit is zero");
+        }
+        if self.health_recovery > 100 || self.miss_penalty > 100 || self.evict_health >= 100 {
+            return Err("health parameters out of range");
+        }
+        if self.deputy_threshold == 0 || self.deputy_threshold > self.deputy_committee {
+            return Err("deputy threshold must be in 1..=committee");
+        }
+        if self.deputy_threshold < 2 && self.deputy_committee > 1 {
+            return Err("a single deputy must never cause a slash (threshold >= 2)");
+        }
+        if self.repair_proofs == 0 || self.repair_proofs > 64 {
+            return Err("repair_proofs out of range");
+        }
+        if self.max_tx_bytes < 1024 || self.max_tx_bytes > 16 << 20 {
+            return Err("max_tx_bytes out of range");
+        }
+        if self.max_term_epochs == 0 {
+            return Err("max_term_epochs is zero");
+        }
+        Ok(())
+    }
+}
+
+/// `amount · bps / 10000`, rounding down, without overflow for any u128 amount.
+pub fn bps_of(amount: Amount, bps: u32) -> Amount {
+    let bps = bps.min(10_000) as u128;
+    (amount / 10_000) * bps + (amount % 10_000) * bps / 10_000
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devnet_params_are_valid_and_bps_is_exact() {
+        Params::devnet(Address::ZERO).validate().unwrap();
+        assert_eq!(bps_of(10_000, 2_500), 2_500);
+        assert_eq!(bps_of(3, 5_000), 1);
+        assert_eq!(bps_of(u128::MAX, 10_000), u128::MAX);
+        assert_eq!(bps_of(u128::MAX, 0), 0);
+        let mut p = Params::devnet(Address::ZERO);
+        p.deputy_threshold = 1;
+        assert!(p.validate().is_err());
+    }
+}
