@@ -200,10 +200,14 @@ impl StateProof {
         if self.proof.len() > 64 * 1024 {
             return Err(AuthError::BadProof("proof too large".into()));
         }
-        let proof: jmt::proof::SparseMerkleProof<Sha> = postcard::from_bytes(&self.proof)
-            .map_err(|e| AuthError::BadProof(e.to_string()))?;
+        let proof: jmt::proof::SparseMerkleProof<Sha> =
+            postcard::from_bytes(&self.proof).map_err(|e| AuthError::BadProof(e.to_string()))?;
         proof
-            .verify(jmt::RootHash(root.0), key_hash(&self.key), self.value.as_ref())
+            .verify(
+                jmt::RootHash(root.0),
+                key_hash(&self.key),
+                self.value.as_ref(),
+            )
             .map_err(|e| AuthError::BadProof(e.to_string()))
     }
 }
@@ -224,12 +228,18 @@ mod tests {
         let mut s = AuthStore::default();
         let r1 = s
             .commit(
-                vec![(b"a".to_vec(), Some(b"1".to_vec())), (b"b".to_vec(), Some(b"2".to_vec()))],
+                vec![
+                    (b"a".to_vec(), Some(b"1".to_vec())),
+                    (b"b".to_vec(), Some(b"2".to_vec())),
+                ],
                 1,
             )
             .unwrap();
         let r2 = s
-            .commit(vec![(b"a".to_vec(), None), (b"c".to_vec(), Some(b"3".to_vec()))], 2)
+            .commit(
+                vec![(b"a".to_vec(), None), (b"c".to_vec(), Some(b"3".to_vec()))],
+                2,
+            )
             .unwrap();
         assert_ne!(r1, r2);
         // Old versions stay provable.

@@ -165,7 +165,9 @@ pub struct Executed {
 impl Chain {
     /// The chain at genesis (height 0, version 0 of the store).
     pub fn from_genesis(g: &Genesis) -> Result<Chain, BlockError> {
-        g.params.validate().map_err(|e| BlockError::Genesis(e.into()))?;
+        g.params
+            .validate()
+            .map_err(|e| BlockError::Genesis(e.into()))?;
         let mut st = State::new(g.chain_id, g.params.clone());
         let mut supply: Amount = 0;
         for a in &g.accounts {
@@ -185,7 +187,10 @@ impl Chain {
         }
         for v in &g.validators {
             if st.validators.contains(&v.account) {
-                return Err(BlockError::Genesis(format!("validator {} twice", v.account)));
+                return Err(BlockError::Genesis(format!(
+                    "validator {} twice",
+                    v.account
+                )));
             }
             if v.consensus_key.0.is_empty() {
                 return Err(BlockError::Genesis("empty consensus key".into()));

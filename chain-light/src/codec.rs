@@ -34,7 +34,10 @@ pub fn encode<T: Serialize + ?Sized>(v: &T) -> Vec<u8> {
 
 /// Decodes exactly one value from `bytes` (at most `limit` bytes), rejecting trailing bytes
 /// and non-canonical encodings, so every value has exactly one encoding (and one hash).
-pub fn decode<T: Serialize + DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, CodecError> {
+pub fn decode<T: Serialize + DeserializeOwned>(
+    bytes: &[u8],
+    limit: usize,
+) -> Result<T, CodecError> {
     if bytes.len() > limit {
         return Err(CodecError::TooLarge {
             got: bytes.len(),
@@ -67,12 +70,18 @@ mod tests {
         ));
         let mut t = b.clone();
         t.push(0);
-        assert_eq!(decode::<(u64, Vec<u8>)>(&t, 64), Err(CodecError::Trailing(1)));
+        assert_eq!(
+            decode::<(u64, Vec<u8>)>(&t, 64),
+            Err(CodecError::Trailing(1))
+        );
         assert!(matches!(
             decode::<(u64, Vec<u8>)>(&b[..b.len() - 1], 64),
             Err(CodecError::Malformed(_))
         ));
         // 1 encoded as an overlong varint [0x81, 0x00].
-        assert_eq!(decode::<u64>(&[0x81, 0x00], 64), Err(CodecError::NonCanonical));
+        assert_eq!(
+            decode::<u64>(&[0x81, 0x00], 64),
+            Err(CodecError::NonCanonical)
+        );
     }
 }

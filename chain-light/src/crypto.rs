@@ -182,7 +182,11 @@ pub fn hash_struct(type_string: &str, fields: &[Field<'_>]) -> [u8; 32] {
 pub fn domain_separator(chain_id: u64) -> [u8; 32] {
     hash_struct(
         "EIP712Domain(string name,string version,uint256 chainId)",
-        &[Field::Str("NilStore"), Field::Str("1"), Field::U64(chain_id)],
+        &[
+            Field::Str("NilStore"),
+            Field::Str("1"),
+            Field::U64(chain_id),
+        ],
     )
 }
 
@@ -231,7 +235,11 @@ mod tests {
         let to = person("Bob", "0xbBbBBBBbbBBBbbbBbbBbbbbBBbBbbbbBbBbbBBbB");
         let mail = hash_struct(
             "Mail(Person from,Person to,string contents)Person(string name,address wallet)",
-            &[Field::B32(&from), Field::B32(&to), Field::Str("Hello, Bob!")],
+            &[
+                Field::B32(&from),
+                Field::B32(&to),
+                Field::Str("Hello, Bob!"),
+            ],
         );
         assert_eq!(
             hex::encode(mail),

@@ -326,7 +326,8 @@ fn check_endpoints(peer_id: &str, endpoints: &[String]) -> Result<(), TxError> {
         if !e.starts_with('/')
             || e.len() > MAX_ENDPOINT_LEN
             || !e.is_ascii()
-            || e.chars().any(|c| c.is_ascii_whitespace() || c.is_ascii_control())
+            || e.chars()
+                .any(|c| c.is_ascii_whitespace() || c.is_ascii_control())
         {
             return Err(TxError::Invalid(format!(
                 "endpoint {e:?} is not a multiaddr (≤ {MAX_ENDPOINT_LEN} ASCII, starting with '/')"
@@ -425,7 +426,8 @@ impl State {
         let release = self.g.epoch + self.params().unbonding_epochs;
         let seq = self.g.next_unbonding;
         self.g.next_unbonding += 1;
-        self.unbonding.insert((release, seq), Unbonding { owner, amount });
+        self.unbonding
+            .insert((release, seq), Unbonding { owner, amount });
     }
 
     fn deal(&self, id: u64) -> Result<&Deal, TxError> {
@@ -519,7 +521,9 @@ impl State {
             .get(&(deal, slot))
             .map_or(0, |w| w.credit_blobs / p.blobs_per_credit);
         let credits = u32::try_from(credits).unwrap_or(u32::MAX);
-        p.challenges_per_slot.saturating_sub(credits).max(p.min_challenges)
+        p.challenges_per_slot
+            .saturating_sub(credits)
+            .max(p.min_challenges)
     }
 
     /// The challenge `ordinal` of (deal, slot) this epoch.
@@ -682,7 +686,10 @@ impl State {
         {
             self.receipts.remove(&k);
         }
-        for k in self.attestations.keys_in((id, 0, 0)..(id.saturating_add(1), 0, 0)) {
+        for k in self
+            .attestations
+            .keys_in((id, 0, 0)..(id.saturating_add(1), 0, 0))
+        {
             self.attestations.remove(&k);
         }
         Some(deal)
@@ -690,10 +697,7 @@ impl State {
 
     /// Verifies decoded triple proofs against one manifest root, batched; on failure,
     /// returns which ones fail.
-    fn verify_proofs(
-        env: &Env<'_>,
-        items: &[(G1Bytes, TripleProof)],
-    ) -> Result<(), Vec<usize>> {
+    fn verify_proofs(env: &Env<'_>, items: &[(G1Bytes, TripleProof)]) -> Result<(), Vec<usize>> {
         let refs: Vec<(&[u8; 48], &TripleProof)> = items.iter().map(|(r, p)| (&r.0, p)).collect();
         if proof::verify_batch(env.kzg, &refs).is_ok() {
             return Ok(());
@@ -958,7 +962,16 @@ impl State {
                 term_epochs,
                 escrow,
                 spend_cap,
-            } => self.create_deal(from, *k, *m, *capacity_mdus, *term_epochs, *escrow, *spend_cap, ev),
+            } => self.create_deal(
+                from,
+                *k,
+                *m,
+                *capacity_mdus,
+                *term_epochs,
+                *escrow,
+                *spend_cap,
+                ev,
+            ),
             Msg::CommitContent {
                 deal,
                 generation,
@@ -989,15 +1002,14 @@ impl State {
             Msg::ExtendDeal { deal, epochs } => {
                 let d = self.deal(*deal)?;
                 if !d.is_authorized(from, self.g.epoch) {
-                    return Err(TxError::Unauthorized("only the owner or a delegate extends".into()));
+                    return Err(TxError::Unauthorized(
+                        "only the owner or a delegate extends".into(),
+                    ));
                 }
                 if *epochs == 0 {
                     return Err(TxError::Invalid("zero epochs".into()));
                 }
-                let end = d
-                    .end_epoch
-                    .checked_add(*epochs)
-                    .ok_or(TxError::Overflow)?;
+                let end = d.end_epoch.checked_add(*epochs).ok_or(TxError::Overflow)?;
                 if end - d.start_epoch > self.params().max_term_epochs {
                     return Err(TxError::Invalid("term above max_term_epochs".into()));
                 }
@@ -1047,7 +1059,9 @@ impl State {
                     return Err(TxError::Unauthorized("only the owner authorises".into()));
                 }
                 if d.delegates.len() >= MAX_DELEGATES && !d.delegates.contains_key(delegate) {
-                    return Err(TxError::Invalid(format!("at most {MAX_DELEGATES} delegates")));
+                    return Err(TxError::Invalid(format!(
+                        "at most {MAX_DELEGATES} delegates"
+                    )));
                 }
                 if *until_epoch < self.g.epoch {
                     return Err(TxError::Invalid("delegation already expired".into()));
@@ -1148,7 +1162,11 @@ impl State {
                         v.self_stake += amount;
                     }
                 } else {
-                    let cur = self.delegations.get(&(*validator, *from)).copied().unwrap_or(0);
+                    let cur = self
+                        .delegations
+                        .get(&(*validator, *from))
+                        .copied()
+                        .unwrap_or(0);
                     self.delegations.insert((*validator, *from), cur + amount);
                     if let Some(v) = self.validators.get_mut(validator) {
                         v.delegated += amount;
@@ -1182,7 +1200,11 @@ impl State {
                         v.self_stake = left;
                     }
                 } else {
-                    let cur = self.delegations.get(&(*validator, *from)).copied().unwrap_or(0);
+                    let cur = self
+                        .delegations
+                        .get(&(*validator, *from))
+                        .copied()
+                        .unwrap_or(0);
                     if *amount > cur {
                         return Err(TxError::Insufficient {
                             what: "delegation".into(),
@@ -1227,7 +1249,9 @@ impl State {
             } => self.validator_fault(env, from, validator, evidence, ev),
             Msg::SetParams { params } => {
                 if *from != self.params().governor {
-                    return Err(TxError::Unauthorized("only the governor sets parameters".into()));
+                    return Err(TxError::Unauthorized(
+                        "only the governor sets parameters".into(),
+                    ));
                 }
                 params.validate().map_err(|e| TxError::Invalid(e.into()))?;
                 self.g.params = (**params).clone();
@@ -1331,10 +1355,16 @@ impl State {
         let epoch = self.g.epoch;
         let d = self.deal(id)?;
         if !d.is_authorized(from, epoch) {
-            return Err(TxError::Unauthorized("only the owner or a delegate commits".into()));
+            return Err(TxError::Unauthorized(
+                "only the owner or a delegate commits".into(),
+            ));
         }
         // Generations are the slab's: 0 for the first content, then +1 per commit.
-        let next = if d.manifest_root.is_none() { 0 } else { d.generation + 1 };
+        let next = if d.manifest_root.is_none() {
+            0
+        } else {
+            d.generation + 1
+        };
         if generation != next {
             return Err(TxError::Conflict(format!(
                 "stale generation {generation}: the next commit of this deal is generation {next}"
@@ -1410,16 +1440,17 @@ impl State {
         }
         let max = self.params().max_proofs_per_tx as usize;
         if items.is_empty() || items.len() > max {
-            return Err(TxError::Invalid(format!("1..={max} proofs per transaction")));
+            return Err(TxError::Invalid(format!(
+                "1..={max} proofs per transaction"
+            )));
         }
         let mut decoded = Vec::with_capacity(items.len());
         let mut seen: Vec<(u64, u32, u32)> = Vec::with_capacity(items.len());
         for it in items {
             let d = self.deal(it.deal)?;
-            let s = d
-                .slots
-                .get(it.slot as usize)
-                .ok_or_else(|| TxError::NotFound(format!("slot {} of deal {}", it.slot, it.deal)))?;
+            let s = d.slots.get(it.slot as usize).ok_or_else(|| {
+                TxError::NotFound(format!("slot {} of deal {}", it.slot, it.deal))
+            })?;
             if s.provider != *from || s.status != SlotStatus::Active {
                 return Err(TxError::Unauthorized(format!(
                     "slot {} of deal {} is not an active slot of the sender",
@@ -1453,7 +1484,10 @@ impl State {
             let p = TripleProof::from_bytes(&it.proof.0)
                 .map_err(|e| TxError::Invalid(format!("proof: {e}")))?;
             let c = self.challenge(d, it.deal, it.slot, it.ordinal, &self.g.beacon)?;
-            if u64::from(p.mdu) != c.mdu || u64::from(p.leaf_index) != c.leaf || p.z != c.z.to_bytes_be() {
+            if u64::from(p.mdu) != c.mdu
+                || u64::from(p.leaf_index) != c.leaf
+                || p.z != c.z.to_bytes_be()
+            {
                 return Err(TxError::Invalid(format!(
                     "proof answers another challenge than ordinal {} of deal {} slot {}",
                     it.ordinal, it.deal, it.slot
@@ -1471,7 +1505,11 @@ impl State {
                 continue;
             }
             good += 1;
-            let mut w = self.work.get(&(it.deal, it.slot)).cloned().unwrap_or_default();
+            let mut w = self
+                .work
+                .get(&(it.deal, it.slot))
+                .cloned()
+                .unwrap_or_default();
             w.proven |= 1u64 << it.ordinal;
             self.work.insert((it.deal, it.slot), w);
         }
@@ -1602,7 +1640,9 @@ impl State {
             return Err(TxError::Invalid("served bytes larger than a blob".into()));
         }
         if u64::from(e.leaf_index) / d.rows() != u64::from(e.slot) {
-            return Err(TxError::Invalid("leaf does not belong to the accused slot".into()));
+            return Err(TxError::Invalid(
+                "leaf does not belong to the accused slot".into(),
+            ));
         }
         if u64::from(e.mdu) <= d.witness_mdus || u64::from(e.mdu) >= d.total_mdus {
             return Err(TxError::Invalid("MDU is not a user MDU of the deal".into()));
@@ -1634,13 +1674,23 @@ impl State {
             blake3: e.leaf_blake3.0,
         };
         let path: Vec<wasm_core::merkle::Hash> = e.path.iter().map(|h| h.0).collect();
-        match proof::check_fraud(&e.bytes.0, &leaf, e.leaf_index as usize, &path, &e.mdu_root.0) {
+        match proof::check_fraud(
+            &e.bytes.0,
+            &leaf,
+            e.leaf_index as usize,
+            &path,
+            &e.mdu_root.0,
+        ) {
             FraudVerdict::Fraud => {}
             FraudVerdict::Honest => {
-                return Err(TxError::BadProof("the bytes match the leaf: no fraud".into()))
+                return Err(TxError::BadProof(
+                    "the bytes match the leaf: no fraud".into(),
+                ))
             }
             FraudVerdict::Unproven => {
-                return Err(TxError::BadProof("the leaf is not proven in the MDU".into()))
+                return Err(TxError::BadProof(
+                    "the leaf is not proven in the MDU".into(),
+                ))
             }
         }
         let height = self.g.height;
@@ -1674,7 +1724,9 @@ impl State {
             .get(a.slot as usize)
             .ok_or_else(|| TxError::NotFound(format!("slot {}", a.slot)))?;
         if s.status != SlotStatus::Active || s.provider != a.provider {
-            return Err(TxError::Conflict("slot is not active with that provider".into()));
+            return Err(TxError::Conflict(
+                "slot is not active with that provider".into(),
+            ));
         }
         let deputy = crypto::recover(&a.digest(self.g.chain_id), sig)?;
         if !self.committee(&beacon, a.deal, a.slot).contains(&deputy) {
@@ -1685,7 +1737,9 @@ impl State {
         let key = (a.deal, a.slot, a.epoch);
         let mut who = self.attestations.get(&key).cloned().unwrap_or_default();
         if who.contains(&deputy) {
-            return Err(TxError::Conflict("deputy already attested in this window".into()));
+            return Err(TxError::Conflict(
+                "deputy already attested in this window".into(),
+            ));
         }
         who.push(deputy);
         let count = who.len() as u32;
@@ -1720,7 +1774,9 @@ impl State {
             .get(slot as usize)
             .ok_or_else(|| TxError::NotFound(format!("slot {slot}")))?;
         if s.status != SlotStatus::Repairing || s.pending != Some(*from) {
-            return Err(TxError::Unauthorized("sender is not the slot's pending provider".into()));
+            return Err(TxError::Unauthorized(
+                "sender is not the slot's pending provider".into(),
+            ));
         }
         let want = self.params().repair_proofs as usize;
         if proofs.len() != want {
@@ -1737,7 +1793,9 @@ impl State {
                     || u64::from(p.leaf_index) != c.leaf
                     || p.z != c.z.to_bytes_be()
                 {
-                    return Err(TxError::Invalid(format!("repair proof {i} answers another challenge")));
+                    return Err(TxError::Invalid(format!(
+                        "repair proof {i} answers another challenge"
+                    )));
                 }
                 decoded.push((root, p));
             }
@@ -1831,7 +1889,8 @@ impl State {
             let Some(deal) = self.deals.get(&id).cloned() else {
                 continue;
             };
-            let challenged = deal.manifest_root.is_some() && deal.user_mdus() > 0 && deal.content_epoch < e;
+            let challenged =
+                deal.manifest_root.is_some() && deal.user_mdus() > 0 && deal.content_epoch < e;
             let n = deal.slots.len();
             let mut paid = vec![false; n];
             for (i, s) in deal.slots.iter().enumerate() {
@@ -1843,7 +1902,10 @@ impl State {
                     continue;
                 }
                 let slot = i as u32;
-                let proven = self.work.get(&(id, slot)).map_or(0, |w| w.proven.count_ones());
+                let proven = self
+                    .work
+                    .get(&(id, slot))
+                    .map_or(0, |w| w.proven.count_ones());
                 let quota = self.quota(id, slot);
                 if proven >= quota {
                     paid[i] = true;
@@ -1895,9 +1957,15 @@ impl State {
             // Repairing slots still without a replacement: try again.
             for (i, s) in d.slots.iter().enumerate() {
                 if s.status == SlotStatus::Repairing && s.pending.is_none() {
-                    let Some(cur) = self.deals.get(&id) else { break };
+                    let Some(cur) = self.deals.get(&id) else {
+                        break;
+                    };
                     let (exclude, ops) = self.deal_members(cur);
-                    if let Some(np) = self.place(id, 1, d.reserved_mdus, &exclude, &ops).first().copied() {
+                    if let Some(np) = self
+                        .place(id, 1, d.reserved_mdus, &exclude, &ops)
+                        .first()
+                        .copied()
+                    {
                         self.reserve(&np, d.reserved_mdus);
                         if let Some(dm) = self.deals.get_mut(&id) {
                             dm.slots[i].pending = Some(np);

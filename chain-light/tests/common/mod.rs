@@ -53,8 +53,15 @@ impl Content {
         let mut sink = Collect(Vec::new());
         for i in 0..user_mdus {
             b.begin_file(&format!("f{i}.bin"), 0, 0).unwrap();
-            let data: Vec<u8> = (0..1_000_000u32)
-                .map(|j| (j as u8).wrapping_mul(seed).wrapping_add(i as u8))
+            // xorshift64: every blob differs.
+            let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ ((seed as u64) << 8 | i as u64);
+            let data: Vec<u8> = (0..8_000_000u32)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
                 .collect();
             b.write(&data, &mut sink).unwrap();
             b.end_file().unwrap();
@@ -253,9 +260,23 @@ impl World {
 
     pub fn check_invariants(&self) {
         let g = &self.chain.state.g;
-        assert_eq!(self.chain.state.accounted_supply(), g.supply, "conservation");
-        let genesis: Amount = self.genesis.accounts.iter().map(|a| a.balance).sum::<Amount>()
-            + self.genesis.validators.iter().map(|v| v.stake).sum::<Amount>();
+        assert_eq!(
+            self.chain.state.accounted_supply(),
+            g.supply,
+            "conservation"
+        );
+        let genesis: Amount = self
+            .genesis
+            .accounts
+            .iter()
+            .map(|a| a.balance)
+            .sum::<Amount>()
+            + self
+                .genesis
+                .validators
+                .iter()
+                .map(|v| v.stake)
+                .sum::<Amount>();
         assert_eq!(g.supply, genesis + g.minted - g.burned, "supply accounting");
     }
 
@@ -342,7 +363,7 @@ impl World {
                 generation: 0,
                 manifest_root: c.root(),
                 total_mdus: c.out.total_mdus(),
-                size_bytes: 1_000_000,
+                size_bytes: 8_000_000,
             },
         );
         id
@@ -365,19 +386,36 @@ impl World {
             .collect()
     }
 
-    /// Every active slot's provider proves this epoch.
+    /// Makes sure the next block stays in the current epoch (so transactions built now for
+    /// this epoch land in it).
+    pub fn stay_in_epoch(&mut self) {
+        if self.chain.tip.height + 1 >= self.chain.state.g.next_epoch_height {
+            self.block(&[]);
+        }
+    }
+
+    /// Every active slot's provider proves this epoch, all in one block.
     pub fn prove_all(&mut self, c: &Content, deal: u64) {
+        self.stay_in_epoch();
         let d = self.deal(deal);
-        for (i, s) in d.slots.iter().enumerate() {
-            if s.status != chain_light::state::SlotStatus::Active {
-                continue;
-            }
-            let items = self.proofs_for(c, deal, i as u32);
-            let n = self.name_of(&s.provider);
-            self.ok(&n, Msg::SubmitProofs {
-                epoch: self.chain.state.g.epoch,
-                items,
-            });
+        let epoch = self.chain.state.g.epoch;
+        let txs: Vec<SignedTx> = d
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.status == chain_light::state::SlotStatus::Active)
+            .map(|(i, s)| {
+                let items = self.proofs_for(c, deal, i as u32);
+                self.tx(
+                    &self.name_of(&s.provider),
+                    Msg::SubmitProofs { epoch, items },
+                )
+            })
+            .collect();
+        let ex = self.block(&txs);
+        assert_eq!(ex.results.len(), txs.len());
+        for r in ex.results {
+            assert_eq!(r.outcome, Outcome::Ok);
         }
     }
 }
