@@ -1572,10 +1572,9 @@ impl State {
             d.spend_cap
         };
         let budget = d.escrow.min(cap_left);
-        let pay_blobs = if price == 0 {
-            owed_blobs
-        } else {
-            (owed_blobs as Amount).min(budget / price) as u64
+        let pay_blobs = match budget.checked_div(price) {
+            None => owed_blobs,
+            Some(affordable) => (owed_blobs as Amount).min(affordable) as u64,
         };
         let paid = mul(pay_blobs as Amount, price)?;
         let burned = bps_of(paid, p.receipt_burn_bps);
@@ -2056,7 +2055,7 @@ impl State {
             .collect();
         c.sort_by(|a, b| b.power.cmp(&a.power).then(a.account.cmp(&b.account)));
         c.truncate(p.max_validators as usize);
-        c.sort_by(|a, b| a.account.cmp(&b.account));
+        c.sort_by_key(|m| m.account);
         c
     }
 }

@@ -1,6 +1,11 @@
 //! The chain end to end in process: deals, commits, proofs, receipts, evidence, repair,
 //! staking, replay, state proofs and must-reject cases for every message.
 
+// Integration tests: helpers outside #[test] functions unwrap as assertions.
+#![allow(clippy::unwrap_used)]
+// Native only: the browser side is covered by tests/browser.rs.
+#![cfg(not(target_arch = "wasm32"))]
+
 mod common;
 
 use chain_light::block::Chain;

@@ -3,6 +3,11 @@
 //! against the rules of docs/chain.md, computed here independently of the state machine.
 //! The ledger goes to `target/evidence/economics.json`.
 
+// Integration tests: helpers outside #[test] functions unwrap as assertions.
+#![allow(clippy::unwrap_used)]
+// Native only: the browser side is covered by tests/browser.rs.
+#![cfg(not(target_arch = "wasm32"))]
+
 mod common;
 
 use chain_light::params::{bps_of, Params};

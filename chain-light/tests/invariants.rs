@@ -3,6 +3,11 @@
 //! balances never "go negative"), nonces monotonic, and replaying the block log gives the
 //! same state roots.
 
+// Integration tests: helpers outside #[test] functions unwrap as assertions.
+#![allow(clippy::unwrap_used)]
+// Native only: the browser side is covered by tests/browser.rs.
+#![cfg(not(target_arch = "wasm32"))]
+
 mod common;
 
 use std::collections::BTreeMap;

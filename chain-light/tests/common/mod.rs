@@ -1,6 +1,7 @@
 //! Test world: a chain with named keys, one block per submitted transaction, a real slab
 //! whose slots answer challenges with real triple proofs.
-#![allow(dead_code)]
+// Test support: an unwrap here is a failed test setup, not external input.
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
