@@ -192,9 +192,8 @@ impl Chain {
                     v.account
                 )));
             }
-            if v.consensus_key.0.is_empty() {
-                return Err(BlockError::Genesis("empty consensus key".into()));
-            }
+            crate::light::parse_consensus_key(&v.consensus_key.0)
+                .map_err(|e| BlockError::Genesis(format!("validator {}: {e}", v.account)))?;
             supply = supply
                 .checked_add(v.stake)
                 .ok_or_else(|| BlockError::Genesis("supply overflows".into()))?;
@@ -212,6 +211,8 @@ impl Chain {
         }
         st.g.supply = supply;
         st.g.validators = st.next_validator_set();
+        crate::light::participants(&st.g.validators)
+            .map_err(|e| BlockError::Genesis(e.to_string()))?;
         if st.g.validators.is_empty() {
             return Err(BlockError::Genesis(
                 "no validator has the minimum self-stake".into(),

@@ -313,7 +313,6 @@ const MAX_ENDPOINTS: usize = 8;
 const MAX_ENDPOINT_LEN: usize = 256;
 const MAX_PEER_ID_LEN: usize = 128;
 const MAX_DELEGATES: usize = 16;
-const MAX_CONSENSUS_KEY: usize = 256;
 
 fn check_endpoints(peer_id: &str, endpoints: &[String]) -> Result<(), TxError> {
     if peer_id.is_empty() || peer_id.len() > MAX_PEER_ID_LEN || !peer_id.is_ascii() {
@@ -1110,14 +1109,13 @@ impl State {
                 if self.validators.contains(from) {
                     return Err(TxError::Conflict("already a validator".into()));
                 }
-                if consensus_key.0.is_empty() || consensus_key.0.len() > MAX_CONSENSUS_KEY {
-                    return Err(TxError::Invalid("consensus key length".into()));
-                }
-                if self
-                    .validators
-                    .iter()
-                    .any(|(_, v)| v.consensus_key == *consensus_key)
-                {
+                crate::light::parse_consensus_key(&consensus_key.0)
+                    .map_err(|e| TxError::Invalid(e.to_string()))?;
+                let k = &consensus_key.0;
+                if self.validators.iter().any(|(_, v)| {
+                    let o = &v.consensus_key.0;
+                    o.get(..32) == k.get(..32) || o.get(32..128) == k.get(32..128)
+                }) {
                     return Err(TxError::Conflict("consensus key in use".into()));
                 }
                 if *commission_bps > 10_000 {

@@ -16,6 +16,7 @@ pub mod bytes;
 pub mod codec;
 pub mod crypto;
 pub mod exec;
+pub mod light;
 pub mod params;
 pub mod state;
 pub mod tx;

@@ -165,7 +165,10 @@ impl World {
                 .collect(),
             validators: vec![GenesisValidator {
                 account: keys["val"].address(),
-                consensus_key: Blob(b"val-consensus-key".to_vec()),
+                consensus_key: {
+                    let (id, bls) = chain_light::light::dev_keys(CHAIN_ID, 0);
+                    chain_light::light::make_consensus_key(&id, &bls)
+                },
                 stake: 10_000_000_000,
             }],
         };
