@@ -151,6 +151,20 @@ pub struct Chain {
     pub tip: Header,
 }
 
+/// A block executed against the tip but not committed (a proposal or a block under
+/// verification); [`Chain::commit`] makes it the tip.
+pub struct Candidate {
+    /// The block.
+    pub block: Block,
+    /// The state after it.
+    pub state: State,
+    staged: crate::auth::Staged,
+    /// Results of its transactions.
+    pub results: Vec<TxResult>,
+    /// Events of the block before its transactions.
+    pub block_events: Vec<Event>,
+}
+
 /// An executed block with its results.
 #[derive(Clone, Debug)]
 pub struct Executed {
@@ -274,8 +288,41 @@ impl Chain {
         (st, results, block_events, kept)
     }
 
-    /// Builds, executes and commits the next block from candidate transactions (invalid ones
-    /// are left out, at most `max_block_txs` are taken).
+    /// Builds and executes the next block from candidate transactions (invalid ones are
+    /// left out, at most `max_block_txs` are taken) without committing it.
+    pub fn build(
+        &self,
+        env: &Env<'_>,
+        proposer: Address,
+        time_ms: u64,
+        candidates: &[SignedTx],
+    ) -> Result<Candidate, BlockError> {
+        let height = self.tip.height + 1;
+        let max = self.state.g.params.max_block_txs as usize;
+        let take = &candidates[..candidates.len().min(max)];
+        let (mut st, results, block_events, txs) = self.run(env, height, take, false);
+        let (state_root, staged) = self.auth.stage(st.take_changes(), height)?;
+        let header = Header {
+            chain_id: st.g.chain_id,
+            height,
+            parent: self.tip.hash(),
+            proposer,
+            time_ms: time_ms.max(self.tip.time_ms),
+            tx_root: tx_root(&txs),
+            results_root: results_root(&results),
+            state_root,
+            validators_hash: validators_hash(&st.g.validators),
+        };
+        Ok(Candidate {
+            block: Block { header, txs },
+            state: st,
+            staged,
+            results,
+            block_events,
+        })
+    }
+
+    /// Builds and commits the next block (single-node and tests).
     pub fn propose(
         &mut self,
         env: &Env<'_>,
@@ -283,47 +330,13 @@ impl Chain {
         time_ms: u64,
         candidates: &[SignedTx],
     ) -> Result<Executed, BlockError> {
-        let height = self.tip.height + 1;
-        let max = self.state.g.params.max_block_txs as usize;
-        let take = &candidates[..candidates.len().min(max)];
-        let (mut st, results, block_events, txs) = self.run(env, height, take, false);
-        let time_ms = time_ms.max(self.tip.time_ms);
-        let header = self.seal(&mut st, height, proposer, time_ms, &txs, &results)?;
-        self.state = st;
-        self.tip = header.clone();
-        Ok(Executed {
-            block: Block { header, txs },
-            results,
-            block_events,
-        })
+        let c = self.build(env, proposer, time_ms, candidates)?;
+        self.commit(c)
     }
 
-    fn seal(
-        &mut self,
-        st: &mut State,
-        height: u64,
-        proposer: Address,
-        time_ms: u64,
-        txs: &[SignedTx],
-        results: &[TxResult],
-    ) -> Result<Header, BlockError> {
-        let state_root = self.auth.commit(st.take_changes(), height)?;
-        Ok(Header {
-            chain_id: st.g.chain_id,
-            height,
-            parent: self.tip.hash(),
-            proposer,
-            time_ms,
-            tx_root: tx_root(txs),
-            results_root: results_root(results),
-            state_root,
-            validators_hash: validators_hash(&st.g.validators),
-        })
-    }
-
-    /// Imports a block (from consensus or the block log): checks it extends the tip,
-    /// re-executes it, and commits only if every header field matches.
-    pub fn import(&mut self, env: &Env<'_>, block: &Block) -> Result<Executed, BlockError> {
+    /// Checks a block against the tip by re-executing it; returns it executed but not
+    /// committed.
+    pub fn check(&self, env: &Env<'_>, block: &Block) -> Result<Candidate, BlockError> {
         let h = &block.header;
         if h.height != self.tip.height + 1 {
             return Err(BlockError::NotNext {
@@ -363,18 +376,43 @@ impl Chain {
         if h.validators_hash != validators_hash(&st.g.validators) {
             return Err(BlockError::Mismatch("validators hash"));
         }
-        let (root, batch) = self.auth.stage(st.take_changes(), h.height)?;
+        let (root, staged) = self.auth.stage(st.take_changes(), h.height)?;
         if root != h.state_root {
             return Err(BlockError::Mismatch("state root"));
         }
-        self.auth.write(batch, h.height, root)?;
-        self.state = st;
-        self.tip = h.clone();
-        Ok(Executed {
+        Ok(Candidate {
             block: block.clone(),
+            state: st,
+            staged,
             results,
             block_events,
         })
+    }
+
+    /// Commits an executed candidate that extends the tip.
+    pub fn commit(&mut self, c: Candidate) -> Result<Executed, BlockError> {
+        let h = &c.block.header;
+        if h.height != self.tip.height + 1 || h.parent != self.tip.hash() {
+            return Err(BlockError::NotNext {
+                tip: self.tip.height,
+                got: h.height,
+            });
+        }
+        self.auth.write(c.staged, h.height, h.state_root)?;
+        self.state = c.state;
+        self.tip = c.block.header.clone();
+        Ok(Executed {
+            block: c.block,
+            results: c.results,
+            block_events: c.block_events,
+        })
+    }
+
+    /// Imports a block (from consensus or the block log): checks it extends the tip,
+    /// re-executes it, and commits only if every header field matches.
+    pub fn import(&mut self, env: &Env<'_>, block: &Block) -> Result<Executed, BlockError> {
+        let c = self.check(env, block)?;
+        self.commit(c)
     }
 
     /// A state record with its proof at `height`.
