@@ -1,0 +1,293 @@
+//! The validator's HTTP/JSON API (axum): status, headers with finalization certificates,
+//! blocks, transaction submission and lookup, state with proofs, an SSE feed of committed
+//! blocks, and Prometheus metrics. Errors are `{"error": {"code", "message"}}` with the
+//! matching status code.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chain_light::auth::StateProof;
+use chain_light::bytes::{Address, H256};
+use chain_light::state::{state_key, tag};
+use chain_light::tx::SignedTx;
+use futures::Stream;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::StreamExt as _;
+
+use crate::node::{Node, SubmitError};
+
+/// An API error.
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn not_found(what: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", what)
+    }
+
+    fn bad_request(m: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", m)
+    }
+
+    fn internal(e: impl std::fmt::Display) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(json!({"error": {"code": self.code, "message": self.message}})),
+        )
+            .into_response()
+    }
+}
+
+type ApiResult = Result<Json<Value>, ApiError>;
+
+/// The API router.
+pub fn router(node: Node) -> Router {
+    Router::new()
+        .route("/status", get(status))
+        .route("/genesis", get(genesis))
+        .route("/headers/{height}", get(header_at))
+        .route("/blocks/{height}", get(block_at))
+        .route("/tx", post(submit))
+        .route("/tx/{hash}", get(tx_status))
+        .route("/state/account/{addr}", get(account))
+        .route("/state/provider/{addr}", get(provider))
+        .route("/state/deputy/{addr}", get(deputy))
+        .route("/state/deal/{id}", get(deal))
+        .route("/state/validator/{addr}", get(validator))
+        .route("/state/globals", get(globals))
+        .route("/events", get(events))
+        .route("/metrics", get(metrics))
+        .route("/health", get(|| async { "ok" }))
+        .layer(DefaultBodyLimit::max(2 << 20))
+        .with_state(node)
+}
+
+async fn status(State(node): State<Node>) -> ApiResult {
+    let s = node.lock();
+    let c = &s.chain;
+    Ok(Json(json!({
+        "chain_id": c.state.g.chain_id,
+        "height": c.tip.height,
+        "hash": c.tip.hash(),
+        "state_root": c.tip.state_root,
+        "time_ms": c.tip.time_ms,
+        "epoch": c.state.g.epoch,
+        "beacon": c.state.g.beacon,
+        "genesis_hash": c.genesis_hash,
+        "validators": c.state.g.validators,
+        "mempool": s.mempool.len(),
+    })))
+}
+
+async fn genesis(State(node): State<Node>) -> ApiResult {
+    let s = node.lock();
+    Ok(Json(
+        json!({ "genesis_hash": s.chain.genesis_hash, "params": s.chain.state.g.params }),
+    ))
+}
+
+async fn header_at(State(node): State<Node>, Path(height): Path<u64>) -> ApiResult {
+    let block = node
+        .store
+        .block(height)
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no finalized block at height {height}")))?;
+    let cert = node.store.cert(height).map_err(ApiError::internal)?;
+    let h = &block.header;
+    Ok(Json(json!({
+        "height": h.height,
+        "hash": h.hash(),
+        "state_root": h.state_root,
+        "header": h,
+        "finalization": cert.map(|c| format!("0x{}", hex::encode(c))),
+    })))
+}
+
+async fn block_at(State(node): State<Node>, Path(height): Path<u64>) -> ApiResult {
+    let block = node
+        .store
+        .block(height)
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no finalized block at height {height}")))?;
+    Ok(Json(json!(block)))
+}
+
+async fn submit(State(node): State<Node>, body: axum::body::Bytes) -> Result<Response, ApiError> {
+    let tx: SignedTx = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("not a signed transaction: {e}")))?;
+    match node.submit(tx) {
+        Ok(hash) => Ok((StatusCode::ACCEPTED, Json(json!({"hash": hash}))).into_response()),
+        Err(SubmitError::Duplicate) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "duplicate",
+            "transaction already known",
+        )),
+        Err(SubmitError::Full) => Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "mempool_full",
+            "mempool full; retry later",
+        )),
+        Err(SubmitError::Tx(e)) => {
+            let (status, code) = match &e {
+                chain_light::TxError::Nonce { .. } => (StatusCode::CONFLICT, "nonce"),
+                chain_light::TxError::TooLarge { .. } => {
+                    (StatusCode::PAYLOAD_TOO_LARGE, "too_large")
+                }
+                chain_light::TxError::Signature(_) => (StatusCode::FORBIDDEN, "signature"),
+                _ => (StatusCode::BAD_REQUEST, "invalid"),
+            };
+            Err(ApiError::new(status, code, e.to_string()))
+        }
+    }
+}
+
+async fn tx_status(State(node): State<Node>, Path(hash): Path<String>) -> ApiResult {
+    let h = H256::from_hex(&hash).map_err(|e| ApiError::bad_request(format!("hash: {e}")))?;
+    {
+        let s = node.lock();
+        if let Some((height, r)) = s.recent.get(&h) {
+            return Ok(Json(
+                json!({"status": "included", "height": height, "result": r}),
+            ));
+        }
+        if s.mempool.iter().any(|t| t.hash() == h) {
+            return Ok(Json(json!({"status": "pending"})));
+        }
+    }
+    match node.store.tx_location(&h.0).map_err(ApiError::internal)? {
+        Some((height, index)) => Ok(Json(
+            json!({"status": "included", "height": height, "index": index}),
+        )),
+        None => Err(ApiError::not_found("unknown transaction")),
+    }
+}
+
+#[derive(Deserialize)]
+struct AtHeight {
+    height: Option<u64>,
+}
+
+/// A record with its proof at a height (default: the tip).
+fn proven<T: serde::Serialize + serde::de::DeserializeOwned>(
+    node: &Node,
+    key: Vec<u8>,
+    height: Option<u64>,
+) -> ApiResult {
+    let s = node.lock();
+    let height = height.unwrap_or(s.chain.tip.height);
+    if height > s.chain.tip.height {
+        return Err(ApiError::not_found(format!(
+            "height {height} is not finalized yet"
+        )));
+    }
+    let root = s
+        .chain
+        .auth
+        .root(height)
+        .ok_or_else(|| ApiError::not_found(format!("no state at height {height}")))?;
+    let p: StateProof = s.chain.prove(&key, height).map_err(ApiError::internal)?;
+    let value: Option<T> = match &p.value {
+        Some(v) => Some(chain_light::codec::decode(v, 16 << 20).map_err(ApiError::internal)?),
+        None => None,
+    };
+    Ok(Json(json!({
+        "height": height,
+        "state_root": root,
+        "value": value,
+        "proof": {
+            "key": format!("0x{}", hex::encode(&p.key)),
+            "value": p.value.as_ref().map(|v| format!("0x{}", hex::encode(v))),
+            "proof": format!("0x{}", hex::encode(&p.proof)),
+        },
+    })))
+}
+
+fn address(s: &str) -> Result<Address, ApiError> {
+    Address::from_hex(s).map_err(|e| ApiError::bad_request(format!("address: {e}")))
+}
+
+async fn account(
+    State(n): State<Node>,
+    Path(a): Path<String>,
+    Query(q): Query<AtHeight>,
+) -> ApiResult {
+    proven::<chain_light::state::Account>(&n, state_key(tag::ACCOUNT, &address(&a)?), q.height)
+}
+
+async fn provider(
+    State(n): State<Node>,
+    Path(a): Path<String>,
+    Query(q): Query<AtHeight>,
+) -> ApiResult {
+    proven::<chain_light::state::Provider>(&n, state_key(tag::PROVIDER, &address(&a)?), q.height)
+}
+
+async fn deputy(
+    State(n): State<Node>,
+    Path(a): Path<String>,
+    Query(q): Query<AtHeight>,
+) -> ApiResult {
+    proven::<chain_light::state::Deputy>(&n, state_key(tag::DEPUTY, &address(&a)?), q.height)
+}
+
+async fn validator(
+    State(n): State<Node>,
+    Path(a): Path<String>,
+    Query(q): Query<AtHeight>,
+) -> ApiResult {
+    proven::<chain_light::state::Validator>(&n, state_key(tag::VALIDATOR, &address(&a)?), q.height)
+}
+
+async fn deal(State(n): State<Node>, Path(id): Path<u64>, Query(q): Query<AtHeight>) -> ApiResult {
+    proven::<chain_light::state::Deal>(&n, state_key(tag::DEAL, &id), q.height)
+}
+
+async fn globals(State(n): State<Node>, Query(q): Query<AtHeight>) -> ApiResult {
+    proven::<chain_light::state::Globals>(&n, vec![tag::GLOBALS], q.height)
+}
+
+async fn events(State(node): State<Node>) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let rx = node.feed.subscribe();
+    let stream = BroadcastStream::new(rx).filter_map(|item| {
+        let item = item.ok()?;
+        let data = serde_json::to_string(&*item).ok()?;
+        Some(Ok(SseEvent::default().event("block").data(data)))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+async fn metrics(State(node): State<Node>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        node.metrics.render(),
+    )
+        .into_response()
+}

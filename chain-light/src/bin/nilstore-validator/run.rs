@@ -1,0 +1,392 @@
+//! Command line, home directory, start-up (replay) and the consensus engine wiring.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _, Result};
+use chain_light::block::{Chain, Genesis, GenesisAccount, GenesisValidator};
+use chain_light::bytes::Address;
+use chain_light::crypto::SecretKey;
+use chain_light::exec::{Env, NoFaults};
+use chain_light::light::{self, header_digest, Digest};
+use chain_light::params::Params;
+use clap::{Parser, Subcommand};
+use commonware_codec::Encode as _;
+use commonware_consensus::simplex::elector::RoundRobin;
+use commonware_consensus::simplex::{self, ForwardPolicy, SkipBudget, SkipPolicy};
+use commonware_consensus::types::{Epoch, ViewDelta};
+use commonware_cryptography::{Sha256, Signer as _};
+use commonware_p2p::utils::mocks::inert_channel;
+use commonware_parallel::Sequential;
+use commonware_runtime::buffer::paged::CacheRef;
+use commonware_runtime::{tokio as cw_tokio, Runner as _, Spawner as _, Supervisor as _};
+use commonware_utils::{NZDuration, NZUsize, NZU16};
+use serde::{Deserialize, Serialize};
+use wasm_core::kzg::KzgSettings;
+
+use crate::metrics::Metrics;
+use crate::node::{App, ChainReporter, Node};
+use crate::store::Store;
+
+#[derive(Parser)]
+#[command(
+    name = "nilstore-validator",
+    version,
+    about = "NilStore chain validator (commonware simplex)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a validator from a home directory (a fresh one gets a single-validator dev genesis).
+    Start {
+        /// Home directory: genesis.json, validator_key.json, chain.redb, consensus/.
+        #[arg(long)]
+        home: PathBuf,
+        /// HTTP API address.
+        #[arg(long, default_value = "127.0.0.1:26657")]
+        api: SocketAddr,
+        /// Chain id of a dev genesis written into a fresh home.
+        #[arg(long, default_value_t = 1337)]
+        chain_id: u64,
+        /// Minimum milliseconds between blocks.
+        #[arg(long, default_value_t = 500)]
+        block_ms: u64,
+    },
+    /// Write a dev genesis for N validators: OUT/genesis.json, OUT/dev-keys.json and one
+    /// home per validator (OUT/validator-<i>/ with genesis.json and validator_key.json).
+    Genesis {
+        /// Number of validators.
+        #[arg(long, default_value_t = 4)]
+        validators: u64,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Chain id.
+        #[arg(long, default_value_t = 1337)]
+        chain_id: u64,
+    },
+}
+
+/// A validator's secrets (`validator_key.json`, mode 0600).
+#[derive(Serialize, Deserialize)]
+struct ValidatorKey {
+    /// Index in the dev genesis (informational).
+    index: u64,
+    /// ed25519 identity secret, hex.
+    identity: String,
+    /// BLS secret scalar, hex.
+    bls: String,
+    /// secp256k1 account secret, hex.
+    account: String,
+}
+
+/// A funded dev account (`dev-keys.json`).
+#[derive(Serialize, Deserialize)]
+struct DevAccount {
+    name: String,
+    address: Address,
+    secret: String,
+}
+
+const DEV_ACCOUNTS: u64 = 16;
+const DEV_BALANCE: u128 = 1_000_000_000_000_000_000_000;
+const VALIDATOR_STAKE: u128 = 10_000_000_000_000;
+
+pub fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Cmd::Start {
+            home,
+            api,
+            chain_id,
+            block_ms,
+        } => start(&home, api, chain_id, Duration::from_millis(block_ms)),
+        Cmd::Genesis {
+            validators,
+            out,
+            chain_id,
+        } => write_genesis(&out, validators, chain_id).map(|_| ()),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("create {}", tmp.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+fn write_public(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp).with_context(|| format!("create {}", tmp.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+fn dev_account_key(chain_id: u64, name: &str) -> SecretKey {
+    SecretKey::from_seed(format!("nilstore/dev/{chain_id}/{name}").as_bytes())
+}
+
+/// Writes a dev genesis for `n` validators under `out`; returns the genesis.
+fn write_genesis(out: &Path, n: u64, chain_id: u64) -> Result<Genesis> {
+    if n == 0 || n > 64 {
+        bail!("--validators must be 1..=64");
+    }
+    std::fs::create_dir_all(out)?;
+    let mut accounts = Vec::new();
+    let mut dev = Vec::new();
+    for i in 0..DEV_ACCOUNTS {
+        let name = format!("dev{i}");
+        let k = dev_account_key(chain_id, &name);
+        accounts.push(GenesisAccount {
+            address: k.address(),
+            balance: DEV_BALANCE,
+        });
+        dev.push(DevAccount {
+            name,
+            address: k.address(),
+            secret: format!("0x{}", hex::encode(k.to_bytes())),
+        });
+    }
+    let mut validators = Vec::new();
+    let mut keys = Vec::new();
+    for i in 0..n {
+        let (identity, bls) = light::dev_keys(chain_id, i);
+        let account = dev_account_key(chain_id, &format!("validator{i}"));
+        validators.push(GenesisValidator {
+            account: account.address(),
+            consensus_key: light::make_consensus_key(&identity, &bls),
+            stake: VALIDATOR_STAKE,
+        });
+        accounts.push(GenesisAccount {
+            address: account.address(),
+            balance: DEV_BALANCE,
+        });
+        keys.push(ValidatorKey {
+            index: i,
+            identity: hex::encode(identity.encode()),
+            bls: hex::encode(bls.encode()),
+            account: hex::encode(account.to_bytes()),
+        });
+    }
+    let genesis = Genesis {
+        chain_id,
+        time_ms: 0,
+        params: Params::devnet(dev[0].address),
+        accounts,
+        validators,
+    };
+    let gbytes = serde_json::to_vec_pretty(&genesis)?;
+    let dbytes = serde_json::to_vec_pretty(&dev)?;
+    write_public(&out.join("genesis.json"), &gbytes)?;
+    write_private(&out.join("dev-keys.json"), &dbytes)?;
+    if n == 1 {
+        write_private(
+            &out.join("validator_key.json"),
+            &serde_json::to_vec_pretty(&keys[0])?,
+        )?;
+    } else {
+        for (i, k) in keys.iter().enumerate() {
+            let home = out.join(format!("validator-{i}"));
+            std::fs::create_dir_all(&home)?;
+            write_public(&home.join("genesis.json"), &gbytes)?;
+            write_private(
+                &home.join("validator_key.json"),
+                &serde_json::to_vec_pretty(k)?,
+            )?;
+        }
+        println!("wrote {} validator homes under {}", n, out.display());
+    }
+    Ok(genesis)
+}
+
+fn load_key(
+    home: &Path,
+) -> Result<(
+    ValidatorKey,
+    commonware_cryptography::ed25519::PrivateKey,
+    commonware_cryptography::bls12381::primitives::group::Private,
+    SecretKey,
+)> {
+    let path = home.join("validator_key.json");
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&path)
+            .with_context(|| format!("read {}", path.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            bail!(
+                "{} must not be readable by group or others (chmod 600)",
+                path.display()
+            );
+        }
+    }
+    let k: ValidatorKey = serde_json::from_slice(&std::fs::read(&path)?)
+        .with_context(|| format!("parse {}", path.display()))?;
+    let identity = light::decode_ed25519(&hex::decode(&k.identity)?)
+        .context("validator_key.json: bad identity key")?;
+    let bls =
+        light::decode_bls(&hex::decode(&k.bls)?).context("validator_key.json: bad BLS key")?;
+    let acct: [u8; 32] = hex::decode(&k.account)?
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("validator_key.json: account key must be 32 bytes"))?;
+    let account = SecretKey::from_bytes(&acct).map_err(|e| anyhow::anyhow!("account key: {e}"))?;
+    Ok((k, identity, bls, account))
+}
+
+/// Genesis, then every stored block re-executed: the state at the tip, with every header
+/// checked against the log.
+fn replay(genesis: &Genesis, store: &Store) -> Result<(Chain, Digest)> {
+    let mut chain = Chain::from_genesis(genesis).context("genesis")?;
+    let genesis_digest = header_digest(&chain.tip);
+    let last = store.last_height()?;
+    let env = Env {
+        kzg: KzgSettings::ethereum(),
+        faults: &NoFaults,
+    };
+    let t0 = Instant::now();
+    for h in 1..=last {
+        let block = store
+            .block(h)?
+            .with_context(|| format!("block log has no block {h}"))?;
+        chain
+            .import(&env, &block)
+            .with_context(|| format!("replaying block {h}"))?;
+    }
+    if last > 0 {
+        tracing::info!(blocks = last, root = %chain.tip.state_root, secs = t0.elapsed().as_secs_f64(), "replayed block log");
+    }
+    Ok((chain, genesis_digest))
+}
+
+fn start(home: &Path, api: SocketAddr, chain_id: u64, block_interval: Duration) -> Result<()> {
+    std::fs::create_dir_all(home)?;
+    let gpath = home.join("genesis.json");
+    if !gpath.exists() {
+        write_genesis(home, 1, chain_id)?;
+        tracing::info!(home = %home.display(), chain_id, "wrote a single-validator dev genesis; dev accounts in dev-keys.json");
+    }
+    let genesis: Genesis = serde_json::from_slice(&std::fs::read(&gpath)?)
+        .with_context(|| format!("parse {}", gpath.display()))?;
+    let (_key, identity, bls, account) = load_key(home)?;
+    let store = Arc::new(Store::open(home)?);
+    let (chain, genesis_digest) = replay(&genesis, &store)?;
+    let set = chain.state.g.validators.clone();
+    let participants = light::participants(&set)?;
+    let me = identity.public_key();
+    if participants.get_value(&me).is_none() {
+        bail!("this validator's identity is not in the validator set");
+    }
+    let n = set.len();
+    if n != 1 {
+        bail!(
+            "this build runs the embedded single-validator chain; {n} validators need the p2p \
+             transport (see docs/chain.md, 'Status')"
+        );
+    }
+    let metrics = Arc::new(Metrics::new());
+    let node = Node::new(chain, store, metrics, account.address(), block_interval);
+    let namespace = light::namespace(genesis.chain_id);
+    let scheme = light::Scheme::signer(&namespace, participants, bls)
+        .context("BLS key does not match the validator set")?;
+
+    let cfg = cw_tokio::Config::new()
+        .with_storage_directory(home.join("consensus"))
+        .with_worker_threads(2)
+        .with_catch_panics(false);
+    let executor = cw_tokio::Runner::new(cfg);
+    executor.start(|context| async move {
+        let listener = match tokio::net::TcpListener::bind(api).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(%api, %e, "cannot bind the API address");
+                std::process::exit(1);
+            }
+        };
+        tracing::info!(api = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "API listening");
+        let router = crate::api::router(node.clone());
+        context.child("api").spawn(move |_| async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                tracing::error!(%e, "API server stopped");
+            }
+        });
+        let peers = vec![me.clone()];
+        let (block_tx, _block_rx) = inert_channel(&peers);
+        let app = App::new(context.child("app"), node.clone(), block_tx);
+        let cfg = simplex::Config {
+            scheme,
+            elector: RoundRobin::<Sha256>::default(),
+            blocker: crate::node::NoPeers,
+            automaton: app.clone(),
+            relay: app,
+            reporter: ChainReporter::new(node.clone()),
+            strategy: Sequential,
+            partition: "simplex-epoch-0".into(),
+            mailbox_size: NZUsize!(1024),
+            epoch: Epoch::zero(),
+            floor: simplex::Floor::Genesis(genesis_digest),
+            replay_buffer: NZUsize!(1 << 20),
+            write_buffer: NZUsize!(1 << 20),
+            page_cache: CacheRef::new(NZU16!(16_384), NZUsize!(1_000)),
+            leader_timeout: Duration::from_secs(2),
+            certification_timeout: Duration::from_secs(3),
+            timeout_retry: Duration::from_secs(10),
+            fetch_timeout: NZDuration!(Duration::from_secs(1)),
+            fetch_retry_delay: Duration::from_millis(100),
+            view_retention: ViewDelta::new(64),
+            skip: SkipPolicy::Enabled {
+                timeout: Duration::from_secs(11),
+                budget: SkipBudget::Participants,
+            },
+            forward: ForwardPolicy::Disabled,
+            track_historical_votes: false,
+        };
+        let engine = simplex::Engine::new(context.child("engine"), cfg);
+        let handle = engine.start(
+            inert_channel(&peers),
+            inert_channel(&peers),
+            inert_channel(&peers),
+        );
+        tracing::info!(chain_id = genesis.chain_id, "validator started");
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("stopping");
+        handle.abort();
+        let _ = context.stop(0, Some(Duration::from_secs(5))).await;
+    });
+    Ok(())
+}
