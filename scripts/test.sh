@@ -80,8 +80,8 @@ run_tier "a fmt" cargo fmt --all -- --check
 run_tier "b clippy native" cargo clippy --workspace --all-targets -- -D warnings
 
 if [ "$NILSTORE_WASM_ROUTE" = A ]; then
-    run_tier "c clippy wasm32" cargo clippy -p wasm-core --target wasm32-unknown-unknown \
-        --all-targets --no-default-features -- -D warnings
+    run_tier "c clippy wasm32" cargo clippy -p wasm-core -p chain-light \
+        --target wasm32-unknown-unknown --all-targets --no-default-features -- -D warnings
 else
     skip_tier "c clippy wasm32" "route B: Debian's rustc-web ships no clippy"
 fi
@@ -95,7 +95,10 @@ run_tier "d native tests" cargo test --workspace
 wasm_tests() {
     WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-600}" \
         wasm_cargo test -p wasm-core --target wasm32-unknown-unknown --no-default-features \
-        -- --nocapture
+        -- --nocapture &&
+        WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-600}" \
+            wasm_cargo test -p chain-light --target wasm32-unknown-unknown --no-default-features \
+            --test light -- --nocapture
 }
 run_tier "e wasm32 tests (Chromium)" wasm_tests
 

@@ -19,6 +19,7 @@ pub struct GenesisAccount {
     /// Address.
     pub address: Address,
     /// Balance.
+    #[serde(with = "crate::amount")]
     pub balance: Amount,
 }
 
@@ -30,6 +31,7 @@ pub struct GenesisValidator {
     /// Consensus public key.
     pub consensus_key: Blob,
     /// Self-stake.
+    #[serde(with = "crate::amount")]
     pub stake: Amount,
 }
 

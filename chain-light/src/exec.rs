@@ -75,8 +75,10 @@ pub enum TxError {
     #[error("fee {got} below the minimum {min}")]
     FeeTooLow {
         /// Minimum.
+        #[serde(with = "crate::amount")]
         min: Amount,
         /// Given.
+        #[serde(with = "crate::amount")]
         got: Amount,
     },
     /// Not enough funds.
@@ -85,8 +87,10 @@ pub enum TxError {
         /// Balance, escrow, stake…
         what: String,
         /// Needed.
+        #[serde(with = "crate::amount")]
         need: Amount,
         /// Available.
+        #[serde(with = "crate::amount")]
         have: Amount,
     },
     /// The encoded transaction is too large.
@@ -192,6 +196,7 @@ pub enum Event {
         /// Total MDUs.
         total_mdus: u64,
         /// Rent reserved for the added MDUs.
+        #[serde(with = "crate::amount")]
         rent: Amount,
     },
     /// A deal ended (expired or cancelled); providers may delete its data.
@@ -201,6 +206,7 @@ pub enum Event {
         /// Cancelled by the owner (else expired).
         cancelled: bool,
         /// Refunded to the owner.
+        #[serde(with = "crate::amount")]
         refund: Amount,
     },
     /// Storage proofs accepted.
@@ -215,6 +221,7 @@ pub enum Event {
         /// Provider.
         provider: Address,
         /// Amount taken.
+        #[serde(with = "crate::amount")]
         amount: Amount,
         /// Why.
         reason: EvictReason,
@@ -257,8 +264,10 @@ pub enum Event {
         /// Provider.
         provider: Address,
         /// Paid from escrow.
+        #[serde(with = "crate::amount")]
         paid: Amount,
         /// Burned of it.
+        #[serde(with = "crate::amount")]
         burned: Amount,
     },
     /// A deputy attestation was counted.
@@ -277,6 +286,7 @@ pub enum Event {
         /// Validator.
         validator: Address,
         /// Taken from self-stake and delegations.
+        #[serde(with = "crate::amount")]
         amount: Amount,
         /// Jailed until (exclusive).
         jailed_until: u64,
@@ -782,6 +792,30 @@ impl State {
 
     /// The checks that decide whether a transaction may enter a block at all.
     pub fn check_envelope(&self, stx: &SignedTx, encoded_len: usize) -> Result<(), TxError> {
+        self.check_envelope_ahead(stx, encoded_len, 0)
+    }
+
+    /// [`State::check_envelope`] for a mempool: the nonce may run up to `window` ahead of
+    /// the account's next one (the balance check is then only indicative).
+    pub fn check_envelope_ahead(
+        &self,
+        stx: &SignedTx,
+        encoded_len: usize,
+        window: u64,
+    ) -> Result<(), TxError> {
+        self.check_envelope_fields(stx, encoded_len, window)?;
+        stx.verify_signature()?;
+        Ok(())
+    }
+
+    /// Every envelope check but the signature (for callers that verified it already,
+    /// outside a lock).
+    pub fn check_envelope_fields(
+        &self,
+        stx: &SignedTx,
+        encoded_len: usize,
+        window: u64,
+    ) -> Result<(), TxError> {
         let p = self.params();
         let tx = &stx.tx;
         if encoded_len > p.max_tx_bytes as usize {
@@ -803,15 +837,13 @@ impl State {
             });
         }
         let want = self.accounts.get(&tx.from).map_or(0, |a| a.nonce);
-        if tx.nonce != want {
+        if tx.nonce < want || tx.nonce - want > window {
             return Err(TxError::Nonce {
                 want,
                 got: tx.nonce,
             });
         }
-        self.need_balance(&tx.from, tx.fee)?;
-        stx.verify_signature()?;
-        Ok(())
+        self.need_balance(&tx.from, tx.fee)
     }
 
     fn apply_msg(

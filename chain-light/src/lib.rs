@@ -10,6 +10,7 @@
 //!         → txs → AuthStore (jmt) version = height → Header.state_root
 //! ```
 
+pub mod amount;
 pub mod auth;
 pub mod block;
 pub mod bytes;

@@ -15,27 +15,34 @@ pub struct Params {
     /// Blocks per epoch.
     pub epoch_blocks: u64,
     /// Minimum fee per transaction.
+    #[serde(with = "crate::amount")]
     pub min_fee: Amount,
     /// Share of every fee that is burned (basis points); the rest goes to the epoch's
     /// validator reward pool.
     pub fee_burn_bps: u32,
     /// Newly minted tokens per block, added to the validator reward pool.
+    #[serde(with = "crate::amount")]
     pub block_reward: Amount,
     /// Minimum stake of a provider.
+    #[serde(with = "crate::amount")]
     pub min_provider_stake: Amount,
     /// Minimum stake of a deputy (relay).
+    #[serde(with = "crate::amount")]
     pub min_deputy_stake: Amount,
     /// Minimum self-stake of a validator.
+    #[serde(with = "crate::amount")]
     pub min_validator_stake: Amount,
     /// Largest active validator set.
     pub max_validators: u32,
     /// Epochs between undelegation/exit and the release of the stake.
     pub unbonding_epochs: u64,
     /// Storage rent per MDU per epoch (for the whole deal, all slots).
+    #[serde(with = "crate::amount")]
     pub rent_per_mdu_epoch: Amount,
     /// Longest deal term in epochs.
     pub max_term_epochs: u64,
     /// Price of one retrieved blob, paid from escrow through receipts.
+    #[serde(with = "crate::amount")]
     pub price_per_blob: Amount,
     /// Share of each receipt payment that is burned (bps).
     pub receipt_burn_bps: u32,

@@ -138,10 +138,12 @@ pub mod tag {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
     /// Spendable balance.
+    #[serde(with = "crate::amount")]
     pub balance: Amount,
     /// Next transaction nonce.
     pub nonce: u64,
     /// Rewards earned (provider rent and receipts, deputy premiums, staking), withdrawable.
+    #[serde(with = "crate::amount")]
     pub rewards: Amount,
 }
 
@@ -161,6 +163,7 @@ pub struct Provider {
     /// Placement diversity group.
     pub operator: Address,
     /// Locked stake.
+    #[serde(with = "crate::amount")]
     pub stake: Amount,
     /// Capacity in MDUs.
     pub capacity_mdus: u64,
@@ -182,6 +185,7 @@ pub struct Provider {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deputy {
     /// Locked stake.
+    #[serde(with = "crate::amount")]
     pub stake: Amount,
     /// libp2p peer id.
     pub peer_id: String,
@@ -243,14 +247,18 @@ pub struct Deal {
     /// First epoch after the term.
     pub end_epoch: u64,
     /// Unreserved escrow.
+    #[serde(with = "crate::amount")]
     pub escrow: Amount,
     /// Rent reserved for the rest of the term, released to providers epoch by epoch.
+    #[serde(with = "crate::amount")]
     pub rent_reserved: Amount,
     /// Receipts may pay at most this per epoch.
+    #[serde(with = "crate::amount")]
     pub spend_cap: Amount,
     /// Epoch of `spent`.
     pub spent_epoch: u64,
     /// Paid through receipts in `spent_epoch`.
+    #[serde(with = "crate::amount")]
     pub spent: Amount,
     /// Slots.
     pub slots: Vec<Slot>,
@@ -281,8 +289,10 @@ pub struct Validator {
     /// Consensus public key.
     pub consensus_key: Blob,
     /// Self-stake.
+    #[serde(with = "crate::amount")]
     pub self_stake: Amount,
     /// Sum of delegations by others.
+    #[serde(with = "crate::amount")]
     pub delegated: Amount,
     /// Commission (bps) on delegators' rewards.
     pub commission_bps: u32,
@@ -305,6 +315,7 @@ pub struct Unbonding {
     /// Who gets it.
     pub owner: Address,
     /// Amount.
+    #[serde(with = "crate::amount")]
     pub amount: Amount,
 }
 
@@ -336,6 +347,7 @@ pub struct SetMember {
     /// Consensus key.
     pub consensus_key: Blob,
     /// Voting power.
+    #[serde(with = "crate::amount")]
     pub power: Amount,
 }
 
@@ -361,12 +373,16 @@ pub struct Globals {
     /// Next unbonding sequence number.
     pub next_unbonding: u64,
     /// Tokens in existence.
+    #[serde(with = "crate::amount")]
     pub supply: Amount,
     /// Minted since genesis.
+    #[serde(with = "crate::amount")]
     pub minted: Amount,
     /// Burned since genesis.
+    #[serde(with = "crate::amount")]
     pub burned: Amount,
     /// Validator rewards collected this epoch (fees and block rewards).
+    #[serde(with = "crate::amount")]
     pub reward_pool: Amount,
     /// The active validator set.
     pub validators: Vec<SetMember>,

@@ -23,6 +23,7 @@ pub struct Tx {
     /// The sender's next nonce.
     pub nonce: u64,
     /// Fee offered (≥ `Params::min_fee`).
+    #[serde(with = "crate::amount")]
     pub fee: Amount,
     /// What to do.
     pub msg: Msg,
@@ -207,11 +208,13 @@ pub enum Msg {
         /// Recipient.
         to: Address,
         /// Amount.
+        #[serde(with = "crate::amount")]
         amount: Amount,
     },
     /// Register the sender as a storage provider, locking `stake`.
     RegisterProvider {
         /// Stake locked from the balance.
+        #[serde(with = "crate::amount")]
         stake: Amount,
         /// Capacity in MDUs (each assigned slot reserves the deal's whole MDU count).
         capacity_mdus: u64,
@@ -229,6 +232,7 @@ pub enum Msg {
         /// New endpoints.
         endpoints: Vec<String>,
         /// Stake to add.
+        #[serde(with = "crate::amount")]
         add_stake: Amount,
     },
     /// Leave: allowed with no assigned or pending slots; the stake unbonds.
@@ -236,6 +240,7 @@ pub enum Msg {
     /// Register the sender as a deputy (relay), locking `stake`.
     RegisterDeputy {
         /// Stake.
+        #[serde(with = "crate::amount")]
         stake: Amount,
         /// libp2p peer id.
         peer_id: String,
@@ -255,8 +260,10 @@ pub enum Msg {
         /// Term in epochs.
         term_epochs: u64,
         /// Escrow moved from the balance.
+        #[serde(with = "crate::amount")]
         escrow: Amount,
         /// Most receipts may pay per epoch.
+        #[serde(with = "crate::amount")]
         spend_cap: Amount,
     },
     /// Commit new content (owner or an authorised delegate).
@@ -277,6 +284,7 @@ pub enum Msg {
         /// Deal.
         deal: u64,
         /// Amount.
+        #[serde(with = "crate::amount")]
         amount: Amount,
     },
     /// Extend the term; the rent for the current content is reserved now.
@@ -349,6 +357,7 @@ pub enum Msg {
         /// Consensus public key (engine-specific bytes).
         consensus_key: Blob,
         /// Self-stake.
+        #[serde(with = "crate::amount")]
         stake: Amount,
         /// Commission on delegators' rewards (bps).
         commission_bps: u32,
@@ -358,6 +367,7 @@ pub enum Msg {
         /// Validator's account.
         validator: Address,
         /// Amount.
+        #[serde(with = "crate::amount")]
         amount: Amount,
     },
     /// Start unbonding a delegation (or self-stake).
@@ -365,6 +375,7 @@ pub enum Msg {
         /// Validator's account.
         validator: Address,
         /// Amount.
+        #[serde(with = "crate::amount")]
         amount: Amount,
     },
     /// Leave jail after the jail term.

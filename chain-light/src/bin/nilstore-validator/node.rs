@@ -152,6 +152,8 @@ impl Node {
     pub fn submit(&self, tx: SignedTx) -> Result<H256, SubmitError> {
         let len = codec::encode(&tx).len();
         let hash = tx.hash();
+        // The expensive check outside the lock.
+        tx.verify_signature().map_err(TxError::from)?;
         let mut s = self.lock();
         if s.mempool_ids.contains(&hash) || s.recent.contains_key(&hash) {
             return Err(SubmitError::Duplicate);
@@ -159,24 +161,9 @@ impl Node {
         if s.mempool.len() >= MEMPOOL_MAX {
             return Err(SubmitError::Full);
         }
-        let st = &s.chain.state;
-        let want = st.accounts.get(&tx.tx.from).map_or(0, |a| a.nonce);
-        if tx.tx.nonce < want || tx.tx.nonce > want + NONCE_WINDOW {
-            return Err(TxError::Nonce {
-                want,
-                got: tx.tx.nonce,
-            }
-            .into());
-        }
-        // Everything but the nonce as the block will check it.
-        let mut probe = tx.clone();
-        probe.tx.nonce = want;
-        match st.check_envelope(&probe, len) {
-            Err(TxError::Signature(_)) => {}
-            Err(e) => return Err(e.into()),
-            Ok(()) => {}
-        }
-        tx.verify_signature().map_err(TxError::from)?;
+        s.chain
+            .state
+            .check_envelope_fields(&tx, len, NONCE_WINDOW)?;
         s.mempool_ids.insert(hash);
         s.mempool.push_back(tx);
         self.metrics.mempool.set(s.mempool.len() as i64);

@@ -1,0 +1,283 @@
+//! The `nilstore-validator` binary end to end: the embedded single validator starts on a
+//! fresh home, finalizes blocks, takes transactions over HTTP, serves headers with
+//! finalization certificates and state with proofs that a light client verifies, refuses
+//! bad input with JSON errors, and after `kill -9` resumes with the same state roots.
+//!
+//! With `NILSTORE_RECORD_LIGHT=1` it also rewrites `tests/data/light.json`, the recorded
+//! data the light-client tests (native and Chromium) check.
+#![allow(clippy::unwrap_used)]
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chain_light::auth::StateProof;
+use chain_light::block::{Chain, Genesis, Header};
+use chain_light::bytes::Address;
+use chain_light::crypto::SecretKey;
+use chain_light::light::LightClient;
+use chain_light::tx::{Msg, Tx};
+use serde_json::{json, Value};
+
+struct Validator {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Validator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn start(home: &Path, port: u16) -> Validator {
+    let child = Command::new(env!("CARGO_BIN_EXE_nilstore-validator"))
+        .args(["start", "--home"])
+        .arg(home)
+        .args(["--api", &format!("127.0.0.1:{port}"), "--block-ms", "200"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let v = Validator { child, port };
+    let t0 = Instant::now();
+    while get(&v, "/health").is_none() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "validator did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    v
+}
+
+fn url(v: &Validator, path: &str) -> String {
+    format!("http://127.0.0.1:{}{path}", v.port)
+}
+
+fn get(v: &Validator, path: &str) -> Option<Value> {
+    match ureq::get(&url(v, path)).call() {
+        Ok(r) => {
+            let s = r.into_string().ok()?;
+            Some(serde_json::from_str(&s).unwrap_or(Value::String(s)))
+        }
+        Err(_) => None,
+    }
+}
+
+/// Status and JSON body, errors included.
+fn request(v: &Validator, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+    let req = ureq::request(method, &url(v, path)).set("content-type", "application/json");
+    let r = match body {
+        Some(b) => req.send_string(b),
+        None => req.call(),
+    };
+    let resp = match r {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{e}"),
+    };
+    let status = resp.status();
+    (
+        status,
+        serde_json::from_str(&resp.into_string().unwrap()).unwrap(),
+    )
+}
+
+fn height(v: &Validator) -> u64 {
+    get(v, "/status").unwrap()["height"].as_u64().unwrap()
+}
+
+fn wait_height(v: &Validator, h: u64) {
+    let t0 = Instant::now();
+    while height(v) < h {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "stuck below height {h}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn home(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("nilstore-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn dev_key(home: &Path, i: usize) -> SecretKey {
+    let keys: Value =
+        serde_json::from_slice(&std::fs::read(home.join("dev-keys.json")).unwrap()).unwrap();
+    let hexs = keys[i]["secret"].as_str().unwrap();
+    let b: [u8; 32] = hex::decode(&hexs[2..]).unwrap().try_into().unwrap();
+    SecretKey::from_bytes(&b).unwrap()
+}
+
+fn header_and_cert(v: &Validator, h: u64) -> (Header, Vec<u8>) {
+    let j = get(v, &format!("/headers/{h}")).unwrap();
+    let header: Header = serde_json::from_value(j["header"].clone()).unwrap();
+    let cert = hex::decode(&j["finalization"].as_str().unwrap()[2..]).unwrap();
+    (header, cert)
+}
+
+fn proof_of(j: &Value) -> StateProof {
+    let p = &j["proof"];
+    let h = |v: &Value| hex::decode(&v.as_str().unwrap()[2..]).unwrap();
+    StateProof {
+        key: h(&p["key"]),
+        value: p["value"].as_str().map(|_| h(&p["value"])),
+        proof: h(&p["proof"]),
+    }
+}
+
+#[test]
+fn embedded_validator_serves_verifiable_state_and_survives_kill_9() {
+    let dir = home("validator");
+    let v = start(&dir, free_port());
+    wait_height(&v, 3);
+    let status = get(&v, "/status").unwrap();
+    let chain_id = status["chain_id"].as_u64().unwrap();
+    assert!(status["state_root"].as_str().unwrap().starts_with("0x"));
+
+    // A transfer through the API.
+    let alice = dev_key(&dir, 0);
+    let bob = dev_key(&dir, 1).address();
+    let tx = Tx {
+        chain_id,
+        from: alice.address(),
+        nonce: 0,
+        fee: 1_000,
+        msg: Msg::Transfer {
+            to: bob,
+            amount: 12_345,
+        },
+    }
+    .sign(&alice);
+    let body = serde_json::to_string(&tx).unwrap();
+    let (code, r) = request(&v, "POST", "/tx", Some(&body));
+    assert_eq!(code, 202, "{r}");
+    let hash = r["hash"].as_str().unwrap().to_string();
+    // The same again: 409. Garbage: 400. Another chain: 400. Forged signature: 403.
+    assert_eq!(request(&v, "POST", "/tx", Some(&body)).0, 409);
+    let (code, e) = request(&v, "POST", "/tx", Some("{\"nope\":1}"));
+    assert_eq!(code, 400);
+    assert_eq!(e["error"]["code"], "bad_request");
+    let mut other = tx.clone();
+    other.tx.chain_id += 1;
+    let other = other.tx.sign(&alice);
+    assert_eq!(
+        request(
+            &v,
+            "POST",
+            "/tx",
+            Some(&serde_json::to_string(&other).unwrap())
+        )
+        .0,
+        400
+    );
+    let mut forged = tx.clone();
+    forged.tx.nonce = 1;
+    assert_eq!(
+        request(
+            &v,
+            "POST",
+            "/tx",
+            Some(&serde_json::to_string(&forged).unwrap())
+        )
+        .0,
+        403
+    );
+    assert_eq!(request(&v, "GET", "/headers/99999999", None).0, 404);
+    assert_eq!(request(&v, "GET", "/state/account/0x12", None).0, 400);
+
+    // Included and applied.
+    let t0 = Instant::now();
+    let included = loop {
+        let (_, s) = request(&v, "GET", &format!("/tx/{hash}"), None);
+        if s["status"] == "included" {
+            break s;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30), "not included: {s}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(included["result"]["outcome"]["status"], "ok", "{included}");
+
+    // A light client from genesis verifies the tip's certificate and bob's balance proof.
+    let genesis: Genesis =
+        serde_json::from_slice(&std::fs::read(dir.join("genesis.json")).unwrap()).unwrap();
+    let g = Chain::from_genesis(&genesis).unwrap();
+    let mut lc = LightClient::new(g.tip.clone(), g.state.g.validators.clone()).unwrap();
+    let acct = get(&v, &format!("/state/account/{bob}")).unwrap();
+    let at = acct["height"].as_u64().unwrap();
+    let (header, cert) = header_and_cert(&v, at);
+    let mut bad = cert.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    assert!(lc.advance(&header, &bad, None).is_err());
+    lc.advance(&header, &cert, None).unwrap();
+    let proof = proof_of(&acct);
+    let value = lc.verify_state(&proof).unwrap().unwrap();
+    let account: chain_light::state::Account = chain_light::codec::decode(&value, 1 << 20).unwrap();
+    assert_eq!(account.balance, 1_000_000_000_000_000_000_000 + 12_345);
+    assert_eq!(acct["value"]["balance"], json!(account.balance.to_string()));
+    let absent = get(&v, &format!("/state/deal/77?height={at}")).unwrap();
+    assert!(lc.verify_state(&proof_of(&absent)).unwrap().is_none());
+
+    if std::env::var_os("NILSTORE_RECORD_LIGHT").is_some() {
+        let fixture = json!({
+            "genesis": genesis,
+            "header": header,
+            "finalization": format!("0x{}", hex::encode(&cert)),
+            "account": acct,
+            "absent_deal": absent,
+        });
+        std::fs::write(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/light.json"),
+            serde_json::to_vec_pretty(&fixture).unwrap(),
+        )
+        .unwrap();
+    }
+
+    // Metrics.
+    let m = ureq::get(&url(&v, "/metrics"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(m.contains("nilstore_chain_height"), "{m}");
+    assert!(
+        m.contains("nilstore_chain_transactions_applied_total 1"),
+        "{m}"
+    );
+
+    // kill -9 and restart: past headers unchanged, the chain goes on.
+    let before = height(&v);
+    let roots: Vec<Value> = (1..=before)
+        .map(|h| get(&v, &format!("/headers/{h}")).unwrap()["header"].clone())
+        .collect();
+    let port = v.port;
+    drop(v); // SIGKILL
+    let v = start(&dir, port);
+    wait_height(&v, before + 3);
+    for (i, h) in roots.iter().enumerate() {
+        let now = get(&v, &format!("/headers/{}", i + 1)).unwrap()["header"].clone();
+        assert_eq!(&now, h, "header {} changed across the restart", i + 1);
+    }
+    let acct = get(&v, &format!("/state/account/{bob}")).unwrap();
+    assert_eq!(acct["value"]["balance"], json!(account.balance.to_string()));
+    let _ = Address::ZERO;
+    drop(v);
+    let _ = std::fs::remove_dir_all(&dir);
+}
