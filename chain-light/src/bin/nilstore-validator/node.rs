@@ -64,9 +64,13 @@ pub struct Shared {
     pending: HashMap<Digest, Candidate>,
     /// Received bodies whose parent is not yet the tip.
     orphans: HashMap<Digest, Block>,
+    /// Bodies that failed to execute (bounded): verification answers false at once.
+    rejected: HashSet<Digest>,
     /// Recent results by transaction hash (for `GET /tx`).
     pub recent: HashMap<H256, (u64, chain_light::TxResult)>,
     recent_order: VecDeque<H256>,
+    /// A finalization arrived that this node could not apply: fetch blocks from peers.
+    behind: bool,
 }
 
 /// The node: shared state, the block log, the feed and metrics.
@@ -117,8 +121,10 @@ impl Node {
                 mempool_ids: HashSet::new(),
                 pending: HashMap::new(),
                 orphans: HashMap::new(),
+                rejected: HashSet::new(),
                 recent: HashMap::new(),
                 recent_order: VecDeque::new(),
+                behind: false,
             })),
             store,
             feed,
@@ -218,7 +224,13 @@ impl Node {
                 }
                 s.pending.insert(digest, c);
             }
-            Err(e) => tracing::warn!(height = block.header.height, %e, "invalid block"),
+            Err(e) => {
+                tracing::warn!(height = block.header.height, %e, "invalid block");
+                if s.rejected.len() >= 1024 {
+                    s.rejected.clear();
+                }
+                s.rejected.insert(digest);
+            }
         }
     }
 
@@ -226,6 +238,9 @@ impl Node {
     /// not known yet.
     fn verdict(&self, digest: &Digest, parent: &Digest) -> Option<bool> {
         let s = self.lock();
+        if s.rejected.contains(digest) {
+            return Some(false);
+        }
         let c = s.pending.get(digest)?;
         Some(c.block.header.parent == s.chain.tip.hash() && header_digest(&s.chain.tip) == *parent)
     }
@@ -245,20 +260,65 @@ impl Node {
         };
         let Some(cand) = cand else {
             // Either an old finalization replayed after a restart (already committed), or a
-            // block this node never saw (catch-up from peers is needed).
+            // block this node has not seen: the sync task fetches it from peers.
             tracing::debug!(%digest, "finalization of an unknown or past block");
+            s.behind = true;
             return;
         };
         if cand.block.header.parent != s.chain.tip.hash() {
-            tracing::warn!(
+            tracing::debug!(
                 height = cand.block.header.height,
-                "finalized block does not extend the tip"
+                "finalized block is ahead of the tip"
             );
+            s.behind = true;
             return;
         }
+        let (item, orphans) = self.apply(&mut s, cand, &cert);
+        drop(s);
+        let _ = self.feed.send(item);
+        for b in orphans {
+            self.receive_block(b);
+        }
+    }
+
+    /// Imports a block finalized elsewhere (sync): its certificate must verify against the
+    /// current validator set.
+    pub fn import_finalized(&self, block: Block, cert: &[u8]) -> bool {
+        let mut s = self.lock();
+        if block.header.height != s.chain.tip.height + 1 {
+            return false;
+        }
+        let chain_id = s.chain.state.g.chain_id;
+        if let Err(e) = chain_light::light::verify_finalization(
+            chain_id,
+            &s.chain.state.g.validators,
+            &block.header,
+            cert,
+        ) {
+            tracing::warn!(height = block.header.height, %e, "synced block with a bad certificate");
+            return false;
+        }
+        let cand = match s.chain.check(&Self::env(), &block) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(height = block.header.height, %e, "synced block does not execute");
+                return false;
+            }
+        };
+        let (item, orphans) = self.apply(&mut s, cand, cert);
+        drop(s);
+        let _ = self.feed.send(item);
+        for b in orphans {
+            self.receive_block(b);
+        }
+        true
+    }
+
+    /// The commit path shared by consensus and sync: block log first, then the state.
+    fn apply(&self, s: &mut Shared, cand: Candidate, cert: &[u8]) -> (Arc<FeedItem>, Vec<Block>) {
         let block = cand.block.clone();
         // Durable first: the block log is what a restart replays.
-        if let Err(e) = self.store.append(&block, &cert) {
+        if let Err(e) = self.store.append(&block, cert) {
             tracing::error!(%e, "block log write failed; stopping");
             std::process::exit(74);
         }
@@ -269,6 +329,7 @@ impl Node {
                 std::process::exit(70);
             }
         };
+        s.behind = false;
         s.pending
             .retain(|_, c| c.block.header.height > block.header.height);
         let included: HashSet<H256> = block.txs.iter().map(|t| t.hash()).collect();
@@ -277,7 +338,7 @@ impl Node {
         let keep: VecDeque<SignedTx> = s
             .mempool
             .iter()
-            .filter(|t| !included.contains(&t.hash()) && t.tx.nonce >= chain_nonce(&s, &t.tx.from))
+            .filter(|t| !included.contains(&t.hash()) && t.tx.nonce >= chain_nonce(s, &t.tx.from))
             .cloned()
             .collect();
         s.mempool_ids = keep.iter().map(|t| t.hash()).collect();
@@ -292,16 +353,14 @@ impl Node {
             }
         }
         self.metrics.observe_block(&ex, &s.chain, s.mempool.len());
-        let orphans: Vec<Block> = {
-            let tip = s.chain.tip.hash();
-            let ready: Vec<Digest> = s
-                .orphans
-                .iter()
-                .filter(|(_, b)| b.header.parent == tip)
-                .map(|(d, _)| *d)
-                .collect();
-            ready.iter().filter_map(|d| s.orphans.remove(d)).collect()
-        };
+        let tip = s.chain.tip.hash();
+        let ready: Vec<Digest> = s
+            .orphans
+            .iter()
+            .filter(|(_, b)| b.header.parent == tip)
+            .map(|(d, _)| *d)
+            .collect();
+        let orphans: Vec<Block> = ready.iter().filter_map(|d| s.orphans.remove(d)).collect();
         s.orphans
             .retain(|_, b| b.header.height > block.header.height);
         tracing::info!(
@@ -317,11 +376,13 @@ impl Node {
             block_events: ex.block_events,
             txs: ex.results,
         });
-        drop(s);
-        let _ = self.feed.send(item);
-        for b in orphans {
-            self.receive_block(b);
-        }
+        (item, orphans)
+    }
+
+    /// Whether the node knows it is behind (a finalization it could not apply).
+    pub fn tip_height_and_behind(&self) -> (u64, bool) {
+        let s = self.lock();
+        (s.chain.tip.height, s.behind)
     }
 }
 

@@ -15,15 +15,23 @@ use chain_light::exec::{Env, NoFaults};
 use chain_light::light::{self, header_digest, Digest};
 use chain_light::params::Params;
 use clap::{Parser, Subcommand};
-use commonware_codec::Encode as _;
+use commonware_codec::{Decode as _, Encode as _};
 use commonware_consensus::simplex::elector::RoundRobin;
 use commonware_consensus::simplex::{self, ForwardPolicy, SkipBudget, SkipPolicy};
 use commonware_consensus::types::{Epoch, ViewDelta};
+use commonware_cryptography::{ed25519, ChaCha20Poly1305};
 use commonware_cryptography::{Sha256, Signer as _};
+use commonware_p2p::authenticated::{self, lookup};
 use commonware_p2p::utils::mocks::inert_channel;
+use commonware_p2p::{max_message_size, AddressableManager as _, Receiver as _};
 use commonware_parallel::Sequential;
 use commonware_runtime::buffer::paged::CacheRef;
+use commonware_runtime::Quota;
 use commonware_runtime::{tokio as cw_tokio, Runner as _, Spawner as _, Supervisor as _};
+use commonware_stream::cups::{self, Cups};
+use commonware_stream::sake::{self, Sake};
+use commonware_utils::ordered::{Map, Set};
+use commonware_utils::{union, TryCollect as _, NZU32};
 use commonware_utils::{NZDuration, NZUsize, NZU16};
 use serde::{Deserialize, Serialize};
 use wasm_core::kzg::KzgSettings;
@@ -59,6 +67,9 @@ enum Cmd {
         /// Minimum milliseconds between blocks.
         #[arg(long, default_value_t = 500)]
         block_ms: u64,
+        /// p2p listen address (default: this validator's entry in peers.json).
+        #[arg(long)]
+        p2p: Option<SocketAddr>,
     },
     /// Write a dev genesis for N validators: OUT/genesis.json, OUT/dev-keys.json and one
     /// home per validator (OUT/validator-<i>/ with genesis.json and validator_key.json).
@@ -72,6 +83,12 @@ enum Cmd {
         /// Chain id.
         #[arg(long, default_value_t = 1337)]
         chain_id: u64,
+        /// First p2p port on 127.0.0.1 (validator i listens on base + i).
+        #[arg(long, default_value_t = 27100)]
+        p2p_base_port: u16,
+        /// First API port on 127.0.0.1 (validator i serves on base + i).
+        #[arg(long, default_value_t = 26657)]
+        api_base_port: u16,
     },
 }
 
@@ -116,12 +133,15 @@ pub fn main() -> ExitCode {
             api,
             chain_id,
             block_ms,
-        } => start(&home, api, chain_id, Duration::from_millis(block_ms)),
+            p2p,
+        } => start(&home, api, p2p, chain_id, Duration::from_millis(block_ms)),
         Cmd::Genesis {
             validators,
             out,
             chain_id,
-        } => write_genesis(&out, validators, chain_id).map(|_| ()),
+            p2p_base_port,
+            api_base_port,
+        } => write_genesis(&out, validators, chain_id, (p2p_base_port, api_base_port)).map(|_| ()),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -162,7 +182,7 @@ fn dev_account_key(chain_id: u64, name: &str) -> SecretKey {
 }
 
 /// Writes a dev genesis for `n` validators under `out`; returns the genesis.
-fn write_genesis(out: &Path, n: u64, chain_id: u64) -> Result<Genesis> {
+fn write_genesis(out: &Path, n: u64, chain_id: u64, ports: (u16, u16)) -> Result<Genesis> {
     if n == 0 || n > 64 {
         bail!("--validators must be 1..=64");
     }
@@ -220,10 +240,25 @@ fn write_genesis(out: &Path, n: u64, chain_id: u64) -> Result<Genesis> {
             &serde_json::to_vec_pretty(&keys[0])?,
         )?;
     } else {
+        let peers: Vec<Peer> = (0..n)
+            .map(|i| {
+                let (identity, _) = light::dev_keys(chain_id, i);
+                let port =
+                    |base: u16| SocketAddr::from(([127, 0, 0, 1], base.saturating_add(i as u16)));
+                Peer {
+                    identity: format!("0x{}", hex::encode(identity.public_key().encode())),
+                    p2p: port(ports.0),
+                    api: port(ports.1),
+                }
+            })
+            .collect();
+        let pbytes = serde_json::to_vec_pretty(&peers)?;
+        write_public(&out.join("peers.json"), &pbytes)?;
         for (i, k) in keys.iter().enumerate() {
             let home = out.join(format!("validator-{i}"));
             std::fs::create_dir_all(&home)?;
             write_public(&home.join("genesis.json"), &gbytes)?;
+            write_public(&home.join("peers.json"), &pbytes)?;
             write_private(
                 &home.join("validator_key.json"),
                 &serde_json::to_vec_pretty(k)?,
@@ -294,11 +329,17 @@ fn replay(genesis: &Genesis, store: &Store) -> Result<(Chain, Digest)> {
     Ok((chain, genesis_digest))
 }
 
-fn start(home: &Path, api: SocketAddr, chain_id: u64, block_interval: Duration) -> Result<()> {
+fn start(
+    home: &Path,
+    api: SocketAddr,
+    p2p: Option<SocketAddr>,
+    chain_id: u64,
+    block_interval: Duration,
+) -> Result<()> {
     std::fs::create_dir_all(home)?;
     let gpath = home.join("genesis.json");
     if !gpath.exists() {
-        write_genesis(home, 1, chain_id)?;
+        write_genesis(home, 1, chain_id, (0, 0))?;
         tracing::info!(home = %home.display(), chain_id, "wrote a single-validator dev genesis; dev accounts in dev-keys.json");
     }
     let genesis: Genesis = serde_json::from_slice(&std::fs::read(&gpath)?)
@@ -313,12 +354,11 @@ fn start(home: &Path, api: SocketAddr, chain_id: u64, block_interval: Duration) 
         bail!("this validator's identity is not in the validator set");
     }
     let n = set.len();
-    if n != 1 {
-        bail!(
-            "this build runs the embedded single-validator chain; {n} validators need the p2p \
-             transport (see docs/chain.md, 'Status')"
-        );
-    }
+    let network = if n == 1 {
+        None
+    } else {
+        Some(p2p_config(home, &genesis, &set, identity.clone(), p2p)?)
+    };
     let metrics = Arc::new(Metrics::new());
     let node = Node::new(chain, store, metrics, account.address(), block_interval);
     let namespace = light::namespace(genesis.chain_id);
@@ -345,43 +385,58 @@ fn start(home: &Path, api: SocketAddr, chain_id: u64, block_interval: Duration) 
                 tracing::error!(%e, "API server stopped");
             }
         });
-        let peers = vec![me.clone()];
-        let (block_tx, _block_rx) = inert_channel(&peers);
-        let app = App::new(context.child("app"), node.clone(), block_tx);
-        let cfg = simplex::Config {
-            scheme,
-            elector: RoundRobin::<Sha256>::default(),
-            blocker: crate::node::NoPeers,
-            automaton: app.clone(),
-            relay: app,
-            reporter: ChainReporter::new(node.clone()),
-            strategy: Sequential,
-            partition: "simplex-epoch-0".into(),
-            mailbox_size: NZUsize!(1024),
-            epoch: Epoch::zero(),
-            floor: simplex::Floor::Genesis(genesis_digest),
-            replay_buffer: NZUsize!(1 << 20),
-            write_buffer: NZUsize!(1 << 20),
-            page_cache: CacheRef::new(NZU16!(16_384), NZUsize!(1_000)),
-            leader_timeout: Duration::from_secs(2),
-            certification_timeout: Duration::from_secs(3),
-            timeout_retry: Duration::from_secs(10),
-            fetch_timeout: NZDuration!(Duration::from_secs(1)),
-            fetch_retry_delay: Duration::from_millis(100),
-            view_retention: ViewDelta::new(64),
-            skip: SkipPolicy::Enabled {
-                timeout: Duration::from_secs(11),
-                budget: SkipBudget::Participants,
-            },
-            forward: ForwardPolicy::Disabled,
-            track_historical_votes: false,
+        let handle = if let Some(net) = network {
+            let (mut network, mut oracle) =
+                lookup::Network::new(context.child("network"), net.config);
+            oracle.track(0, net.peers);
+            let rate = Quota::per_second(NZU32!(1_000));
+            let vote = network.register(CH_VOTE, rate);
+            let cert = network.register(CH_CERT, rate);
+            let resolver = network.register(CH_RESOLVER, rate);
+            let (block_tx, mut block_rx) = network.register(CH_BLOCKS, rate);
+            let (sync_tx, sync_rx) = network.register(CH_SYNC, Quota::per_second(NZU32!(50)));
+            network.start();
+            let receiver_node = node.clone();
+            context.child("blocks").spawn(move |_| async move {
+                while let Ok((_peer, bytes)) = block_rx.recv().await {
+                    match chain_light::codec::decode::<chain_light::block::Block>(
+                        bytes.as_ref(),
+                        crate::store::MAX_BLOCK_BYTES,
+                    ) {
+                        Ok(b) => receiver_node.receive_block(b),
+                        Err(e) => tracing::debug!(%e, "malformed block body from a peer"),
+                    }
+                }
+            });
+            crate::sync::start(context.child("sync"), node.clone(), sync_tx, sync_rx);
+            let app = App::new(context.child("app"), node.clone(), block_tx);
+            start_engine(
+                context.child("consensus"),
+                scheme,
+                app,
+                ChainReporter::new(node.clone()),
+                oracle,
+                genesis_digest,
+                vote,
+                cert,
+                resolver,
+            )
+        } else {
+            let peers = vec![me.clone()];
+            let (block_tx, _block_rx) = inert_channel(&peers);
+            let app = App::new(context.child("app"), node.clone(), block_tx);
+            start_engine(
+                context.child("consensus"),
+                scheme,
+                app,
+                ChainReporter::new(node.clone()),
+                crate::node::NoPeers,
+                genesis_digest,
+                inert_channel(&peers),
+                inert_channel(&peers),
+                inert_channel(&peers),
+            )
         };
-        let engine = simplex::Engine::new(context.child("engine"), cfg);
-        let handle = engine.start(
-            inert_channel(&peers),
-            inert_channel(&peers),
-            inert_channel(&peers),
-        );
         tracing::info!(chain_id = genesis.chain_id, "validator started");
         let _ = tokio::signal::ctrl_c().await;
         tracing::info!("stopping");
@@ -389,4 +444,150 @@ fn start(home: &Path, api: SocketAddr, chain_id: u64, block_interval: Duration) 
         let _ = context.stop(0, Some(Duration::from_secs(5))).await;
     });
     Ok(())
+}
+
+const CH_VOTE: u64 = 0;
+const CH_CERT: u64 = 1;
+const CH_RESOLVER: u64 = 2;
+const CH_BLOCKS: u64 = 3;
+const CH_SYNC: u64 = 4;
+
+/// A peer of a multi-validator network (`peers.json`).
+#[derive(Serialize, Deserialize, Clone)]
+struct Peer {
+    /// ed25519 identity, hex.
+    identity: String,
+    /// p2p listen address.
+    p2p: SocketAddr,
+    /// HTTP API address.
+    api: SocketAddr,
+}
+
+type Handshake = Cups<Sake<ed25519::PrivateKey>, ChaCha20Poly1305>;
+
+struct NetworkSetup {
+    config: lookup::Config<Handshake>,
+    peers: Map<light::PublicKey, commonware_p2p::Address>,
+}
+
+/// The authenticated (encrypted, identity-checked) p2p transport among the genesis
+/// validators, every address known from `peers.json`.
+fn p2p_config(
+    home: &Path,
+    genesis: &Genesis,
+    set: &[chain_light::state::SetMember],
+    identity: ed25519::PrivateKey,
+    listen_override: Option<SocketAddr>,
+) -> Result<NetworkSetup> {
+    let path = home.join("peers.json");
+    let peers: Vec<Peer> = serde_json::from_slice(
+        &std::fs::read(&path).with_context(|| format!("read {}", path.display()))?,
+    )
+    .with_context(|| format!("parse {}", path.display()))?;
+    let me = identity.public_key();
+    let mut map = Vec::new();
+    let mut listen = listen_override;
+    for p in &peers {
+        let bytes = hex::decode(p.identity.trim_start_matches("0x"))?;
+        let pk = light::PublicKey::decode_cfg(commonware_codec::Copying(bytes.as_slice()), &())
+            .map_err(|e| anyhow::anyhow!("peers.json: bad identity: {e}"))?;
+        if pk == me && listen.is_none() {
+            listen = Some(p.p2p);
+        }
+        map.push((pk, commonware_p2p::Address::from(p.p2p)));
+    }
+    let listen = listen.context("this validator is not in peers.json (or pass --p2p)")?;
+    let validators: Set<light::PublicKey> = light::participants(set)?
+        .keys()
+        .iter()
+        .cloned()
+        .try_collect()
+        .map_err(|_| anyhow::anyhow!("duplicate validator identity"))?;
+    let peers: Map<light::PublicKey, commonware_p2p::Address> = map
+        .into_iter()
+        .try_collect()
+        .map_err(|_| anyhow::anyhow!("duplicate identity in peers.json"))?;
+    let payload = simplex::max_payload_size::<light::Scheme, Digest>(set.len() as u32);
+    let namespace = union(&light::namespace(genesis.chain_id), b"_P2P");
+    let config = lookup::Config::local(
+        Cups::<_, ChaCha20Poly1305>::new(
+            Sake {
+                signer: identity.clone(),
+                synchrony_bound: Duration::from_secs(5),
+                max_handshake_age: Duration::from_secs(10),
+                version: sake::Version::V1,
+            },
+            cups::Version::V1,
+        ),
+        &namespace,
+        listen,
+        authenticated::peer_set_limit(&validators, &me),
+        max_message_size(&[
+            payload,
+            crate::store::MAX_BLOCK_BYTES,
+            crate::sync::MAX_SYNC_BYTES,
+        ]),
+        NZUsize!(4_096),
+    );
+    Ok(NetworkSetup { config, peers })
+}
+
+/// The simplex engine over the given channels.
+#[allow(clippy::too_many_arguments)]
+fn start_engine<E, AE, S, B, VS, VR, CS, CR, RS, RR>(
+    context: E,
+    scheme: light::Scheme,
+    app: App<AE, S>,
+    reporter: ChainReporter,
+    blocker: B,
+    genesis_digest: Digest,
+    vote: (VS, VR),
+    cert: (CS, CR),
+    resolver: (RS, RR),
+) -> commonware_runtime::Handle<()>
+where
+    E: commonware_runtime::Clock
+        + rand_core10::CryptoRng
+        + commonware_runtime::Spawner
+        + commonware_runtime::Storage
+        + commonware_runtime::Metrics,
+    AE: commonware_runtime::Spawner + commonware_runtime::Clock,
+    S: commonware_p2p::Sender<PublicKey = light::PublicKey>,
+    B: commonware_p2p::Blocker<PublicKey = light::PublicKey>,
+    VS: commonware_p2p::Sender<PublicKey = light::PublicKey>,
+    VR: commonware_p2p::Receiver<PublicKey = light::PublicKey>,
+    CS: commonware_p2p::Sender<PublicKey = light::PublicKey>,
+    CR: commonware_p2p::Receiver<PublicKey = light::PublicKey>,
+    RS: commonware_p2p::Sender<PublicKey = light::PublicKey>,
+    RR: commonware_p2p::Receiver<PublicKey = light::PublicKey>,
+{
+    let cfg = simplex::Config {
+        scheme,
+        elector: RoundRobin::<Sha256>::default(),
+        blocker,
+        automaton: app.clone(),
+        relay: app,
+        reporter,
+        strategy: Sequential,
+        partition: "simplex-epoch-0".into(),
+        mailbox_size: NZUsize!(1024),
+        epoch: Epoch::zero(),
+        floor: simplex::Floor::Genesis(genesis_digest),
+        replay_buffer: NZUsize!(1 << 20),
+        write_buffer: NZUsize!(1 << 20),
+        page_cache: CacheRef::new(NZU16!(16_384), NZUsize!(1_000)),
+        leader_timeout: Duration::from_secs(2),
+        certification_timeout: Duration::from_secs(3),
+        timeout_retry: Duration::from_secs(10),
+        fetch_timeout: NZDuration!(Duration::from_secs(1)),
+        fetch_retry_delay: Duration::from_millis(100),
+        view_retention: ViewDelta::new(64),
+        skip: SkipPolicy::Enabled {
+            timeout: Duration::from_secs(11),
+            budget: SkipBudget::Participants,
+        },
+        forward: ForwardPolicy::Disabled,
+        track_historical_votes: false,
+    };
+    simplex::Engine::new(context.child("engine"), cfg).start(vote, cert, resolver)
 }

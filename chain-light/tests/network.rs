@@ -1,0 +1,148 @@
+//! Four `nilstore-validator` processes on loopback from one `genesis` (authenticated p2p,
+//! simplex with bls12381_multisig): they agree on every header; with one killed (`kill -9`)
+//! the other three keep finalizing; restarted, it catches up from its peers (block sync with
+//! certificate checks) and agrees again.
+#![allow(clippy::unwrap_used)]
+#![cfg(not(target_arch = "wasm32"))]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+struct Validator {
+    child: Option<Child>,
+    home: PathBuf,
+    port: u16,
+}
+
+impl Validator {
+    fn start(home: &Path, port: u16) -> Validator {
+        let child = Command::new(env!("CARGO_BIN_EXE_nilstore-validator"))
+            .args(["start", "--home"])
+            .arg(home)
+            .args(["--api", &format!("127.0.0.1:{port}"), "--block-ms", "200"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        Validator {
+            child: Some(child),
+            home: home.to_path_buf(),
+            port,
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn get(&self, path: &str) -> Option<Value> {
+        let r = ureq::get(&format!("http://127.0.0.1:{}{path}", self.port))
+            .timeout(Duration::from_secs(5))
+            .call()
+            .ok()?;
+        r.into_json().ok()
+    }
+
+    fn height(&self) -> u64 {
+        self.get("/status")
+            .map_or(0, |s| s["height"].as_u64().unwrap())
+    }
+
+    fn header_hash(&self, h: u64) -> Option<String> {
+        Some(
+            self.get(&format!("/headers/{h}"))?["hash"]
+                .as_str()?
+                .to_string(),
+        )
+    }
+}
+
+impl Drop for Validator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !ok() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(secs),
+            "timed out: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn four_validators_tolerate_one_down_and_a_restart_catches_up() {
+    let dir = std::env::temp_dir().join(format!("nilstore-net-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // Four consecutive free-looking p2p ports.
+    let base = loop {
+        let p = free_port();
+        if p < 60_000 && (1..4).all(|i| TcpListener::bind(("127.0.0.1", p + i)).is_ok()) {
+            break p;
+        }
+    };
+    let st = Command::new(env!("CARGO_BIN_EXE_nilstore-validator"))
+        .args(["genesis", "--validators", "4", "--out"])
+        .arg(&dir)
+        .args(["--chain-id", "4747", "--p2p-base-port", &base.to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut vs: Vec<Validator> = (0..4)
+        .map(|i| Validator::start(&dir.join(format!("validator-{i}")), free_port()))
+        .collect();
+    wait("all four finalize 5 blocks", 120, || {
+        vs.iter().all(|v| v.height() >= 5)
+    });
+    // Agreement on every header so far.
+    for h in 1..=5 {
+        let hs: Vec<_> = vs.iter().map(|v| v.header_hash(h)).collect();
+        assert!(
+            hs.iter().all(|x| x.is_some() && *x == hs[0]),
+            "height {h}: {hs:?}"
+        );
+    }
+    // One down (kill -9): the other three keep finalizing.
+    vs[3].kill();
+    let h0 = vs[0].height();
+    wait("three of four keep finalizing", 120, || {
+        vs[..3].iter().all(|v| v.height() >= h0 + 8)
+    });
+    // Restarted, it catches up with the others and agrees.
+    let home = vs[3].home.clone();
+    let port = vs[3].port;
+    vs[3] = Validator::start(&home, port);
+    let target = vs[0].height();
+    wait("the restarted validator catches up", 120, || {
+        vs[3].height() >= target + 2
+    });
+    let h = target;
+    let hs: Vec<_> = vs.iter().map(|v| v.header_hash(h)).collect();
+    assert!(
+        hs.iter().all(|x| x.is_some() && *x == hs[0]),
+        "height {h}: {hs:?}"
+    );
+    drop(vs);
+    let _ = std::fs::remove_dir_all(&dir);
+}
