@@ -42,10 +42,15 @@ fn free_port() -> u16 {
 }
 
 fn start(home: &Path, port: u16) -> Validator {
+    start_with(home, port, &[])
+}
+
+fn start_with(home: &Path, port: u16, extra: &[&str]) -> Validator {
     let child = Command::new(env!("CARGO_BIN_EXE_nilstore-validator"))
         .args(["start", "--home"])
         .arg(home)
         .args(["--api", &format!("127.0.0.1:{port}"), "--block-ms", "200"])
+        .args(extra)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -278,6 +283,25 @@ fn embedded_validator_serves_verifiable_state_and_survives_kill_9() {
     let acct = get(&v, &format!("/state/account/{bob}")).unwrap();
     assert_eq!(acct["value"]["balance"], json!(account.balance.to_string()));
     let _ = Address::ZERO;
+    drop(v);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn transaction_submission_is_rate_limited_per_client() {
+    let dir = home("ratelimit");
+    let v = start_with(&dir, free_port(), &["--tx-rate", "1"]);
+    // Burst of 2, then 1/s: garbage still spends a token, so the answers are 400, 400, 429.
+    let codes: Vec<u16> = (0..3)
+        .map(|_| request(&v, "POST", "/tx", Some("{}")).0)
+        .collect();
+    assert_eq!(codes, vec![400, 400, 429]);
+    let (_, e) = request(&v, "POST", "/tx", Some("{}"));
+    assert_eq!(e["error"]["code"], "rate_limited");
+    // Reads are not limited.
+    for _ in 0..5 {
+        assert!(get(&v, "/status").is_some());
+    }
     drop(v);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -3,10 +3,13 @@
 //! blocks, and Prometheus metrics. Errors are `{"error": {"code", "message"}}` with the
 //! matching status code.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::time::Duration;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -65,8 +68,62 @@ impl IntoResponse for ApiError {
 
 type ApiResult = Result<Json<Value>, ApiError>;
 
-/// The API router.
-pub fn router(node: Node) -> Router {
+/// Per-client token buckets for `POST /tx` (the only write; reads are cheap and bounded).
+pub struct RateLimit {
+    per_sec: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+}
+
+impl RateLimit {
+    /// `per_sec` sustained, bursts of twice that.
+    pub fn new(per_sec: u32) -> RateLimit {
+        RateLimit {
+            per_sec: per_sec.max(1) as f64,
+            burst: 2.0 * per_sec.max(1) as f64,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn allow(&self, ip: IpAddr) -> bool {
+        let now = Instant::now();
+        let Ok(mut b) = self.buckets.lock() else {
+            return false;
+        };
+        if b.len() > 100_000 {
+            b.clear(); // bounded memory; forgetting buckets only forgives clients
+        }
+        let (tokens, last) = b.entry(ip).or_insert((self.burst, now));
+        *tokens =
+            (*tokens + now.duration_since(*last).as_secs_f64() * self.per_sec).min(self.burst);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Api {
+    node: Node,
+    limit: Arc<RateLimit>,
+}
+
+impl axum::extract::FromRef<Api> for Node {
+    fn from_ref(a: &Api) -> Node {
+        a.node.clone()
+    }
+}
+
+/// The API router; `POST /tx` is limited to `tx_rate` per second per client address.
+pub fn router(node: Node, tx_rate: u32) -> Router {
+    let api = Api {
+        node,
+        limit: Arc::new(RateLimit::new(tx_rate)),
+    };
     Router::new()
         .route("/status", get(status))
         .route("/genesis", get(genesis))
@@ -84,7 +141,7 @@ pub fn router(node: Node) -> Router {
         .route("/metrics", get(metrics))
         .route("/health", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(2 << 20))
-        .with_state(node)
+        .with_state(api)
 }
 
 async fn status(State(node): State<Node>) -> ApiResult {
@@ -137,7 +194,19 @@ async fn block_at(State(node): State<Node>, Path(height): Path<u64>) -> ApiResul
     Ok(Json(json!(block)))
 }
 
-async fn submit(State(node): State<Node>, body: axum::body::Bytes) -> Result<Response, ApiError> {
+async fn submit(
+    State(api): State<Api>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    if !api.limit.allow(peer.ip()) {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many transactions from this address; slow down",
+        ));
+    }
+    let node = api.node;
     let tx: SignedTx = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("not a signed transaction: {e}")))?;
     match node.submit(tx) {

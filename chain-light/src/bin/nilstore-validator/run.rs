@@ -70,6 +70,9 @@ enum Cmd {
         /// p2p listen address (default: this validator's entry in peers.json).
         #[arg(long)]
         p2p: Option<SocketAddr>,
+        /// Transactions per second accepted from one client address (`POST /tx`).
+        #[arg(long, default_value_t = 5_000)]
+        tx_rate: u32,
     },
     /// Write a dev genesis for N validators: OUT/genesis.json, OUT/dev-keys.json and one
     /// home per validator (OUT/validator-<i>/ with genesis.json and validator_key.json).
@@ -134,7 +137,15 @@ pub fn main() -> ExitCode {
             chain_id,
             block_ms,
             p2p,
-        } => start(&home, api, p2p, chain_id, Duration::from_millis(block_ms)),
+            tx_rate,
+        } => start(
+            &home,
+            api,
+            p2p,
+            tx_rate,
+            chain_id,
+            Duration::from_millis(block_ms),
+        ),
         Cmd::Genesis {
             validators,
             out,
@@ -333,6 +344,7 @@ fn start(
     home: &Path,
     api: SocketAddr,
     p2p: Option<SocketAddr>,
+    tx_rate: u32,
     chain_id: u64,
     block_interval: Duration,
 ) -> Result<()> {
@@ -379,9 +391,10 @@ fn start(
             }
         };
         tracing::info!(api = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "API listening");
-        let router = crate::api::router(node.clone());
+        let router = crate::api::router(node.clone(), tx_rate);
         context.child("api").spawn(move |_| async move {
-            if let Err(e) = axum::serve(listener, router).await {
+            let app = router.into_make_service_with_connect_info::<SocketAddr>();
+            if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(%e, "API server stopped");
             }
         });
