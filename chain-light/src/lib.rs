@@ -21,6 +21,8 @@ pub mod light;
 pub mod params;
 pub mod state;
 pub mod tx;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod validator;
 
 /// Token amounts in base units.
 pub type Amount = u128;

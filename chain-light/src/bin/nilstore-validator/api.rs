@@ -25,7 +25,7 @@ use serde_json::{json, Value};
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::StreamExt as _;
 
-use crate::node::{Node, SubmitError};
+use chain_light::validator::node::{Node, SubmitError};
 
 /// An API error.
 pub struct ApiError {

@@ -12,15 +12,7 @@
 #[cfg(not(target_arch = "wasm32"))]
 mod api;
 #[cfg(not(target_arch = "wasm32"))]
-mod metrics;
-#[cfg(not(target_arch = "wasm32"))]
-mod node;
-#[cfg(not(target_arch = "wasm32"))]
 mod run;
-#[cfg(not(target_arch = "wasm32"))]
-mod store;
-#[cfg(not(target_arch = "wasm32"))]
-mod sync;
 
 #[cfg(not(target_arch = "wasm32"))]
 fn main() -> std::process::ExitCode {

@@ -11,34 +11,29 @@ use anyhow::{bail, Context as _, Result};
 use chain_light::block::{Chain, Genesis, GenesisAccount, GenesisValidator};
 use chain_light::bytes::Address;
 use chain_light::crypto::SecretKey;
-use chain_light::exec::{Env, NoFaults};
-use chain_light::light::{self, header_digest, Digest};
+use chain_light::light::{self, Digest};
 use chain_light::params::Params;
 use clap::{Parser, Subcommand};
 use commonware_codec::{Decode as _, Encode as _};
-use commonware_consensus::simplex::elector::RoundRobin;
-use commonware_consensus::simplex::{self, ForwardPolicy, SkipBudget, SkipPolicy};
-use commonware_consensus::types::{Epoch, ViewDelta};
+use commonware_consensus::simplex;
+use commonware_cryptography::Signer as _;
 use commonware_cryptography::{ed25519, ChaCha20Poly1305};
-use commonware_cryptography::{Sha256, Signer as _};
 use commonware_p2p::authenticated::{self, lookup};
 use commonware_p2p::utils::mocks::inert_channel;
 use commonware_p2p::{max_message_size, AddressableManager as _, Receiver as _};
-use commonware_parallel::Sequential;
-use commonware_runtime::buffer::paged::CacheRef;
 use commonware_runtime::Quota;
 use commonware_runtime::{tokio as cw_tokio, Runner as _, Spawner as _, Supervisor as _};
 use commonware_stream::cups::{self, Cups};
 use commonware_stream::sake::{self, Sake};
 use commonware_utils::ordered::{Map, Set};
+use commonware_utils::NZUsize;
 use commonware_utils::{union, TryCollect as _, NZU32};
-use commonware_utils::{NZDuration, NZUsize, NZU16};
 use serde::{Deserialize, Serialize};
-use wasm_core::kzg::KzgSettings;
 
-use crate::metrics::Metrics;
-use crate::node::{App, ChainReporter, Node};
-use crate::store::Store;
+use chain_light::validator::metrics::Metrics;
+use chain_light::validator::node::{App, ChainReporter, Node};
+use chain_light::validator::store::Store;
+use chain_light::validator::{start_engine, sync};
 
 #[derive(Parser)]
 #[command(
@@ -315,29 +310,14 @@ fn load_key(
     Ok((k, identity, bls, account))
 }
 
-/// Genesis, then every stored block re-executed: the state at the tip, with every header
-/// checked against the log.
+/// The chain rebuilt from the block log, timed for the log.
 fn replay(genesis: &Genesis, store: &Store) -> Result<(Chain, Digest)> {
-    let mut chain = Chain::from_genesis(genesis).context("genesis")?;
-    let genesis_digest = header_digest(&chain.tip);
-    let last = store.last_height()?;
-    let env = Env {
-        kzg: KzgSettings::ethereum(),
-        faults: &NoFaults,
-    };
     let t0 = Instant::now();
-    for h in 1..=last {
-        let block = store
-            .block(h)?
-            .with_context(|| format!("block log has no block {h}"))?;
-        chain
-            .import(&env, &block)
-            .with_context(|| format!("replaying block {h}"))?;
+    let (chain, digest) = chain_light::validator::replay(genesis, store)?;
+    if chain.tip.height > 0 {
+        tracing::info!(blocks = chain.tip.height, root = %chain.tip.state_root, secs = t0.elapsed().as_secs_f64(), "replayed block log");
     }
-    if last > 0 {
-        tracing::info!(blocks = last, root = %chain.tip.state_root, secs = t0.elapsed().as_secs_f64(), "replayed block log");
-    }
-    Ok((chain, genesis_digest))
+    Ok((chain, digest))
 }
 
 fn start(
@@ -414,14 +394,14 @@ fn start(
                 while let Ok((_peer, bytes)) = block_rx.recv().await {
                     match chain_light::codec::decode::<chain_light::block::Block>(
                         bytes.as_ref(),
-                        crate::store::MAX_BLOCK_BYTES,
+                        chain_light::validator::store::MAX_BLOCK_BYTES,
                     ) {
                         Ok(b) => receiver_node.receive_block(b),
                         Err(e) => tracing::debug!(%e, "malformed block body from a peer"),
                     }
                 }
             });
-            crate::sync::start(context.child("sync"), node.clone(), sync_tx, sync_rx);
+            let _sync = sync::start(context.child("sync"), node.clone(), sync_tx, sync_rx);
             let app = App::new(context.child("app"), node.clone(), block_tx);
             start_engine(
                 context.child("consensus"),
@@ -430,6 +410,7 @@ fn start(
                 ChainReporter::new(node.clone()),
                 oracle,
                 genesis_digest,
+                "simplex-epoch-0".into(),
                 vote,
                 cert,
                 resolver,
@@ -443,8 +424,9 @@ fn start(
                 scheme,
                 app,
                 ChainReporter::new(node.clone()),
-                crate::node::NoPeers,
+                chain_light::validator::node::NoPeers,
                 genesis_digest,
+                "simplex-epoch-0".into(),
                 inert_channel(&peers),
                 inert_channel(&peers),
                 inert_channel(&peers),
@@ -537,70 +519,10 @@ fn p2p_config(
         authenticated::peer_set_limit(&validators, &me),
         max_message_size(&[
             payload,
-            crate::store::MAX_BLOCK_BYTES,
-            crate::sync::MAX_SYNC_BYTES,
+            chain_light::validator::store::MAX_BLOCK_BYTES,
+            sync::MAX_SYNC_BYTES,
         ]),
         NZUsize!(4_096),
     );
     Ok(NetworkSetup { config, peers })
-}
-
-/// The simplex engine over the given channels.
-#[allow(clippy::too_many_arguments)]
-fn start_engine<E, AE, S, B, VS, VR, CS, CR, RS, RR>(
-    context: E,
-    scheme: light::Scheme,
-    app: App<AE, S>,
-    reporter: ChainReporter,
-    blocker: B,
-    genesis_digest: Digest,
-    vote: (VS, VR),
-    cert: (CS, CR),
-    resolver: (RS, RR),
-) -> commonware_runtime::Handle<()>
-where
-    E: commonware_runtime::Clock
-        + rand_core10::CryptoRng
-        + commonware_runtime::Spawner
-        + commonware_runtime::Storage
-        + commonware_runtime::Metrics,
-    AE: commonware_runtime::Spawner + commonware_runtime::Clock,
-    S: commonware_p2p::Sender<PublicKey = light::PublicKey>,
-    B: commonware_p2p::Blocker<PublicKey = light::PublicKey>,
-    VS: commonware_p2p::Sender<PublicKey = light::PublicKey>,
-    VR: commonware_p2p::Receiver<PublicKey = light::PublicKey>,
-    CS: commonware_p2p::Sender<PublicKey = light::PublicKey>,
-    CR: commonware_p2p::Receiver<PublicKey = light::PublicKey>,
-    RS: commonware_p2p::Sender<PublicKey = light::PublicKey>,
-    RR: commonware_p2p::Receiver<PublicKey = light::PublicKey>,
-{
-    let cfg = simplex::Config {
-        scheme,
-        elector: RoundRobin::<Sha256>::default(),
-        blocker,
-        automaton: app.clone(),
-        relay: app,
-        reporter,
-        strategy: Sequential,
-        partition: "simplex-epoch-0".into(),
-        mailbox_size: NZUsize!(1024),
-        epoch: Epoch::zero(),
-        floor: simplex::Floor::Genesis(genesis_digest),
-        replay_buffer: NZUsize!(1 << 20),
-        write_buffer: NZUsize!(1 << 20),
-        page_cache: CacheRef::new(NZU16!(16_384), NZUsize!(1_000)),
-        leader_timeout: Duration::from_secs(2),
-        certification_timeout: Duration::from_secs(3),
-        timeout_retry: Duration::from_secs(10),
-        fetch_timeout: NZDuration!(Duration::from_secs(1)),
-        fetch_retry_delay: Duration::from_millis(100),
-        view_retention: ViewDelta::new(64),
-        skip: SkipPolicy::Enabled {
-            timeout: Duration::from_secs(11),
-            budget: SkipBudget::Participants,
-        },
-        forward: ForwardPolicy::Disabled,
-        track_historical_votes: false,
-    };
-    simplex::Engine::new(context.child("engine"), cfg).start(vote, cert, resolver)
 }

@@ -8,16 +8,16 @@
 
 use std::time::Duration;
 
-use chain_light::block::Block;
-use chain_light::bytes::Blob;
-use chain_light::codec;
-use chain_light::light::PublicKey;
+use crate::block::Block;
+use crate::bytes::Blob;
+use crate::codec;
+use crate::light::PublicKey;
 use commonware_p2p::{Receiver, Recipients, Sender};
-use commonware_runtime::{Clock, Spawner};
+use commonware_runtime::{Clock, Handle, Spawner};
 use serde::{Deserialize, Serialize};
 
-use crate::node::Node;
-use crate::store::MAX_BLOCK_BYTES;
+use super::node::Node;
+use super::store::MAX_BLOCK_BYTES;
 
 /// Largest sync message.
 pub const MAX_SYNC_BYTES: usize = 8 << 20;
@@ -30,8 +30,8 @@ enum SyncMsg {
     Have { blocks: Vec<(Blob, Blob)> },
 }
 
-/// Serves peers' requests and imports their answers.
-pub fn start<E, S, R>(ctx: E, node: Node, sender: S, mut receiver: R)
+/// Serves peers' requests and imports their answers; returns the two tasks.
+pub fn start<E, S, R>(ctx: E, node: Node, sender: S, mut receiver: R) -> [Handle<()>; 2]
 where
     E: Spawner + Clock,
     S: Sender<PublicKey = PublicKey>,
@@ -56,8 +56,8 @@ where
             }
         }
     };
-    ctx.child("sync_ask").spawn(asker);
-    ctx.child("sync_serve").spawn(move |_| async move {
+    let ask = ctx.child("sync_ask").spawn(asker);
+    let serve = ctx.child("sync_serve").spawn(move |_| async move {
         let mut sender = sender;
         while let Ok((peer, bytes)) = receiver.recv().await {
             let Ok(msg) = codec::decode::<SyncMsg>(bytes.as_ref(), MAX_SYNC_BYTES) else {
@@ -107,4 +107,5 @@ where
             }
         }
     });
+    [ask, serve]
 }

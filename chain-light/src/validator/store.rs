@@ -7,9 +7,9 @@
 
 use std::path::Path;
 
+use crate::block::Block;
+use crate::codec;
 use anyhow::{Context as _, Result};
-use chain_light::block::Block;
-use chain_light::codec;
 use redb::{Database, ReadableTable, TableDefinition};
 
 const BLOCKS: TableDefinition<u64, &[u8]> = TableDefinition::new("blocks");

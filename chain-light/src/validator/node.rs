@@ -11,12 +11,12 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use chain_light::block::{Block, Candidate, Chain};
-use chain_light::bytes::{Address, H256};
-use chain_light::codec;
-use chain_light::exec::{Env, NoFaults, TxError};
-use chain_light::light::{header_digest, Digest, PublicKey, Scheme};
-use chain_light::tx::SignedTx;
+use crate::block::{Block, Candidate, Chain};
+use crate::bytes::{Address, H256};
+use crate::codec;
+use crate::exec::{Env, NoFaults, TxError};
+use crate::light::{header_digest, Digest, PublicKey, Scheme};
+use crate::tx::SignedTx;
 use commonware_actor::Feedback;
 use commonware_codec::Encode as _;
 use commonware_consensus::simplex::types::{Activity, Context};
@@ -30,8 +30,8 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 use wasm_core::kzg::KzgSettings;
 
-use crate::metrics::Metrics;
-use crate::store::{Store, MAX_BLOCK_BYTES};
+use super::metrics::Metrics;
+use super::store::{Store, MAX_BLOCK_BYTES};
 
 /// Most transactions waiting in the mempool.
 pub const MEMPOOL_MAX: usize = 20_000;
@@ -48,9 +48,9 @@ pub struct FeedItem {
     /// State root.
     pub state_root: H256,
     /// Block-level events (epoch processing).
-    pub block_events: Vec<chain_light::Event>,
+    pub block_events: Vec<crate::Event>,
     /// Per transaction: hash, outcome, events.
-    pub txs: Vec<chain_light::TxResult>,
+    pub txs: Vec<crate::TxResult>,
 }
 
 /// Mutable node state (behind one mutex; never held across an await).
@@ -67,7 +67,7 @@ pub struct Shared {
     /// Bodies that failed to execute (bounded): verification answers false at once.
     rejected: HashSet<Digest>,
     /// Recent results by transaction hash (for `GET /tx`).
-    pub recent: HashMap<H256, (u64, chain_light::TxResult)>,
+    pub recent: HashMap<H256, (u64, crate::TxResult)>,
     recent_order: VecDeque<H256>,
     /// A finalization arrived that this node could not apply: fetch blocks from peers.
     behind: bool,
@@ -289,7 +289,7 @@ impl Node {
             return false;
         }
         let chain_id = s.chain.state.g.chain_id;
-        if let Err(e) = chain_light::light::verify_finalization(
+        if let Err(e) = crate::light::verify_finalization(
             chain_id,
             &s.chain.state.g.validators,
             &block.header,

@@ -1,7 +1,7 @@
 //! Prometheus metrics of the validator (`GET /metrics`).
 
-use chain_light::block::{Chain, Executed};
-use chain_light::Outcome;
+use crate::block::{Chain, Executed};
+use crate::Outcome;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
@@ -33,6 +33,12 @@ pub struct Metrics {
     pub nullifications: Counter,
     /// Transactions per block.
     pub block_txs: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
 }
 
 impl Metrics {
