@@ -90,6 +90,45 @@ impl TreeWriter for Nodes {
 /// Tree nodes of a computed but unwritten version.
 pub struct Staged(NodeBatch);
 
+/// The store seen through unwritten versions (newest layer wins).
+struct Overlay<'a> {
+    base: &'a Nodes,
+    layers: &'a [&'a Staged],
+}
+
+impl TreeReader for Overlay<'_> {
+    fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
+        for l in self.layers.iter().rev() {
+            if let Some(n) = l.0.nodes().get(node_key) {
+                return Ok(Some(n.clone()));
+            }
+        }
+        self.base.get_node_option(node_key)
+    }
+
+    fn get_value_option(
+        &self,
+        max_version: Version,
+        key_hash: KeyHash,
+    ) -> anyhow::Result<Option<OwnedValue>> {
+        for l in self.layers.iter().rev() {
+            let hit =
+                l.0.values()
+                    .iter()
+                    .filter(|((v, k), _)| *k == key_hash && *v <= max_version)
+                    .max_by_key(|((v, _), _)| *v);
+            if let Some((_, v)) = hit {
+                return Ok(v.clone());
+            }
+        }
+        self.base.get_value_option(max_version, key_hash)
+    }
+
+    fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, LeafNode)>> {
+        Ok(None)
+    }
+}
+
 /// The authenticated store.
 #[derive(Default)]
 pub struct AuthStore {
@@ -121,6 +160,17 @@ impl AuthStore {
         changes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
         version: Version,
     ) -> Result<(H256, Staged), AuthError> {
+        self.stage_on(&[], changes, version)
+    }
+
+    /// [`AuthStore::stage`] on top of unwritten versions (`parents`, oldest first): how a
+    /// block is executed on a parent that is notarized but not yet final.
+    pub fn stage_on(
+        &self,
+        parents: &[&Staged],
+        changes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+        version: Version,
+    ) -> Result<(H256, Staged), AuthError> {
         if let Some((&last, _)) = self.roots.iter().next_back() {
             if version <= last {
                 return Err(AuthError::Tree(format!(
@@ -132,7 +182,11 @@ impl AuthStore {
             .into_iter()
             .map(|(k, v)| (key_hash(&k), v))
             .collect();
-        let tree = JellyfishMerkleTree::<_, Sha>::new(&self.nodes);
+        let overlay = Overlay {
+            base: &self.nodes,
+            layers: parents,
+        };
+        let tree = JellyfishMerkleTree::<_, Sha>::new(&overlay);
         let (root, batch) = tree
             .put_value_set(set, version)
             .map_err(|e| AuthError::Tree(e.to_string()))?;

@@ -167,6 +167,13 @@ pub struct Candidate {
     pub block_events: Vec<Event>,
 }
 
+/// What a block executes on.
+struct Base<'a> {
+    state: &'a State,
+    tip: &'a Header,
+    layers: Vec<&'a crate::auth::Staged>,
+}
+
 /// An executed block with its results.
 #[derive(Clone, Debug)]
 pub struct Executed {
@@ -265,17 +272,33 @@ impl Chain {
         })
     }
 
+    /// The state, header and unwritten tree layers a new block builds on.
+    fn base<'a>(&'a self, ancestors: &[&'a Candidate]) -> Result<Base<'a>, BlockError> {
+        let mut tip = &self.tip;
+        for a in ancestors {
+            if a.block.header.parent != tip.hash() || a.block.header.height != tip.height + 1 {
+                return Err(BlockError::Mismatch("ancestors do not chain to the tip"));
+            }
+            tip = &a.block.header;
+        }
+        Ok(Base {
+            state: ancestors.last().map_or(&self.state, |a| &a.state),
+            tip,
+            layers: ancestors.iter().map(|a| &a.staged).collect(),
+        })
+    }
+
     /// Executes `txs` on a copy of the state as block `height`; returns the new state, its
     /// store changes, the results and the block events.
     fn run(
-        &self,
+        base: &Base<'_>,
         env: &Env<'_>,
         height: u64,
         txs: &[SignedTx],
         keep_invalid: bool,
     ) -> (State, Vec<TxResult>, Vec<Event>, Vec<SignedTx>) {
-        let mut st = self.state.clone();
-        let block_events = st.begin_block(height, &self.tip.hash());
+        let mut st = base.state.clone();
+        let block_events = st.begin_block(height, &base.tip.hash());
         let mut results = Vec::with_capacity(txs.len());
         let mut kept = Vec::with_capacity(txs.len());
         for t in txs {
@@ -299,17 +322,33 @@ impl Chain {
         time_ms: u64,
         candidates: &[SignedTx],
     ) -> Result<Candidate, BlockError> {
-        let height = self.tip.height + 1;
-        let max = self.state.g.params.max_block_txs as usize;
+        self.build_on(&[], env, proposer, time_ms, candidates)
+    }
+
+    /// [`Chain::build`] on top of executed, uncommitted ancestors (oldest first; the first
+    /// extends the tip): proposing on a notarized parent that is not final yet.
+    pub fn build_on(
+        &self,
+        ancestors: &[&Candidate],
+        env: &Env<'_>,
+        proposer: Address,
+        time_ms: u64,
+        candidates: &[SignedTx],
+    ) -> Result<Candidate, BlockError> {
+        let base = self.base(ancestors)?;
+        let height = base.tip.height + 1;
+        let max = base.state.g.params.max_block_txs as usize;
         let take = &candidates[..candidates.len().min(max)];
-        let (mut st, results, block_events, txs) = self.run(env, height, take, false);
-        let (state_root, staged) = self.auth.stage(st.take_changes(), height)?;
+        let (mut st, results, block_events, txs) = Chain::run(&base, env, height, take, false);
+        let (state_root, staged) = self
+            .auth
+            .stage_on(&base.layers, st.take_changes(), height)?;
         let header = Header {
             chain_id: st.g.chain_id,
             height,
-            parent: self.tip.hash(),
+            parent: base.tip.hash(),
             proposer,
-            time_ms: time_ms.max(self.tip.time_ms),
+            time_ms: time_ms.max(base.tip.time_ms),
             tx_root: tx_root(&txs),
             results_root: results_root(&results),
             state_root,
@@ -339,29 +378,40 @@ impl Chain {
     /// Checks a block against the tip by re-executing it; returns it executed but not
     /// committed.
     pub fn check(&self, env: &Env<'_>, block: &Block) -> Result<Candidate, BlockError> {
+        self.check_on(&[], env, block)
+    }
+
+    /// [`Chain::check`] on top of executed, uncommitted ancestors (oldest first).
+    pub fn check_on(
+        &self,
+        ancestors: &[&Candidate],
+        env: &Env<'_>,
+        block: &Block,
+    ) -> Result<Candidate, BlockError> {
+        let base = self.base(ancestors)?;
         let h = &block.header;
-        if h.height != self.tip.height + 1 {
+        if h.height != base.tip.height + 1 {
             return Err(BlockError::NotNext {
-                tip: self.tip.height,
+                tip: base.tip.height,
                 got: h.height,
             });
         }
-        if h.chain_id != self.state.g.chain_id {
+        if h.chain_id != base.state.g.chain_id {
             return Err(BlockError::Mismatch("chain id"));
         }
-        if h.parent != self.tip.hash() {
+        if h.parent != base.tip.hash() {
             return Err(BlockError::Mismatch("parent"));
         }
-        if h.time_ms < self.tip.time_ms {
+        if h.time_ms < base.tip.time_ms {
             return Err(BlockError::Rejected("time goes backwards".into()));
         }
-        if block.txs.len() > self.state.g.params.max_block_txs as usize {
+        if block.txs.len() > base.state.g.params.max_block_txs as usize {
             return Err(BlockError::Rejected("too many transactions".into()));
         }
         if h.tx_root != tx_root(&block.txs) {
             return Err(BlockError::Mismatch("tx root"));
         }
-        let (mut st, results, block_events, _) = self.run(env, h.height, &block.txs, true);
+        let (mut st, results, block_events, _) = Chain::run(&base, env, h.height, &block.txs, true);
         if let Some((index, r)) = results
             .iter()
             .enumerate()
@@ -378,7 +428,9 @@ impl Chain {
         if h.validators_hash != validators_hash(&st.g.validators) {
             return Err(BlockError::Mismatch("validators hash"));
         }
-        let (root, staged) = self.auth.stage(st.take_changes(), h.height)?;
+        let (root, staged) = self
+            .auth
+            .stage_on(&base.layers, st.take_changes(), h.height)?;
         if root != h.state_root {
             return Err(BlockError::Mismatch("state root"));
         }

@@ -176,12 +176,39 @@ impl Node {
         Ok(hash)
     }
 
-    /// Builds a candidate on the tip when the tip is `parent`.
+    /// The uncommitted candidates from the tip's child up to `d` (oldest first): empty when
+    /// `d` is the tip, None when `d` does not chain to the tip through known candidates.
+    fn chain_to(s: &Shared, d: &Digest) -> Option<Vec<Digest>> {
+        let tip = header_digest(&s.chain.tip);
+        let mut out = Vec::new();
+        let mut cur = *d;
+        while cur != tip {
+            let c = s.pending.get(&cur)?;
+            out.push(cur);
+            if out.len() > 256 {
+                return None;
+            }
+            cur = Digest::from(c.block.header.parent.0);
+        }
+        out.reverse();
+        Some(out)
+    }
+
+    /// The time of `parent` when a block can be built on it (it is the tip or a candidate
+    /// chaining to the tip).
+    pub fn parent_time(&self, parent: &Digest) -> Option<u64> {
+        let s = self.lock();
+        let path = Self::chain_to(&s, parent)?;
+        Some(match path.last() {
+            Some(d) => s.pending.get(d)?.block.header.time_ms,
+            None => s.chain.tip.time_ms,
+        })
+    }
+
+    /// Builds a candidate on `parent` (the tip, or a notarized candidate chaining to it).
     fn build_on(&self, parent: &Digest, now_ms: u64) -> Option<(Digest, Block)> {
         let mut s = self.lock();
-        if header_digest(&s.chain.tip) != *parent {
-            return None;
-        }
+        let path = Self::chain_to(&s, parent)?;
         let mut txs: Vec<SignedTx> = s.mempool.iter().cloned().collect();
         // Per sender in nonce order, senders in arrival order.
         let mut first: HashMap<Address, usize> = HashMap::new();
@@ -189,7 +216,12 @@ impl Node {
             first.entry(t.tx.from).or_insert(i);
         }
         txs.sort_by_key(|t| (first.get(&t.tx.from).copied().unwrap_or(0), t.tx.nonce));
-        let c = match s.chain.build(&Self::env(), self.account, now_ms, &txs) {
+        let built = {
+            let ancestors: Vec<&Candidate> = path.iter().filter_map(|d| s.pending.get(d)).collect();
+            s.chain
+                .build_on(&ancestors, &Self::env(), self.account, now_ms, &txs)
+        };
+        let c = match built {
             Ok(c) => c,
             Err(e) => {
                 tracing::error!(%e, "building a block failed");
@@ -202,34 +234,52 @@ impl Node {
         Some((digest, block))
     }
 
-    /// Executes a received or remembered body against the tip (or parks it until its
-    /// parent is committed).
+    /// Executes a received or remembered body on its parent (the tip or a known candidate),
+    /// or parks it until the parent is known.
     pub fn receive_block(&self, block: Block) {
-        let digest = header_digest(&block.header);
-        let mut s = self.lock();
-        if s.pending.contains_key(&digest) || block.header.height <= s.chain.tip.height {
-            return;
-        }
-        if block.header.parent != s.chain.tip.hash() {
-            if s.orphans.len() < 256 {
-                s.orphans.insert(digest, block);
+        let mut queue = vec![block];
+        while let Some(block) = queue.pop() {
+            let digest = header_digest(&block.header);
+            let mut s = self.lock();
+            if s.pending.contains_key(&digest) || block.header.height <= s.chain.tip.height {
+                continue;
             }
-            return;
-        }
-        match s.chain.check(&Self::env(), &block) {
-            Ok(c) => {
-                if let Err(e) = self.store.put_candidate(&digest.0, &block) {
-                    tracing::error!(%e, "remembering a candidate failed");
-                    return;
+            let parent = Digest::from(block.header.parent.0);
+            let Some(path) = Self::chain_to(&s, &parent) else {
+                if s.orphans.len() < 256 {
+                    s.orphans.insert(digest, block);
                 }
-                s.pending.insert(digest, c);
-            }
-            Err(e) => {
-                tracing::warn!(height = block.header.height, %e, "invalid block");
-                if s.rejected.len() >= 1024 {
-                    s.rejected.clear();
+                continue;
+            };
+            let checked = {
+                let ancestors: Vec<&Candidate> =
+                    path.iter().filter_map(|d| s.pending.get(d)).collect();
+                s.chain.check_on(&ancestors, &Self::env(), &block)
+            };
+            match checked {
+                Ok(c) => {
+                    if let Err(e) = self.store.put_candidate(&digest.0, &block) {
+                        tracing::error!(%e, "remembering a candidate failed");
+                        continue;
+                    }
+                    s.pending.insert(digest, c);
+                    // Children that arrived first can execute now.
+                    let hash = block.header.hash();
+                    let kids: Vec<Digest> = s
+                        .orphans
+                        .iter()
+                        .filter(|(_, b)| b.header.parent == hash)
+                        .map(|(d, _)| *d)
+                        .collect();
+                    queue.extend(kids.iter().filter_map(|d| s.orphans.remove(d)));
                 }
-                s.rejected.insert(digest);
+                Err(e) => {
+                    tracing::warn!(height = block.header.height, %e, "invalid block");
+                    if s.rejected.len() >= 1024 {
+                        s.rejected.clear();
+                    }
+                    s.rejected.insert(digest);
+                }
             }
         }
     }
@@ -242,80 +292,108 @@ impl Node {
             return Some(false);
         }
         let c = s.pending.get(digest)?;
-        Some(c.block.header.parent == s.chain.tip.hash() && header_digest(&s.chain.tip) == *parent)
+        Some(Digest::from(c.block.header.parent.0) == *parent)
     }
 
-    /// Commits the finalized digest with its certificate; idempotent.
+    /// Commits the finalized digest with its certificate, and its uncommitted ancestors
+    /// (finalized implicitly); idempotent.
     pub fn finalize(&self, digest: Digest, cert: Vec<u8>) {
         let mut s = self.lock();
         if header_digest(&s.chain.tip) == digest {
             return; // a replayed report of the tip
         }
-        let cand = match s.pending.remove(&digest) {
-            Some(c) => Some(c),
-            None => match self.store.candidate(&digest.0) {
-                Ok(Some(b)) => s.chain.check(&Self::env(), &b).ok(),
-                _ => None,
-            },
-        };
-        let Some(cand) = cand else {
-            // Either an old finalization replayed after a restart (already committed), or a
-            // block this node has not seen: the sync task fetches it from peers.
+        if !s.pending.contains_key(&digest) {
+            // After a restart: a body remembered before the crash, on the tip.
+            if let Ok(Some(b)) = self.store.candidate(&digest.0) {
+                if b.header.parent == s.chain.tip.hash() {
+                    if let Ok(c) = s.chain.check(&Self::env(), &b) {
+                        s.pending.insert(digest, c);
+                    }
+                }
+            }
+        }
+        let Some(path) = Self::chain_to(&s, &digest) else {
+            // An old finalization replayed after a restart, or blocks this node has not
+            // seen: the sync task fetches them from peers.
             tracing::debug!(%digest, "finalization of an unknown or past block");
             s.behind = true;
             return;
         };
-        if cand.block.header.parent != s.chain.tip.hash() {
-            tracing::debug!(
-                height = cand.block.header.height,
-                "finalized block is ahead of the tip"
-            );
-            s.behind = true;
-            return;
+        let mut items = Vec::new();
+        let mut orphans = Vec::new();
+        let last = path.len().saturating_sub(1);
+        for (i, d) in path.iter().enumerate() {
+            let Some(c) = s.pending.remove(d) else { break };
+            let (item, o) = self.apply(&mut s, c, (i == last).then_some(cert.as_slice()));
+            items.push(item);
+            orphans.extend(o);
         }
-        let (item, orphans) = self.apply(&mut s, cand, &cert);
         drop(s);
-        let _ = self.feed.send(item);
+        for item in items {
+            let _ = self.feed.send(item);
+        }
         for b in orphans {
             self.receive_block(b);
         }
     }
 
-    /// Imports a block finalized elsewhere (sync): its certificate must verify against the
-    /// current validator set.
-    pub fn import_finalized(&self, block: Block, cert: &[u8]) -> bool {
+    /// Imports blocks finalized elsewhere (sync): a run of blocks chaining to the tip whose
+    /// last one carries a finalization certificate that verifies against the current
+    /// validator set (the earlier ones are final as its ancestors). Returns how many were
+    /// imported.
+    pub fn import_finalized(&self, run: Vec<Block>, cert: &[u8]) -> usize {
         let mut s = self.lock();
-        if block.header.height != s.chain.tip.height + 1 {
-            return false;
+        let Some(last) = run.last() else { return 0 };
+        let mut prev = s.chain.tip.hash();
+        for b in &run {
+            if b.header.parent != prev {
+                return 0;
+            }
+            prev = b.header.hash();
         }
         let chain_id = s.chain.state.g.chain_id;
         if let Err(e) = crate::light::verify_finalization(
             chain_id,
             &s.chain.state.g.validators,
-            &block.header,
+            &last.header,
             cert,
         ) {
-            tracing::warn!(height = block.header.height, %e, "synced block with a bad certificate");
-            return false;
+            tracing::warn!(height = last.header.height, %e, "synced block with a bad certificate");
+            return 0;
         }
-        let cand = match s.chain.check(&Self::env(), &block) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(height = block.header.height, %e, "synced block does not execute");
-                return false;
-            }
-        };
-        let (item, orphans) = self.apply(&mut s, cand, cert);
+        let n = run.len();
+        let mut items = Vec::new();
+        let mut orphans = Vec::new();
+        for (i, block) in run.into_iter().enumerate() {
+            let cand = match s.chain.check(&Self::env(), &block) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(height = block.header.height, %e, "synced block does not execute");
+                    break;
+                }
+            };
+            let (item, o) = self.apply(&mut s, cand, (i + 1 == n).then_some(cert));
+            items.push(item);
+            orphans.extend(o);
+        }
         drop(s);
-        let _ = self.feed.send(item);
+        let count = items.len();
+        for item in items {
+            let _ = self.feed.send(item);
+        }
         for b in orphans {
             self.receive_block(b);
         }
-        true
+        count
     }
 
     /// The commit path shared by consensus and sync: block log first, then the state.
-    fn apply(&self, s: &mut Shared, cand: Candidate, cert: &[u8]) -> (Arc<FeedItem>, Vec<Block>) {
+    fn apply(
+        &self,
+        s: &mut Shared,
+        cand: Candidate,
+        cert: Option<&[u8]>,
+    ) -> (Arc<FeedItem>, Vec<Block>) {
         let block = cand.block.clone();
         // Durable first: the block log is what a restart replays.
         if let Err(e) = self.store.append(&block, cert) {
@@ -433,10 +511,7 @@ impl<E: Spawner + Clock, S: P2pSender<PublicKey = PublicKey>> Automaton for App<
         self.ctx.child("propose").spawn(move |ctx| async move {
             let start = ctx.current();
             loop {
-                let tip_time = {
-                    let s = node.lock();
-                    (header_digest(&s.chain.tip) == parent).then_some(s.chain.tip.time_ms)
-                };
+                let tip_time = node.parent_time(&parent);
                 let now = now_ms(ctx.current());
                 if let Some(t) = tip_time {
                     let due = t.saturating_add(node.block_interval.as_millis() as u64);

@@ -28,6 +28,7 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) `DIR/chain.redb`.
     pub fn open(dir: &Path) -> Result<Store> {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
         let db = Database::create(dir.join("chain.redb")).context("open chain.redb")?;
         let w = db.begin_write()?;
         {
@@ -41,15 +42,18 @@ impl Store {
     }
 
     /// Appends a finalized block with its certificate (atomically) and drops candidates at
-    /// or below its height.
-    pub fn append(&self, block: &Block, cert: &[u8]) -> Result<()> {
+    /// or below its height. A block finalized implicitly (an ancestor of a finalized block
+    /// with no certificate of its own) has none; the next certified descendant proves it.
+    pub fn append(&self, block: &Block, cert: Option<&[u8]>) -> Result<()> {
         let h = block.header.height;
         let w = self.db.begin_write()?;
         {
             let mut b = w.open_table(BLOCKS)?;
             b.insert(h, codec::encode(block).as_slice())?;
-            let mut c = w.open_table(CERTS)?;
-            c.insert(h, cert)?;
+            if let Some(cert) = cert {
+                let mut c = w.open_table(CERTS)?;
+                c.insert(h, cert)?;
+            }
             let mut t = w.open_table(TXS)?;
             for (i, tx) in block.txs.iter().enumerate() {
                 t.insert(tx.hash().0.as_slice(), (h, i as u32))?;

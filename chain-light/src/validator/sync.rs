@@ -27,7 +27,7 @@ const ASK_EVERY: Duration = Duration::from_millis(700);
 #[derive(Serialize, Deserialize)]
 enum SyncMsg {
     Want { from: u64 },
-    Have { blocks: Vec<(Blob, Blob)> },
+    Have { blocks: Vec<(Blob, Option<Blob>)> },
 }
 
 /// Serves peers' requests and imports their answers; returns the two tasks.
@@ -69,16 +69,15 @@ where
                     let mut blocks = Vec::new();
                     let mut size = 0usize;
                     for h in from..from.saturating_add(MAX_BLOCKS) {
-                        let (Ok(Some(b)), Ok(Some(c))) = (node.store.block(h), node.store.cert(h))
-                        else {
+                        let (Ok(Some(b)), Ok(c)) = (node.store.block(h), node.store.cert(h)) else {
                             break;
                         };
                         let b = codec::encode(&b);
-                        size += b.len() + c.len();
+                        size += b.len() + c.as_ref().map_or(0, Vec::len);
                         if size > MAX_SYNC_BYTES / 2 && !blocks.is_empty() {
                             break;
                         }
-                        blocks.push((Blob(b), Blob(c)));
+                        blocks.push((Blob(b), c.map(Blob)));
                     }
                     if !blocks.is_empty() {
                         let msg = codec::encode(&SyncMsg::Have { blocks });
@@ -86,19 +85,27 @@ where
                     }
                 }
                 SyncMsg::Have { blocks } => {
+                    // Runs of blocks closed by a certified one: the certificate proves the
+                    // last, the parent hashes the rest.
                     let mut imported = 0;
+                    let mut run = Vec::new();
                     for (b, c) in blocks {
                         let Ok(block) = codec::decode::<Block>(&b.0, MAX_BLOCK_BYTES) else {
                             break;
                         };
                         let (tip, _) = node.tip_height_and_behind();
-                        if block.header.height <= tip {
+                        if block.header.height <= tip && run.is_empty() {
                             continue;
                         }
-                        if !node.import_finalized(block, &c.0) {
-                            break;
+                        run.push(block);
+                        if let Some(cert) = c {
+                            let n = run.len();
+                            let got = node.import_finalized(std::mem::take(&mut run), &cert.0);
+                            imported += got;
+                            if got < n {
+                                break;
+                            }
                         }
-                        imported += 1;
                     }
                     if imported > 0 {
                         tracing::info!(imported, "synced blocks from a peer");
