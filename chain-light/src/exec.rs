@@ -417,6 +417,26 @@ impl State {
         }
     }
 
+    /// Takes a stake of at least `min` from `from`'s balance (checked first).
+    fn lock_stake(
+        &mut self,
+        from: &Address,
+        stake: Amount,
+        min: Amount,
+        what: &str,
+    ) -> Result<(), TxError> {
+        if stake < min {
+            return Err(TxError::Insufficient {
+                what: what.into(),
+                need: min,
+                have: stake,
+            });
+        }
+        self.need_balance(from, stake)?;
+        self.take(from, stake);
+        Ok(())
+    }
+
     fn burn(&mut self, amount: Amount) {
         self.g.supply -= amount.min(self.g.supply);
         self.g.burned = self.g.burned.saturating_add(amount);
@@ -878,15 +898,7 @@ impl State {
                     return Err(TxError::Invalid("zero capacity".into()));
                 }
                 let min = self.params().min_provider_stake;
-                if *stake < min {
-                    return Err(TxError::Insufficient {
-                        what: "provider stake".into(),
-                        need: min,
-                        have: *stake,
-                    });
-                }
-                self.need_balance(from, *stake)?;
-                self.take(from, *stake);
+                self.lock_stake(from, *stake, min, "provider stake")?;
                 self.providers.insert(
                     *from,
                     Provider {
@@ -959,15 +971,7 @@ impl State {
                 }
                 check_endpoints(peer_id, endpoints)?;
                 let min = self.params().min_deputy_stake;
-                if *stake < min {
-                    return Err(TxError::Insufficient {
-                        what: "deputy stake".into(),
-                        need: min,
-                        have: *stake,
-                    });
-                }
-                self.need_balance(from, *stake)?;
-                self.take(from, *stake);
+                self.lock_stake(from, *stake, min, "deputy stake")?;
                 self.deputies.insert(
                     *from,
                     Deputy {
@@ -1154,15 +1158,7 @@ impl State {
                     return Err(TxError::Invalid("commission above 10000 bps".into()));
                 }
                 let min = self.params().min_validator_stake;
-                if *stake < min {
-                    return Err(TxError::Insufficient {
-                        what: "validator stake".into(),
-                        need: min,
-                        have: *stake,
-                    });
-                }
-                self.need_balance(from, *stake)?;
-                self.take(from, *stake);
+                self.lock_stake(from, *stake, min, "validator stake")?;
                 self.validators.insert(
                     *from,
                     Validator {
