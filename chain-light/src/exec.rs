@@ -385,35 +385,27 @@ impl State {
         }
     }
 
-    fn give(&mut self, a: &Address, amount: Amount) {
-        if amount == 0 {
-            return;
+    /// The account of `a`, created empty if it does not exist yet.
+    fn account_mut(&mut self, a: &Address) -> &mut Account {
+        if !self.accounts.contains(a) {
+            self.accounts.insert(*a, Account::default());
         }
-        match self.accounts.get_mut(a) {
-            Some(acc) => acc.balance = acc.balance.saturating_add(amount),
-            None => self.accounts.insert(
-                *a,
-                Account {
-                    balance: amount,
-                    ..Account::default()
-                },
-            ),
+        self.accounts
+            .get_mut(a)
+            .expect("the account exists: inserted just above")
+    }
+
+    fn give(&mut self, a: &Address, amount: Amount) {
+        if amount > 0 {
+            let acc = self.account_mut(a);
+            acc.balance = acc.balance.saturating_add(amount);
         }
     }
 
     fn reward(&mut self, a: &Address, amount: Amount) {
-        if amount == 0 {
-            return;
-        }
-        match self.accounts.get_mut(a) {
-            Some(acc) => acc.rewards = acc.rewards.saturating_add(amount),
-            None => self.accounts.insert(
-                *a,
-                Account {
-                    rewards: amount,
-                    ..Account::default()
-                },
-            ),
+        if amount > 0 {
+            let acc = self.account_mut(a);
+            acc.rewards = acc.rewards.saturating_add(amount);
         }
     }
 
@@ -780,16 +772,7 @@ impl State {
                 let tx = &stx.tx;
                 // Fee and nonce first: they stand even if the message fails.
                 self.take(&tx.from, tx.fee);
-                match self.accounts.get_mut(&tx.from) {
-                    Some(a) => a.nonce += 1,
-                    None => self.accounts.insert(
-                        tx.from,
-                        Account {
-                            nonce: 1,
-                            ..Account::default()
-                        },
-                    ),
-                }
+                self.account_mut(&tx.from).nonce += 1;
                 let burn = bps_of(tx.fee, self.params().fee_burn_bps);
                 self.burn(burn);
                 self.g.reward_pool += tx.fee - burn;
