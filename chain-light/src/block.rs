@@ -105,6 +105,10 @@ pub struct Header {
     pub state_root: H256,
     /// Hash of the active validator set after this block (signs the next blocks).
     pub validators_hash: H256,
+    /// Consensus epoch after this block (`set_epoch`): the simplex instance that finalizes
+    /// the next blocks. A block whose epoch differs from its parent's is the last one its
+    /// epoch's instance finalizes.
+    pub consensus_epoch: u64,
 }
 
 impl Header {
@@ -149,6 +153,8 @@ pub struct Chain {
     pub auth: AuthStore,
     /// Genesis hash.
     pub genesis_hash: H256,
+    /// Hash of the height-0 header (the first consensus epoch builds on it).
+    pub genesis_header_hash: H256,
     /// Tip header.
     pub tip: Header,
 }
@@ -263,11 +269,13 @@ impl Chain {
             results_root: results_root(&[]),
             state_root,
             validators_hash: validators_hash(&st.g.validators),
+            consensus_epoch: st.g.set_epoch,
         };
         Ok(Chain {
             state: st,
             auth,
             genesis_hash,
+            genesis_header_hash: tip.hash(),
             tip,
         })
     }
@@ -353,6 +361,7 @@ impl Chain {
             results_root: results_root(&results),
             state_root,
             validators_hash: validators_hash(&st.g.validators),
+            consensus_epoch: st.g.set_epoch,
         };
         Ok(Candidate {
             block: Block { header, txs },
@@ -427,6 +436,9 @@ impl Chain {
         }
         if h.validators_hash != validators_hash(&st.g.validators) {
             return Err(BlockError::Mismatch("validators hash"));
+        }
+        if h.consensus_epoch != st.g.set_epoch {
+            return Err(BlockError::Mismatch("consensus epoch"));
         }
         let (root, staged) = self
             .auth

@@ -24,9 +24,17 @@ use crate::Amount;
 /// Verifies consensus-fault evidence for a validator (the seam to the consensus engine,
 /// whose signature scheme defines what evidence is).
 pub trait FaultVerifier: Send + Sync {
-    /// Checks `evidence` against the validator's `consensus_key`; returns a stable id of the
-    /// fault (the same fault always gives the same id, so it is punished once).
-    fn verify(&self, chain_id: u64, consensus_key: &[u8], evidence: &[u8]) -> Result<H256, String>;
+    /// Checks that `evidence` proves a fault by the validator with `consensus_key`, signed
+    /// in one of the consensus epochs still open to evidence (`sets`: epoch and its
+    /// validator set). Returns a stable id of the fault (the same fault always gives the same
+    /// id, however it is encoded, so it is punished once).
+    fn verify(
+        &self,
+        chain_id: u64,
+        sets: &[(u64, &[SetMember])],
+        consensus_key: &[u8],
+        evidence: &[u8],
+    ) -> Result<H256, String>;
 }
 
 /// A verifier that accepts no evidence (for chains whose engine reports none).
@@ -34,7 +42,13 @@ pub trait FaultVerifier: Send + Sync {
 pub struct NoFaults;
 
 impl FaultVerifier for NoFaults {
-    fn verify(&self, _: u64, _: &[u8], _: &[u8]) -> Result<H256, String> {
+    fn verify(
+        &self,
+        _: u64,
+        _: &[(u64, &[SetMember])],
+        _: &[u8],
+        _: &[u8],
+    ) -> Result<H256, String> {
         Err("this chain's engine has no fault evidence verifier".into())
     }
 }
@@ -1841,7 +1855,12 @@ impl State {
             .ok_or_else(|| TxError::NotFound(format!("validator {validator}")))?;
         let id = env
             .faults
-            .verify(self.g.chain_id, &v.consensus_key.0, &evidence.0)
+            .verify(
+                self.g.chain_id,
+                &self.open_fault_epochs(),
+                &v.consensus_key.0,
+                &evidence.0,
+            )
             .map_err(TxError::BadProof)?;
         let id = H256(h256(&[b"nilstore/vfault/v1", &validator.0, &id.0]));
         if self.evidence.contains(&id) {
@@ -2007,6 +2026,16 @@ impl State {
         }
         let set = self.next_validator_set();
         if set != self.g.validators {
+            let keys = |s: &[SetMember]| -> Vec<Blob> {
+                s.iter().map(|m| m.consensus_key.clone()).collect()
+            };
+            if keys(&set) != keys(&self.g.validators) {
+                // New membership: a new consensus epoch starts after this block. (Power
+                // alone does not change consensus: bls12381_multisig counts one vote each.)
+                self.g.prev_validators = std::mem::take(&mut self.g.validators);
+                self.g.set_epoch += 1;
+                self.g.set_start_height = self.g.height;
+            }
             self.g.validators = set.clone();
             ev.push(Event::ValidatorSetChanged { validators: set });
         }
@@ -2047,6 +2076,16 @@ impl State {
             paid += given;
         }
         self.g.reward_pool -= paid.min(pool);
+    }
+
+    /// The consensus epochs whose faults can still be punished, with their sets: the
+    /// current one and the previous one.
+    pub fn open_fault_epochs(&self) -> Vec<(u64, &[SetMember])> {
+        let mut sets: Vec<(u64, &[SetMember])> = vec![(self.g.set_epoch, &self.g.validators)];
+        if self.g.set_epoch > 0 {
+            sets.push((self.g.set_epoch - 1, &self.g.prev_validators));
+        }
+        sets
     }
 
     /// The top validators by power: self-stake at least the minimum, not jailed.

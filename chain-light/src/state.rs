@@ -386,6 +386,14 @@ pub struct Globals {
     pub reward_pool: Amount,
     /// The active validator set.
     pub validators: Vec<SetMember>,
+    /// Consensus epoch: how many times the set's membership (its consensus keys) changed.
+    /// The validator runs one simplex instance per consensus epoch.
+    pub set_epoch: u64,
+    /// Height of the block whose execution started the current consensus epoch (0: genesis).
+    pub set_start_height: u64,
+    /// The previous consensus epoch's set: consensus-fault evidence from it is still
+    /// accepted, older evidence has expired.
+    pub prev_validators: Vec<SetMember>,
 }
 
 /// The whole state.
@@ -436,6 +444,9 @@ impl State {
                 burned: 0,
                 reward_pool: 0,
                 validators: Vec::new(),
+                set_epoch: 0,
+                set_start_height: 0,
+                prev_validators: Vec::new(),
             },
             accounts: Table::default(),
             providers: Table::default(),

@@ -31,6 +31,10 @@ pub struct Metrics {
     pub notarizations: Counter,
     /// Nullified views (timeouts).
     pub nullifications: Counter,
+    /// Consensus faults observed and reported to the chain.
+    pub faults_reported: Counter,
+    /// The consensus epoch the engine runs (validator-set generation).
+    pub consensus_epoch: Gauge,
     /// Transactions per block.
     pub block_txs: Histogram,
 }
@@ -56,6 +60,8 @@ impl Metrics {
             finalizations: Counter::default(),
             notarizations: Counter::default(),
             nullifications: Counter::default(),
+            faults_reported: Counter::default(),
+            consensus_epoch: Gauge::default(),
             block_txs: Histogram::new(exponential_buckets(1.0, 2.0, 12)),
             registry: Registry::default(),
         };
@@ -92,6 +98,16 @@ impl Metrics {
             "nullifications",
             "Views nullified (timeouts)",
             m.nullifications.clone(),
+        );
+        registry.register(
+            "faults_reported",
+            "Consensus faults (conflicting votes) observed and reported",
+            m.faults_reported.clone(),
+        );
+        registry.register(
+            "consensus_epoch",
+            "Consensus epoch of the running engine (validator-set generation)",
+            m.consensus_epoch.clone(),
         );
         registry.register(
             "block_transactions",

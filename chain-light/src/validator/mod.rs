@@ -9,6 +9,7 @@ use commonware_consensus::simplex::elector::RoundRobin;
 use commonware_consensus::simplex::{self, ForwardPolicy, SkipBudget, SkipPolicy};
 use commonware_consensus::types::{Epoch, ViewDelta};
 use commonware_cryptography::Sha256;
+use commonware_p2p::utils::mux::MuxHandle;
 use commonware_parallel::Sequential;
 use commonware_runtime::buffer::paged::CacheRef;
 use commonware_utils::{NZDuration, NZUsize, NZU16};
@@ -27,7 +28,7 @@ pub fn replay(
     let genesis_digest = crate::light::header_digest(&chain.tip);
     let env = crate::exec::Env {
         kzg: wasm_core::kzg::KzgSettings::ethereum(),
-        faults: &crate::exec::NoFaults,
+        faults: &crate::light::SimplexFaults,
     };
     for h in 1..=store.last_height()? {
         let block = store
@@ -40,13 +41,145 @@ pub fn replay(
     Ok((chain, genesis_digest))
 }
 
+/// What a consensus engine needs of its runtime context (tokio in the binary, the
+/// deterministic runtime in simulations).
+pub trait EngineContext:
+    commonware_runtime::Clock
+    + rand_core10::CryptoRng
+    + commonware_runtime::Spawner
+    + commonware_runtime::Storage
+    + commonware_runtime::Metrics
+{
+}
+
+impl<T> EngineContext for T where
+    T: commonware_runtime::Clock
+        + rand_core10::CryptoRng
+        + commonware_runtime::Spawner
+        + commonware_runtime::Storage
+        + commonware_runtime::Metrics
+{
+}
+
+/// The p2p channels an epoch's engine runs on, multiplexed by consensus epoch (the
+/// subchannel is the epoch number), so consecutive engines never see each other's messages.
+pub struct EpochChannels<
+    VS: commonware_p2p::Sender,
+    CS: commonware_p2p::Sender,
+    RS: commonware_p2p::Sender,
+> {
+    /// Votes.
+    pub vote: MuxHandle<VS>,
+    /// Certificates.
+    pub cert: MuxHandle<CS>,
+    /// Resolver (certificate fetches).
+    pub resolver: MuxHandle<RS>,
+}
+
+/// How long a finished epoch's engine keeps running (answering peers that have not yet
+/// seen its last finalization) after the next one started.
+pub const EPOCH_OVERLAP: Duration = Duration::from_secs(5);
+const EPOCH_POLL: Duration = Duration::from_millis(50);
+
+/// Runs the consensus engines: one simplex instance per consensus epoch, each with the
+/// validator set the chain names for it, started on the block that closed the previous
+/// epoch. When a committed block changes the set's membership, the next epoch's engine starts
+/// (if this validator is in the new set; otherwise it follows by block sync) and the old
+/// one stops after [`EPOCH_OVERLAP`].
+#[allow(clippy::too_many_arguments)]
+pub fn run_epochs<E, S, B, VS, CS, RS>(
+    context: E,
+    node: node::Node,
+    bls: commonware_cryptography::bls12381::primitives::group::Private,
+    blocks: S,
+    blocker: B,
+    partition_prefix: String,
+    mut channels: EpochChannels<VS, CS, RS>,
+) -> commonware_runtime::Handle<()>
+where
+    E: EngineContext,
+    S: commonware_p2p::Sender<PublicKey = crate::light::PublicKey>,
+    B: commonware_p2p::Blocker<PublicKey = crate::light::PublicKey> + Clone,
+    VS: commonware_p2p::Sender<PublicKey = crate::light::PublicKey>,
+    CS: commonware_p2p::Sender<PublicKey = crate::light::PublicKey>,
+    RS: commonware_p2p::Sender<PublicKey = crate::light::PublicKey>,
+{
+    context.child("epochs").spawn(move |ctx| async move {
+        let mut running: Option<(u64, Option<commonware_runtime::Handle<()>>)> = None;
+        loop {
+            let (epoch, set, start) = match node.consensus_epoch() {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::error!(%e, "cannot read the consensus epoch; stopping");
+                    return;
+                }
+            };
+            if running.as_ref().map(|(e, _)| *e) == Some(epoch) {
+                ctx.sleep(EPOCH_POLL).await;
+                continue;
+            }
+            if let Some((old, Some(h))) = running.take() {
+                ctx.child("retire").spawn(move |c| async move {
+                    c.sleep(EPOCH_OVERLAP).await;
+                    h.abort();
+                    tracing::info!(epoch = old, "stopped the previous epoch's engine");
+                });
+            }
+            node.metrics.consensus_epoch.set(epoch as i64);
+            let namespace = crate::light::namespace(node.lock().chain.state.g.chain_id);
+            let scheme = crate::light::participants(&set)
+                .ok()
+                .and_then(|p| crate::light::Scheme::signer(&namespace, p, bls.clone()));
+            let Some(scheme) = scheme else {
+                tracing::info!(
+                    epoch,
+                    "not in this epoch's validator set; following by sync"
+                );
+                running = Some((epoch, None));
+                continue;
+            };
+            let sub = epoch as commonware_p2p::Channel;
+            let (Ok(vote), Ok(cert), Ok(resolver)) = (
+                channels.vote.register(sub).await,
+                channels.cert.register(sub).await,
+                channels.resolver.register(sub).await,
+            ) else {
+                tracing::error!(epoch, "cannot open the epoch's channels; stopping");
+                return;
+            };
+            let app = node::App::new(
+                ctx.child("app").with_attribute("epoch", epoch),
+                node.clone(),
+                blocks.clone(),
+                epoch,
+            );
+            let handle = start_engine(
+                ctx.child("consensus").with_attribute("epoch", epoch),
+                scheme,
+                app,
+                node::ChainReporter::new(node.clone()),
+                blocker.clone(),
+                epoch,
+                start,
+                format!("{partition_prefix}-epoch-{epoch}"),
+                vote,
+                cert,
+                resolver,
+            );
+            tracing::info!(epoch, validators = set.len(), %start, "consensus epoch started");
+            running = Some((epoch, Some(handle)));
+        }
+    })
+}
+
 pub mod metrics;
 pub mod node;
 pub mod store;
 pub mod sync;
 
-/// Starts the simplex engine (bls12381_multisig, round-robin leaders) over the given
-/// channels; `partition` names its journal in the runtime's storage.
+/// Starts the simplex engine (bls12381_multisig, round-robin leaders) for consensus epoch
+/// `epoch`, whose first proposal builds on `genesis_digest`, over the given channels;
+/// `partition` names its journal in the runtime's storage.
 #[allow(clippy::too_many_arguments)]
 pub fn start_engine<E, AE, S, B, VS, VR, CS, CR, RS, RR>(
     context: E,
@@ -54,6 +187,7 @@ pub fn start_engine<E, AE, S, B, VS, VR, CS, CR, RS, RR>(
     app: App<AE, S>,
     reporter: ChainReporter,
     blocker: B,
+    epoch: u64,
     genesis_digest: Digest,
     partition: String,
     vote: (VS, VR),
@@ -61,11 +195,7 @@ pub fn start_engine<E, AE, S, B, VS, VR, CS, CR, RS, RR>(
     resolver: (RS, RR),
 ) -> commonware_runtime::Handle<()>
 where
-    E: commonware_runtime::Clock
-        + rand_core10::CryptoRng
-        + commonware_runtime::Spawner
-        + commonware_runtime::Storage
-        + commonware_runtime::Metrics,
+    E: EngineContext,
     AE: commonware_runtime::Spawner + commonware_runtime::Clock,
     S: commonware_p2p::Sender<PublicKey = crate::light::PublicKey>,
     B: commonware_p2p::Blocker<PublicKey = crate::light::PublicKey>,
@@ -86,7 +216,7 @@ where
         strategy: Sequential,
         partition,
         mailbox_size: NZUsize!(1024),
-        epoch: Epoch::zero(),
+        epoch: Epoch::new(epoch),
         floor: simplex::Floor::Genesis(genesis_digest),
         replay_buffer: NZUsize!(1 << 20),
         write_buffer: NZUsize!(1 << 20),

@@ -14,9 +14,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::block::{Block, Candidate, Chain};
 use crate::bytes::{Address, H256};
 use crate::codec;
-use crate::exec::{Env, NoFaults, TxError};
+use crate::crypto::SecretKey;
+use crate::exec::{Env, TxError};
+use crate::light::SimplexFaults;
 use crate::light::{header_digest, Digest, PublicKey, Scheme};
 use crate::tx::SignedTx;
+use crate::tx::{Msg, Tx};
 use commonware_actor::Feedback;
 use commonware_codec::Encode as _;
 use commonware_consensus::simplex::types::{Activity, Context};
@@ -85,6 +88,8 @@ pub struct Node {
     pub metrics: Arc<Metrics>,
     /// This validator's account (block proposer field).
     pub account: Address,
+    /// Its key: signs fault reports.
+    account_key: Arc<SecretKey>,
     /// Minimum time between blocks.
     pub block_interval: Duration,
 }
@@ -109,7 +114,7 @@ impl Node {
         chain: Chain,
         store: Arc<Store>,
         metrics: Arc<Metrics>,
-        account: Address,
+        account_key: SecretKey,
         block_interval: Duration,
     ) -> Node {
         let (feed, _) = broadcast::channel(1024);
@@ -129,7 +134,8 @@ impl Node {
             store,
             feed,
             metrics,
-            account,
+            account: account_key.address(),
+            account_key: Arc::new(account_key),
             block_interval,
         }
     }
@@ -149,7 +155,53 @@ impl Node {
     fn env() -> Env<'static> {
         Env {
             kzg: KzgSettings::ethereum(),
-            faults: &NoFaults,
+            faults: &SimplexFaults,
+        }
+    }
+
+    /// Turns consensus-fault evidence the engine observed into a `ReportValidatorFault`
+    /// transaction from this validator's account, queued in its own mempool (whoever's
+    /// report lands first is rewarded; the chain punishes a fault once).
+    pub fn report_fault(&self, evidence: crate::bytes::Blob) {
+        let tx = {
+            let s = self.lock();
+            let st = &s.chain.state;
+            let Some(identity) = SimplexFaults::accused(&evidence.0, &st.open_fault_epochs())
+            else {
+                tracing::warn!("fault evidence names no validator of an open epoch");
+                return;
+            };
+            let id = commonware_codec::Encode::encode(&identity);
+            let Some((validator, _)) = st
+                .validators
+                .iter()
+                .find(|(_, v)| v.consensus_key.0.get(..32) == Some(id.as_ref()))
+            else {
+                tracing::warn!("fault evidence against an unknown validator");
+                return;
+            };
+            let queued = s
+                .mempool
+                .iter()
+                .filter(|t| t.tx.from == self.account)
+                .count() as u64;
+            let nonce = st.accounts.get(&self.account).map_or(0, |a| a.nonce) + queued;
+            tracing::warn!(%validator, "consensus fault observed; reporting it");
+            Tx {
+                chain_id: st.g.chain_id,
+                from: self.account,
+                nonce,
+                fee: st.g.params.min_fee,
+                msg: Msg::ReportValidatorFault {
+                    validator: *validator,
+                    evidence,
+                },
+            }
+            .sign(&self.account_key)
+        };
+        self.metrics.faults_reported.inc();
+        if let Err(e) = self.submit(tx) {
+            tracing::warn!(%e, "fault report refused by the mempool");
         }
     }
 
@@ -194,15 +246,43 @@ impl Node {
         Some(out)
     }
 
-    /// The time of `parent` when a block can be built on it (it is the tip or a candidate
-    /// chaining to the tip).
-    pub fn parent_time(&self, parent: &Digest) -> Option<u64> {
+    /// The time and consensus epoch of `parent` when a block can be built on it (it is the
+    /// tip or a candidate chaining to the tip).
+    pub fn parent_time(&self, parent: &Digest) -> Option<(u64, u64)> {
         let s = self.lock();
         let path = Self::chain_to(&s, parent)?;
-        Some(match path.last() {
-            Some(d) => s.pending.get(d)?.block.header.time_ms,
-            None => s.chain.tip.time_ms,
-        })
+        let h = match path.last() {
+            Some(d) => &s.pending.get(d)?.block.header,
+            None => &s.chain.tip,
+        };
+        Some((h.time_ms, h.consensus_epoch))
+    }
+
+    /// The consensus epoch after the tip or a known candidate.
+    fn epoch_after(s: &Shared, d: &Digest) -> Option<u64> {
+        if header_digest(&s.chain.tip) == *d {
+            return Some(s.chain.tip.consensus_epoch);
+        }
+        s.pending.get(d).map(|c| c.block.header.consensus_epoch)
+    }
+
+    /// The consensus epoch to run, its validator set, and the digest of the block it starts
+    /// after (its engine's genesis): from the tip's state.
+    pub fn consensus_epoch(&self) -> anyhow::Result<(u64, Vec<crate::state::SetMember>, Digest)> {
+        let s = self.lock();
+        let g = &s.chain.state.g;
+        let start = if g.set_start_height == s.chain.tip.height {
+            header_digest(&s.chain.tip)
+        } else if g.set_start_height == 0 {
+            Digest::from(s.chain.genesis_header_hash.0)
+        } else {
+            let b = self
+                .store
+                .block(g.set_start_height)?
+                .ok_or_else(|| anyhow::anyhow!("block log lacks block {}", g.set_start_height))?;
+            header_digest(&b.header)
+        };
+        Ok((g.set_epoch, g.validators.clone(), start))
     }
 
     /// Builds a candidate on `parent` (the tip, or a notarized candidate chaining to it).
@@ -284,15 +364,19 @@ impl Node {
         }
     }
 
-    /// Verdict on a digest: Some(true) executed fine on `parent`, Some(false) invalid, None
-    /// not known yet.
-    fn verdict(&self, digest: &Digest, parent: &Digest) -> Option<bool> {
+    /// Verdict on a digest proposed in consensus epoch `epoch`: Some(true) executed fine on
+    /// `parent`, which is in that epoch; Some(false) invalid or across an epoch boundary;
+    /// None not known yet.
+    fn verdict(&self, digest: &Digest, parent: &Digest, epoch: u64) -> Option<bool> {
         let s = self.lock();
         if s.rejected.contains(digest) {
             return Some(false);
         }
         let c = s.pending.get(digest)?;
-        Some(Digest::from(c.block.header.parent.0) == *parent)
+        if Digest::from(c.block.header.parent.0) != *parent {
+            return Some(false);
+        }
+        Some(Self::epoch_after(&s, parent)? == epoch)
     }
 
     /// Commits the finalized digest with its certificate, and its uncommitted ancestors
@@ -350,6 +434,15 @@ impl Node {
                 return 0;
             }
             prev = b.header.hash();
+        }
+        // One validator set signs the whole run: only its last block may close the epoch.
+        let epoch = s.chain.tip.consensus_epoch;
+        if run[..run.len() - 1]
+            .iter()
+            .any(|b| b.header.consensus_epoch != epoch)
+        {
+            tracing::warn!("synced run crosses a consensus epoch boundary");
+            return 0;
         }
         let chain_id = s.chain.state.g.chain_id;
         if let Err(e) = crate::light::verify_finalization(
@@ -474,6 +567,7 @@ pub struct App<E: Spawner + Clock, S: P2pSender<PublicKey = PublicKey>> {
     ctx: Arc<E>,
     node: Node,
     blocks: S,
+    epoch: u64,
 }
 
 impl<E: Spawner + Clock, S: P2pSender<PublicKey = PublicKey>> Clone for App<E, S> {
@@ -482,17 +576,21 @@ impl<E: Spawner + Clock, S: P2pSender<PublicKey = PublicKey>> Clone for App<E, S
             ctx: self.ctx.clone(),
             node: self.node.clone(),
             blocks: self.blocks.clone(),
+            epoch: self.epoch,
         }
     }
 }
 
 impl<E: Spawner + Clock, S: P2pSender<PublicKey = PublicKey>> App<E, S> {
-    /// An application over `node`, shipping block bodies on `blocks`.
-    pub fn new(ctx: E, node: Node, blocks: S) -> Self {
+    /// An application for consensus epoch `epoch` over `node`, shipping block bodies on
+    /// `blocks`. It builds and accepts only blocks whose parent is in `epoch`: the block that
+    /// changes the validator set is the last its epoch's engine finalizes.
+    pub fn new(ctx: E, node: Node, blocks: S, epoch: u64) -> Self {
         App {
             ctx: Arc::new(ctx),
             node,
             blocks,
+            epoch,
         }
     }
 }
@@ -508,12 +606,19 @@ impl<E: Spawner + Clock, S: P2pSender<PublicKey = PublicKey>> Automaton for App<
         let (tx, rx) = oneshot::channel();
         let node = self.node.clone();
         let parent = context.parent.1;
+        let epoch = self.epoch;
         self.ctx.child("propose").spawn(move |ctx| async move {
             let start = ctx.current();
             loop {
                 let tip_time = node.parent_time(&parent);
                 let now = now_ms(ctx.current());
-                if let Some(t) = tip_time {
+                if let Some((_, e)) = tip_time {
+                    if e != epoch {
+                        // The parent closed this epoch: the next engine builds on it.
+                        return;
+                    }
+                }
+                if let Some((t, _)) = tip_time {
                     let due = t.saturating_add(node.block_interval.as_millis() as u64);
                     if now >= due {
                         if let Some((digest, block)) = node.build_on(&parent, now) {
@@ -543,9 +648,10 @@ impl<E: Spawner + Clock, S: P2pSender<PublicKey = PublicKey>> Automaton for App<
         let (tx, rx) = oneshot::channel();
         let node = self.node.clone();
         let parent = context.parent.1;
+        let epoch = self.epoch;
         self.ctx.child("verify").spawn(move |ctx| async move {
             loop {
-                if let Some(v) = node.verdict(&payload, &parent) {
+                if let Some(v) = node.verdict(&payload, &parent, epoch) {
                     tx.send_lossy(v);
                     return;
                 }
@@ -615,6 +721,13 @@ impl Reporter for ChainReporter {
             }
             Activity::Notarization(_) => {
                 self.node.metrics.notarizations.inc();
+            }
+            Activity::ConflictingNotarize(_)
+            | Activity::ConflictingFinalize(_)
+            | Activity::NullifyFinalize(_) => {
+                if let Some(evidence) = SimplexFaults::evidence(&activity) {
+                    self.node.report_fault(evidence);
+                }
             }
             _ => {}
         }

@@ -20,6 +20,7 @@ use commonware_cryptography::Signer as _;
 use commonware_cryptography::{ed25519, ChaCha20Poly1305};
 use commonware_p2p::authenticated::{self, lookup};
 use commonware_p2p::utils::mocks::inert_channel;
+use commonware_p2p::utils::mux::{prefixed, MuxHandle, Muxer};
 use commonware_p2p::{max_message_size, AddressableManager as _, Receiver as _};
 use commonware_runtime::Quota;
 use commonware_runtime::{tokio as cw_tokio, Runner as _, Spawner as _, Supervisor as _};
@@ -31,9 +32,9 @@ use commonware_utils::{union, TryCollect as _, NZU32};
 use serde::{Deserialize, Serialize};
 
 use chain_light::validator::metrics::Metrics;
-use chain_light::validator::node::{App, ChainReporter, Node};
+use chain_light::validator::node::Node;
 use chain_light::validator::store::Store;
-use chain_light::validator::{start_engine, sync};
+use chain_light::validator::{run_epochs, sync, EpochChannels};
 
 #[derive(Parser)]
 #[command(
@@ -87,6 +88,10 @@ enum Cmd {
         /// First API port on 127.0.0.1 (validator i serves on base + i).
         #[arg(long, default_value_t = 26657)]
         api_base_port: u16,
+        /// Extra nodes with keys, funded accounts and peers.json entries but outside the
+        /// genesis set: they follow by sync until a `CreateValidator` elects them.
+        #[arg(long, default_value_t = 0)]
+        standby: u64,
     },
 }
 
@@ -147,7 +152,14 @@ pub fn main() -> ExitCode {
             chain_id,
             p2p_base_port,
             api_base_port,
-        } => write_genesis(&out, validators, chain_id, (p2p_base_port, api_base_port)).map(|_| ()),
+            standby,
+        } => write_genesis(
+            &out,
+            (validators, standby),
+            chain_id,
+            (p2p_base_port, api_base_port),
+        )
+        .map(|_| ()),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -188,9 +200,17 @@ fn dev_account_key(chain_id: u64, name: &str) -> SecretKey {
 }
 
 /// Writes a dev genesis for `n` validators under `out`; returns the genesis.
-fn write_genesis(out: &Path, n: u64, chain_id: u64, ports: (u16, u16)) -> Result<Genesis> {
+fn write_genesis(
+    out: &Path,
+    (n, standby): (u64, u64),
+    chain_id: u64,
+    ports: (u16, u16),
+) -> Result<Genesis> {
     if n == 0 || n > 64 {
         bail!("--validators must be 1..=64");
+    }
+    if standby > 64 {
+        bail!("--standby must be 0..=64");
     }
     std::fs::create_dir_all(out)?;
     let mut accounts = Vec::new();
@@ -210,14 +230,16 @@ fn write_genesis(out: &Path, n: u64, chain_id: u64, ports: (u16, u16)) -> Result
     }
     let mut validators = Vec::new();
     let mut keys = Vec::new();
-    for i in 0..n {
+    for i in 0..n + standby {
         let (identity, bls) = light::dev_keys(chain_id, i);
         let account = dev_account_key(chain_id, &format!("validator{i}"));
-        validators.push(GenesisValidator {
-            account: account.address(),
-            consensus_key: light::make_consensus_key(&identity, &bls),
-            stake: VALIDATOR_STAKE,
-        });
+        if i < n {
+            validators.push(GenesisValidator {
+                account: account.address(),
+                consensus_key: light::make_consensus_key(&identity, &bls),
+                stake: VALIDATOR_STAKE,
+            });
+        }
         accounts.push(GenesisAccount {
             address: account.address(),
             balance: DEV_BALANCE,
@@ -240,13 +262,13 @@ fn write_genesis(out: &Path, n: u64, chain_id: u64, ports: (u16, u16)) -> Result
     let dbytes = serde_json::to_vec_pretty(&dev)?;
     write_public(&out.join("genesis.json"), &gbytes)?;
     write_private(&out.join("dev-keys.json"), &dbytes)?;
-    if n == 1 {
+    if n == 1 && standby == 0 {
         write_private(
             &out.join("validator_key.json"),
             &serde_json::to_vec_pretty(&keys[0])?,
         )?;
     } else {
-        let peers: Vec<Peer> = (0..n)
+        let peers: Vec<Peer> = (0..n + standby)
             .map(|i| {
                 let (identity, _) = light::dev_keys(chain_id, i);
                 let port =
@@ -270,7 +292,12 @@ fn write_genesis(out: &Path, n: u64, chain_id: u64, ports: (u16, u16)) -> Result
                 &serde_json::to_vec_pretty(k)?,
             )?;
         }
-        println!("wrote {} validator homes under {}", n, out.display());
+        println!(
+            "wrote {} validator homes ({} standby) under {}",
+            n + standby,
+            standby,
+            out.display()
+        );
     }
     Ok(genesis)
 }
@@ -331,31 +358,30 @@ fn start(
     std::fs::create_dir_all(home)?;
     let gpath = home.join("genesis.json");
     if !gpath.exists() {
-        write_genesis(home, 1, chain_id, (0, 0))?;
+        write_genesis(home, (1, 0), chain_id, (0, 0))?;
         tracing::info!(home = %home.display(), chain_id, "wrote a single-validator dev genesis; dev accounts in dev-keys.json");
     }
     let genesis: Genesis = serde_json::from_slice(&std::fs::read(&gpath)?)
         .with_context(|| format!("parse {}", gpath.display()))?;
     let (_key, identity, bls, account) = load_key(home)?;
     let store = Arc::new(Store::open(home)?);
-    let (chain, genesis_digest) = replay(&genesis, &store)?;
+    let (chain, _) = replay(&genesis, &store)?;
     let set = chain.state.g.validators.clone();
     let participants = light::participants(&set)?;
     let me = identity.public_key();
-    if participants.get_value(&me).is_none() {
+    // A single-validator network runs without p2p; otherwise peers.json is the address
+    // book, and a validator outside the current set follows by sync until it is elected.
+    let solo = set.len() == 1 && !home.join("peers.json").exists();
+    if solo && participants.get_value(&me).is_none() {
         bail!("this validator's identity is not in the validator set");
     }
-    let n = set.len();
-    let network = if n == 1 {
+    let network = if solo {
         None
     } else {
-        Some(p2p_config(home, &genesis, &set, identity.clone(), p2p)?)
+        Some(p2p_config(home, &genesis, identity.clone(), p2p)?)
     };
     let metrics = Arc::new(Metrics::new());
-    let node = Node::new(chain, store, metrics, account.address(), block_interval);
-    let namespace = light::namespace(genesis.chain_id);
-    let scheme = light::Scheme::signer(&namespace, participants, bls)
-        .context("BLS key does not match the validator set")?;
+    let node = Node::new(chain, store, metrics, account, block_interval);
 
     let cfg = cw_tokio::Config::new()
         .with_storage_directory(home.join("consensus"))
@@ -383,9 +409,9 @@ fn start(
                 lookup::Network::new(context.child("network"), net.config);
             oracle.track(0, net.peers);
             let rate = Quota::per_second(NZU32!(1_000));
-            let vote = network.register(CH_VOTE, rate);
-            let cert = network.register(CH_CERT, rate);
-            let resolver = network.register(CH_RESOLVER, rate);
+            let (vote_tx, vote_rx) = network.register(CH_VOTE, rate);
+            let (cert_tx, cert_rx) = network.register(CH_CERT, rate);
+            let (res_tx, res_rx) = network.register(CH_RESOLVER, rate);
             let (block_tx, mut block_rx) = network.register(CH_BLOCKS, rate);
             let (sync_tx, sync_rx) = network.register(CH_SYNC, Quota::per_second(NZU32!(50)));
             network.start();
@@ -402,34 +428,39 @@ fn start(
                 }
             });
             let _sync = sync::start(context.child("sync"), node.clone(), sync_tx, sync_rx);
-            let app = App::new(context.child("app"), node.clone(), block_tx);
-            start_engine(
+            let channels = EpochChannels {
+                vote: mux(&context, "vote_mux", vote_tx, vote_rx),
+                cert: mux(&context, "cert_mux", cert_tx, cert_rx),
+                resolver: mux(&context, "resolver_mux", res_tx, res_rx),
+            };
+            run_epochs(
                 context.child("consensus"),
-                scheme,
-                app,
-                ChainReporter::new(node.clone()),
+                node.clone(),
+                bls,
+                block_tx,
                 oracle,
-                genesis_digest,
-                "simplex-epoch-0".into(),
-                vote,
-                cert,
-                resolver,
+                "simplex".into(),
+                channels,
             )
         } else {
             let peers = vec![me.clone()];
             let (block_tx, _block_rx) = inert_channel(&peers);
-            let app = App::new(context.child("app"), node.clone(), block_tx);
-            start_engine(
+            let (v, vr) = inert_channel(&peers);
+            let (c, cr) = inert_channel(&peers);
+            let (r, rr) = inert_channel(&peers);
+            let channels = EpochChannels {
+                vote: mux(&context, "vote_mux", v, vr),
+                cert: mux(&context, "cert_mux", c, cr),
+                resolver: mux(&context, "resolver_mux", r, rr),
+            };
+            run_epochs(
                 context.child("consensus"),
-                scheme,
-                app,
-                ChainReporter::new(node.clone()),
+                node.clone(),
+                bls,
+                block_tx,
                 chain_light::validator::node::NoPeers,
-                genesis_digest,
-                "simplex-epoch-0".into(),
-                inert_channel(&peers),
-                inert_channel(&peers),
-                inert_channel(&peers),
+                "simplex".into(),
+                channels,
             )
         };
         tracing::info!(chain_id = genesis.chain_id, "validator started");
@@ -439,6 +470,22 @@ fn start(
         let _ = context.stop(0, Some(Duration::from_secs(5))).await;
     });
     Ok(())
+}
+
+/// Multiplexes a consensus channel by epoch.
+fn mux<S, R>(
+    context: &cw_tokio::Context,
+    label: &'static str,
+    sender: S,
+    receiver: R,
+) -> MuxHandle<S>
+where
+    S: commonware_p2p::Sender<PublicKey = light::PublicKey>,
+    R: commonware_p2p::Receiver<PublicKey = light::PublicKey>,
+{
+    let (muxer, handle) = Muxer::new(context.child(label), sender, receiver);
+    muxer.start();
+    handle
 }
 
 const CH_VOTE: u64 = 0;
@@ -470,7 +517,6 @@ struct NetworkSetup {
 fn p2p_config(
     home: &Path,
     genesis: &Genesis,
-    set: &[chain_light::state::SetMember],
     identity: ed25519::PrivateKey,
     listen_override: Option<SocketAddr>,
 ) -> Result<NetworkSetup> {
@@ -492,17 +538,19 @@ fn p2p_config(
         map.push((pk, commonware_p2p::Address::from(p.p2p)));
     }
     let listen = listen.context("this validator is not in peers.json (or pass --p2p)")?;
-    let validators: Set<light::PublicKey> = light::participants(set)?
-        .keys()
+    // Every node of the address book may be elected: sizes and limits cover them all.
+    let everyone: Set<light::PublicKey> = map
         .iter()
-        .cloned()
+        .map(|(k, _)| k.clone())
         .try_collect()
-        .map_err(|_| anyhow::anyhow!("duplicate validator identity"))?;
+        .map_err(|_| anyhow::anyhow!("duplicate identity in peers.json"))?;
     let peers: Map<light::PublicKey, commonware_p2p::Address> = map
         .into_iter()
         .try_collect()
         .map_err(|_| anyhow::anyhow!("duplicate identity in peers.json"))?;
-    let payload = simplex::max_payload_size::<light::Scheme, Digest>(set.len() as u32);
+    let payload = prefixed(simplex::max_payload_size::<light::Scheme, Digest>(
+        everyone.len() as u32,
+    ));
     let namespace = union(&light::namespace(genesis.chain_id), b"_P2P");
     let config = lookup::Config::local(
         Cups::<_, ChaCha20Poly1305>::new(
@@ -516,7 +564,7 @@ fn p2p_config(
         ),
         &namespace,
         listen,
-        authenticated::peer_set_limit(&validators, &me),
+        authenticated::peer_set_limit(&everyone, &me),
         max_message_size(&[
             payload,
             chain_light::validator::store::MAX_BLOCK_BYTES,
