@@ -1,7 +1,10 @@
 //! Four `nilstore-validator` processes on loopback from one `genesis` (authenticated p2p,
-//! simplex with bls12381_multisig): they agree on every header; with one killed (`kill -9`)
-//! the other three keep finalizing; restarted, it catches up from its peers (block sync with
-//! certificate checks) and agrees again.
+//! simplex with bls12381_multisig) plus a standby node outside the set: they agree on every
+//! header (the standby by block sync); with one killed (`kill -9`) the other three keep
+//! finalizing; restarted, it catches up from its peers (block sync with certificate checks)
+//! and agrees again. Then the standby stakes (`CreateValidator` over `POST /tx`), is
+//! elected at the epoch boundary (consensus epoch 1, five validators), and with an original
+//! validator killed the chain still finalizes — 4 of 5 needs the newcomer's votes.
 #![allow(clippy::unwrap_used)]
 #![cfg(not(target_arch = "wasm32"))]
 
@@ -10,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use chain_light::crypto::SecretKey;
+use chain_light::tx::{Msg, Tx};
 use serde_json::Value;
 
 struct Validator {
@@ -94,27 +99,29 @@ fn wait(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
 fn four_validators_tolerate_one_down_and_a_restart_catches_up() {
     let dir = std::env::temp_dir().join(format!("nilstore-net-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    // Four consecutive free-looking p2p ports.
+    // Five consecutive free-looking p2p ports.
     let base = loop {
         let p = free_port();
-        if p < 60_000 && (1..4).all(|i| TcpListener::bind(("127.0.0.1", p + i)).is_ok()) {
+        if p < 60_000 && (1..5).all(|i| TcpListener::bind(("127.0.0.1", p + i)).is_ok()) {
             break p;
         }
     };
     let st = Command::new(env!("CARGO_BIN_EXE_nilstore-validator"))
-        .args(["genesis", "--validators", "4", "--out"])
+        .args(["genesis", "--validators", "4", "--standby", "1", "--out"])
         .arg(&dir)
         .args(["--chain-id", "4747", "--p2p-base-port", &base.to_string()])
         .stdout(Stdio::null())
         .status()
         .unwrap();
     assert!(st.success());
-    let mut vs: Vec<Validator> = (0..4)
+    let mut vs: Vec<Validator> = (0..5)
         .map(|i| Validator::start(&dir.join(format!("validator-{i}")), free_port()))
         .collect();
-    wait("all four finalize 5 blocks", 120, || {
-        vs.iter().all(|v| v.height() >= 5)
-    });
+    wait(
+        "all four finalize 5 blocks, the standby follows",
+        120,
+        || vs.iter().all(|v| v.height() >= 5),
+    );
     // Agreement on every header so far.
     for h in 1..=5 {
         let hs: Vec<_> = vs.iter().map(|v| v.header_hash(h)).collect();
@@ -139,6 +146,65 @@ fn four_validators_tolerate_one_down_and_a_restart_catches_up() {
     });
     let h = target;
     let hs: Vec<_> = vs.iter().map(|v| v.header_hash(h)).collect();
+    assert!(
+        hs.iter().all(|x| x.is_some() && *x == hs[0]),
+        "height {h}: {hs:?}"
+    );
+
+    // The standby stakes and is elected at the next epoch boundary.
+    let key: Value = serde_json::from_slice(
+        &std::fs::read(dir.join("validator-4").join("validator_key.json")).unwrap(),
+    )
+    .unwrap();
+    let secret: [u8; 32] = hex::decode(key["account"].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let account = SecretKey::from_bytes(&secret).unwrap();
+    let (id, bls) = chain_light::light::dev_keys(4747, 4);
+    let genesis: Value = vs[0].get("/genesis").unwrap();
+    let min_fee: u128 = genesis["params"]["min_fee"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let tx = Tx {
+        chain_id: 4747,
+        from: account.address(),
+        nonce: 0,
+        fee: min_fee,
+        msg: Msg::CreateValidator {
+            consensus_key: chain_light::light::make_consensus_key(&id, &bls),
+            stake: 10_000_000_000,
+            commission_bps: 500,
+        },
+    }
+    .sign(&account);
+    let r = ureq::post(&format!("http://127.0.0.1:{}/tx", vs[0].port))
+        .timeout(Duration::from_secs(5))
+        .send_json(serde_json::to_value(&tx).unwrap())
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    wait(
+        "every node enters consensus epoch 1 with five validators",
+        120,
+        || {
+            vs.iter().all(|v| {
+                v.get("/status").is_some_and(|s| {
+                    s["consensus_epoch"].as_u64() == Some(1)
+                        && s["validators"].as_array().map(Vec::len) == Some(5)
+                })
+            })
+        },
+    );
+    // An original validator down: 4 of 5 finalize only with the newcomer signing.
+    vs[1].kill();
+    let h1 = vs[0].height();
+    wait("the new set finalizes with the newcomer", 120, || {
+        [0, 2, 3, 4].iter().all(|&i| vs[i].height() >= h1 + 5)
+    });
+    let h = h1 + 5;
+    let hs: Vec<_> = [0, 2, 3, 4].iter().map(|&i| vs[i].header_hash(h)).collect();
     assert!(
         hs.iter().all(|x| x.is_some() && *x == hs[0]),
         "height {h}: {hs:?}"

@@ -157,6 +157,7 @@ async fn status(State(node): State<Node>) -> ApiResult {
         "beacon": c.state.g.beacon,
         "genesis_hash": c.genesis_hash,
         "validators": c.state.g.validators,
+        "consensus_epoch": c.state.g.set_epoch,
         "mempool": s.mempool.len(),
     })))
 }
