@@ -1,0 +1,3 @@
+//! The NilStore storage provider (library part): the crash-safe shard store.
+
+pub mod store;
