@@ -1,3 +1,5 @@
-//! The NilStore storage provider (library part): the crash-safe shard store.
+//! The NilStore storage provider (library part): upload verification and the crash-safe
+//! shard store.
 
 pub mod store;
+pub mod verify;

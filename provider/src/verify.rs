@@ -1,0 +1,188 @@
+//! Verification of an uploaded shard before anything is stored (SPEC §3.4, §5):
+//! structure against the deal's profile, every blob's BLAKE3 against its leaf, every blob's
+//! KZG commitment against its leaf — all blobs at once with a random linear combination
+//! (one 4096-point commitment instead of one per blob) — and, for user MDUs, that every
+//! row's parity commitments follow from its data commitments.
+
+use chain_light::bytes::H256;
+use nilstore_net::proto::{Leaf, NetError, UploadShard, BLOBS_PER_MDU, BLOB_BYTES};
+use sha2::{Digest as _, Sha256};
+use wasm_core::curve::{Fr, G1Affine, G1};
+use wasm_core::kzg::{KzgSettings, Polynomial};
+use wasm_core::merkle::{self, MerkleTree};
+use wasm_core::rs::{Code, Profile};
+
+/// What the provider knows of the deal from the chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DealShape {
+    /// Data slots.
+    pub k: u32,
+    /// Parity slots.
+    pub m: u32,
+    /// Witness MDUs (MDUs `0..=witness_mdus` are metadata, stored whole by every slot).
+    pub witness_mdus: u64,
+}
+
+/// A verified shard, ready to store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified {
+    /// `mdu_root_fr` of the leaves.
+    pub mdu_root: H256,
+    /// The blobs concatenated in row order.
+    pub data: Vec<u8>,
+}
+
+fn core_leaf(l: &Leaf) -> merkle::Leaf {
+    merkle::Leaf {
+        commitment: l.commitment.0,
+        blake3: l.blake3.0,
+    }
+}
+
+/// The leaf indices (in the MDU's leaf list) of this slot's blobs, and whether the MDU is
+/// metadata.
+fn layout(up: &UploadShard, deal: &DealShape) -> Result<(Vec<usize>, bool), NetError> {
+    let profile = Profile::new(deal.k as usize, deal.m as usize)
+        .map_err(|e| NetError::BadRequest(format!("deal profile: {e}")))?;
+    let metadata = u64::from(up.mdu) <= deal.witness_mdus;
+    let (leaves, mine): (usize, Vec<usize>) = if metadata {
+        (BLOBS_PER_MDU, (0..BLOBS_PER_MDU).collect())
+    } else {
+        let (rows, slots) = (profile.rows(), profile.slots());
+        if up.slot as usize >= slots {
+            return Err(NetError::BadRequest(format!(
+                "slot {} outside the deal's {slots}",
+                up.slot
+            )));
+        }
+        let s = up.slot as usize;
+        (slots * rows, (0..rows).map(|r| s * rows + r).collect())
+    };
+    if up.leaves.len() != leaves {
+        return Err(NetError::BadRequest(format!(
+            "{} leaves, the MDU has {leaves}",
+            up.leaves.len()
+        )));
+    }
+    if up.blobs.len() != mine.len() {
+        return Err(NetError::BadRequest(format!(
+            "{} blobs, the slot's shard has {}",
+            up.blobs.len(),
+            mine.len()
+        )));
+    }
+    if let Some((i, b)) = up
+        .blobs
+        .iter()
+        .enumerate()
+        .find(|(_, b)| b.0.len() != BLOB_BYTES)
+    {
+        return Err(NetError::BadRequest(format!(
+            "blob {i} has {} bytes, not {BLOB_BYTES}",
+            b.0.len()
+        )));
+    }
+    Ok((mine, metadata))
+}
+
+/// Verifies an upload against the deal's shape. `salt` is a provider secret mixed into the
+/// combination's coefficients, so an uploader cannot search for content that cancels out.
+pub fn verify_upload(
+    settings: &KzgSettings,
+    up: &UploadShard,
+    deal: &DealShape,
+    salt: &[u8; 32],
+) -> Result<Verified, NetError> {
+    let (mine, metadata) = layout(up, deal)?;
+    // Content hashes: cheap, and they pin the bytes the commitments are checked over.
+    for (r, (b, &li)) in up.blobs.iter().zip(&mine).enumerate() {
+        if blake3::hash(&b.0).as_bytes() != &up.leaves[li].blake3.0 {
+            return Err(NetError::Invalid(format!(
+                "blob {r}: BLAKE3 does not match leaf {li}"
+            )));
+        }
+    }
+    let core: Vec<merkle::Leaf> = up.leaves.iter().map(core_leaf).collect();
+    let root = MerkleTree::new(&core).root_fr();
+    if !metadata {
+        let code = Code::new(
+            Profile::new(deal.k as usize, deal.m as usize)
+                .map_err(|e| NetError::BadRequest(e.to_string()))?,
+        );
+        wasm_core::slab::check_user_mdu_leaves(&code, &core, &root)
+            .map_err(|e| NetError::Invalid(format!("parity commitments: {e}")))?;
+    }
+    check_commitments_rlc(settings, up, &mine, salt)?;
+    let mut data = Vec::with_capacity(up.blobs.len() * BLOB_BYTES);
+    for b in &up.blobs {
+        data.extend_from_slice(&b.0);
+    }
+    Ok(Verified {
+        mdu_root: H256(root),
+        data,
+    })
+}
+
+/// `commit(Σ rᵢ·blobᵢ) = Σ rᵢ·Cᵢ` with coefficients from the content and the salt: one
+/// commitment for the whole shard; a wrong commitment passes with probability ≈ 1/r.
+fn check_commitments_rlc(
+    settings: &KzgSettings,
+    up: &UploadShard,
+    mine: &[usize],
+    salt: &[u8; 32],
+) -> Result<(), NetError> {
+    let seed = {
+        let mut h = Sha256::new();
+        h.update(b"nilstore/upload-rlc/v1");
+        h.update(salt);
+        h.update(up.content_hash().0);
+        h.finalize()
+    };
+    let mut combined = vec![Fr::ZERO; BLOB_BYTES / 32];
+    let mut points = Vec::with_capacity(mine.len());
+    let mut coeffs = Vec::with_capacity(mine.len());
+    for (i, (b, &li)) in up.blobs.iter().zip(mine).enumerate() {
+        let p =
+            Polynomial::from_blob(&b.0).map_err(|e| NetError::Invalid(format!("blob {i}: {e}")))?;
+        let c = G1Affine::from_compressed(&up.leaves[li].commitment.0)
+            .map_err(|e| NetError::Invalid(format!("leaf {li} commitment: {e}")))?;
+        let r = Fr::from_bytes_be_reduced(
+            &Sha256::new()
+                .chain_update(seed)
+                .chain_update((i as u64).to_be_bytes())
+                .finalize(),
+        );
+        for (acc, x) in combined.iter_mut().zip(&p.0) {
+            *acc += r * *x;
+        }
+        points.push(c);
+        coeffs.push(r);
+    }
+    let lhs = settings.commit_poly(&Polynomial(combined));
+    let rhs: G1 = wasm_core::curve::msm_pippenger(&points, &coeffs);
+    if lhs != rhs {
+        return Err(NetError::Invalid(
+            "blob commitments do not match their leaves".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The naive twin of [`check_commitments_rlc`] (test oracle): recomputes every blob's
+/// commitment and compares it with its leaf.
+pub fn check_commitments_naive(
+    settings: &KzgSettings,
+    up: &UploadShard,
+    deal: &DealShape,
+) -> Result<(), NetError> {
+    let (mine, _) = layout(up, deal)?;
+    for (i, (b, &li)) in up.blobs.iter().zip(&mine).enumerate() {
+        let c = settings
+            .blob_to_kzg_commitment(&b.0)
+            .map_err(|e| NetError::Invalid(format!("blob {i}: {e}")))?;
+        if c != up.leaves[li].commitment.0 {
+            return Err(NetError::Invalid(format!("blob {i}: commitment mismatch")));
+        }
+    }
+    Ok(())
+}
