@@ -1,5 +1,6 @@
 //! The NilStore storage provider (library part): upload verification and the crash-safe
 //! shard store.
 
+pub mod auth;
 pub mod store;
 pub mod verify;
