@@ -2,5 +2,6 @@
 //! shard store.
 
 pub mod auth;
+pub mod service;
 pub mod store;
 pub mod verify;

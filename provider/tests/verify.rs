@@ -4,63 +4,16 @@
 //! agrees with its naive twin (recompute every commitment) on random corruptions.
 #![allow(clippy::unwrap_used)]
 
-use chain_light::bytes::{Address, Blob, G1Bytes, Sig65, H256};
-use chain_light::crypto::SecretKey;
-use nilstore_net::proto::{Leaf, NetError, UploadAuth, UploadShard, BLOB_BYTES};
-use nilstore_provider::verify::{check_commitments_naive, verify_upload, DealShape};
+mod common;
+
+use chain_light::bytes::{G1Bytes, H256};
+use nilstore_net::proto::NetError;
+use nilstore_provider::verify::{check_commitments_naive, verify_upload};
 use rand::{Rng, SeedableRng};
 use wasm_core::kzg::KzgSettings;
-use wasm_core::rs::{Code, Profile};
-use wasm_core::slab::{encode_metadata_mdu, encode_user_mdu, EncodedMdu};
+use wasm_core::slab::encode_metadata_mdu;
 
-const DEAL: DealShape = DealShape {
-    k: 4,
-    m: 2,
-    witness_mdus: 1,
-};
-const SALT: [u8; 32] = [7; 32];
-
-/// 64 blobs of packed random payload (every element canonical: byte 0 is zero).
-fn mdu_bytes(seed: u64) -> Vec<u8> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut v = vec![0u8; 64 * BLOB_BYTES];
-    for el in v.chunks_exact_mut(32) {
-        rng.fill(&mut el[1..]);
-    }
-    v
-}
-
-fn encoded(seed: u64) -> EncodedMdu {
-    let code = Code::new(Profile::new(DEAL.k as usize, DEAL.m as usize).unwrap());
-    encode_user_mdu(KzgSettings::ethereum(), &code, &mdu_bytes(seed)).unwrap()
-}
-
-fn leaves(e: &[wasm_core::merkle::Leaf]) -> Vec<Leaf> {
-    e.iter()
-        .map(|l| Leaf {
-            commitment: G1Bytes(l.commitment),
-            blake3: H256(l.blake3),
-        })
-        .collect()
-}
-
-fn upload(mdu: u32, slot: u32, leaves: Vec<Leaf>, shard: &[u8]) -> UploadShard {
-    UploadShard {
-        chain_id: 1,
-        deal: 1,
-        slot,
-        mdu,
-        generation: 1,
-        leaves,
-        blobs: shard.chunks(BLOB_BYTES).map(|b| Blob(b.to_vec())).collect(),
-        auth: UploadAuth {
-            signer: Address::ZERO,
-            expires_ms: 0,
-            sig: Sig65([0; 65]),
-        },
-    }
-    .sign(&SecretKey::from_seed(b"owner"), u64::MAX)
-}
+use common::{encoded, leaves, mdu_bytes, upload, DEAL, SALT};
 
 fn invalid(r: Result<impl std::fmt::Debug, NetError>) -> NetError {
     r.unwrap_err()
