@@ -80,7 +80,7 @@ run_tier "a fmt" cargo fmt --all -- --check
 run_tier "b clippy native" cargo clippy --workspace --all-targets -- -D warnings
 
 if [ "$NILSTORE_WASM_ROUTE" = A ]; then
-    run_tier "c clippy wasm32" cargo clippy -p wasm-core -p chain-light \
+    run_tier "c clippy wasm32" cargo clippy -p wasm-core -p chain-light -p nilstore-net \
         --target wasm32-unknown-unknown --all-targets --no-default-features -- -D warnings
 else
     skip_tier "c clippy wasm32" "route B: Debian's rustc-web ships no clippy"

@@ -31,12 +31,29 @@ pub async fn read_frame<R: AsyncRead + Unpin + Send>(
     Ok(buf)
 }
 
-/// Writes one frame.
-pub async fn write_frame<W: AsyncWrite + Unpin + Send>(io: &mut W, bytes: &[u8]) -> io::Result<()> {
+/// Writes one frame of at most `max` bytes, prefix and body in one write (native
+/// WebRTC-direct coalesces a small write followed by a large one into one SCTP message
+/// over its limit).
+pub async fn write_frame<W: AsyncWrite + Unpin + Send>(
+    io: &mut W,
+    bytes: &[u8],
+    max: usize,
+) -> io::Result<()> {
+    if bytes.len() > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "message of {} bytes exceeds the limit of {max}",
+                bytes.len()
+            ),
+        ));
+    }
     let len = u32::try_from(bytes.len())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "frame over 4 GiB"))?;
-    io.write_all(&len.to_be_bytes()).await?;
-    io.write_all(bytes).await?;
+    let mut frame = Vec::with_capacity(4 + bytes.len());
+    frame.extend_from_slice(&len.to_be_bytes());
+    frame.extend_from_slice(bytes);
+    io.write_all(&frame).await?;
     io.flush().await
 }
 
@@ -50,7 +67,11 @@ mod tests {
     fn round_trip_and_limits() {
         block_on(async {
             let mut out = Cursor::new(Vec::new());
-            write_frame(&mut out, b"hello").await.unwrap();
+            assert!(
+                write_frame(&mut out, b"hello", 4).await.is_err(),
+                "over the limit"
+            );
+            write_frame(&mut out, b"hello", 5).await.unwrap();
             let bytes = out.into_inner();
             assert_eq!(&bytes[..4], &[0, 0, 0, 5]);
             let got = read_frame(&mut Cursor::new(bytes.clone()), 5)

@@ -62,6 +62,17 @@ impl Protocol {
         }
     }
 
+    /// How long one exchange may take (dial, request, response).
+    pub const fn timeout(self) -> std::time::Duration {
+        std::time::Duration::from_secs(match self {
+            Protocol::Upload => 120,
+            Protocol::Fetch | Protocol::Proof => 60,
+            // A deputy waits for the provider first.
+            Protocol::Deputy => 90,
+            Protocol::Receipt => 15,
+        })
+    }
+
     /// Largest response accepted.
     pub const fn max_response(self) -> usize {
         match self {

@@ -1,0 +1,52 @@
+//! The browser node (wasm32): WebRTC-direct and WebSocket (dial only), noise + yamux over
+//! WebSocket, every protocol outbound. Drive it from the main thread (the WebRTC transport
+//! needs `window`).
+
+use std::time::Duration;
+
+use libp2p::core::upgrade;
+use libp2p::identity::Keypair;
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{
+    noise, ping, webrtc_websys, websocket_websys, yamux, Swarm, SwarmBuilder, Transport as _,
+};
+
+use crate::behaviour::Protocols;
+
+pub use crate::BoxError;
+
+pub use derived::{Behaviour, BehaviourEvent};
+
+/// The derive generates `BehaviourEvent`, one variant per field (documented there).
+mod derived {
+    #![allow(missing_docs)]
+    use super::*;
+
+    /// The browser's behaviour: it calls every protocol and serves none.
+    #[derive(NetworkBehaviour)]
+    pub struct Behaviour {
+        /// The NilStore protocols.
+        pub nilstore: Protocols,
+        /// Liveness.
+        pub ping: ping::Behaviour,
+    }
+}
+
+/// Builds the browser swarm.
+pub fn build_swarm(keypair: Keypair, idle_timeout: Duration) -> Result<Swarm<Behaviour>, BoxError> {
+    Ok(SwarmBuilder::with_existing_identity(keypair)
+        .with_wasm_bindgen()
+        .with_other_transport(|key| webrtc_websys::Transport::new(webrtc_websys::Config::new(key)))?
+        .with_other_transport(|key| -> Result<_, BoxError> {
+            Ok(websocket_websys::Transport::default()
+                .upgrade(upgrade::Version::V1Lazy)
+                .authenticate(noise::Config::new(key)?)
+                .multiplex(yamux::Config::default()))
+        })?
+        .with_behaviour(|_| Behaviour {
+            nilstore: Protocols::new(&[]),
+            ping: ping::Behaviour::default(),
+        })?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(idle_timeout))
+        .build())
+}
