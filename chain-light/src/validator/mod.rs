@@ -172,6 +172,8 @@ where
     })
 }
 
+pub mod api;
+pub mod daemon;
 pub mod metrics;
 pub mod node;
 pub mod store;

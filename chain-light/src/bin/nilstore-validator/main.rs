@@ -10,8 +10,6 @@
 //! state roots.
 
 #[cfg(not(target_arch = "wasm32"))]
-mod api;
-#[cfg(not(target_arch = "wasm32"))]
 mod run;
 
 #[cfg(not(target_arch = "wasm32"))]

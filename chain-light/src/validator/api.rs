@@ -9,23 +9,23 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::auth::StateProof;
+use crate::bytes::{Address, H256};
+use crate::state::{state_key, tag};
+use crate::tx::SignedTx;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chain_light::auth::StateProof;
-use chain_light::bytes::{Address, H256};
-use chain_light::state::{state_key, tag};
-use chain_light::tx::SignedTx;
 use futures::Stream;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::StreamExt as _;
 
-use chain_light::validator::node::{Node, SubmitError};
+use super::node::{Node, SubmitError};
 
 /// An API error.
 pub struct ApiError {
@@ -224,11 +224,9 @@ async fn submit(
         )),
         Err(SubmitError::Tx(e)) => {
             let (status, code) = match &e {
-                chain_light::TxError::Nonce { .. } => (StatusCode::CONFLICT, "nonce"),
-                chain_light::TxError::TooLarge { .. } => {
-                    (StatusCode::PAYLOAD_TOO_LARGE, "too_large")
-                }
-                chain_light::TxError::Signature(_) => (StatusCode::FORBIDDEN, "signature"),
+                crate::TxError::Nonce { .. } => (StatusCode::CONFLICT, "nonce"),
+                crate::TxError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+                crate::TxError::Signature(_) => (StatusCode::FORBIDDEN, "signature"),
                 _ => (StatusCode::BAD_REQUEST, "invalid"),
             };
             Err(ApiError::new(status, code, e.to_string()))
@@ -282,7 +280,7 @@ fn proven<T: serde::Serialize + serde::de::DeserializeOwned>(
         .ok_or_else(|| ApiError::not_found(format!("no state at height {height}")))?;
     let p: StateProof = s.chain.prove(&key, height).map_err(ApiError::internal)?;
     let value: Option<T> = match &p.value {
-        Some(v) => Some(chain_light::codec::decode(v, 16 << 20).map_err(ApiError::internal)?),
+        Some(v) => Some(crate::codec::decode(v, 16 << 20).map_err(ApiError::internal)?),
         None => None,
     };
     Ok(Json(json!({
@@ -306,7 +304,7 @@ async fn account(
     Path(a): Path<String>,
     Query(q): Query<AtHeight>,
 ) -> ApiResult {
-    proven::<chain_light::state::Account>(&n, state_key(tag::ACCOUNT, &address(&a)?), q.height)
+    proven::<crate::state::Account>(&n, state_key(tag::ACCOUNT, &address(&a)?), q.height)
 }
 
 async fn provider(
@@ -314,7 +312,7 @@ async fn provider(
     Path(a): Path<String>,
     Query(q): Query<AtHeight>,
 ) -> ApiResult {
-    proven::<chain_light::state::Provider>(&n, state_key(tag::PROVIDER, &address(&a)?), q.height)
+    proven::<crate::state::Provider>(&n, state_key(tag::PROVIDER, &address(&a)?), q.height)
 }
 
 async fn deputy(
@@ -322,7 +320,7 @@ async fn deputy(
     Path(a): Path<String>,
     Query(q): Query<AtHeight>,
 ) -> ApiResult {
-    proven::<chain_light::state::Deputy>(&n, state_key(tag::DEPUTY, &address(&a)?), q.height)
+    proven::<crate::state::Deputy>(&n, state_key(tag::DEPUTY, &address(&a)?), q.height)
 }
 
 async fn validator(
@@ -330,15 +328,15 @@ async fn validator(
     Path(a): Path<String>,
     Query(q): Query<AtHeight>,
 ) -> ApiResult {
-    proven::<chain_light::state::Validator>(&n, state_key(tag::VALIDATOR, &address(&a)?), q.height)
+    proven::<crate::state::Validator>(&n, state_key(tag::VALIDATOR, &address(&a)?), q.height)
 }
 
 async fn deal(State(n): State<Node>, Path(id): Path<u64>, Query(q): Query<AtHeight>) -> ApiResult {
-    proven::<chain_light::state::Deal>(&n, state_key(tag::DEAL, &id), q.height)
+    proven::<crate::state::Deal>(&n, state_key(tag::DEAL, &id), q.height)
 }
 
 async fn globals(State(n): State<Node>, Query(q): Query<AtHeight>) -> ApiResult {
-    proven::<chain_light::state::Globals>(&n, vec![tag::GLOBALS], q.height)
+    proven::<crate::state::Globals>(&n, vec![tag::GLOBALS], q.height)
 }
 
 async fn events(State(node): State<Node>) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
