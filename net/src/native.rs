@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use chain_light::secret_file;
 use libp2p::core::upgrade;
 use libp2p::identity::Keypair;
 use libp2p::swarm::behaviour::toggle::Toggle;
@@ -235,44 +236,13 @@ pub struct ListenPorts {
     pub wss: bool,
 }
 
-/// Writes a secret file readable by the owner only.
-fn write_secret(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(tmp, path)
-}
-
-/// Refuses a secret file that group or others can read.
-fn check_private(path: &Path) -> Result<(), BoxError> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let mode = std::fs::metadata(path)?.permissions().mode();
-    if mode & 0o077 != 0 {
-        return Err(format!(
-            "{} must not be readable by group or others (chmod 600)",
-            path.display()
-        )
-        .into());
-    }
-    Ok(())
-}
-
 /// Loads the node identity from `path` (protobuf encoding, mode 0600), creating it if absent.
 pub fn load_or_create_keypair(path: &Path) -> Result<Keypair, BoxError> {
     if path.exists() {
-        check_private(path)?;
-        return Ok(Keypair::from_protobuf_encoding(&std::fs::read(path)?)?);
+        return Ok(Keypair::from_protobuf_encoding(&secret_file::read(path)?)?);
     }
     let k = Keypair::generate_ed25519();
-    write_secret(path, &k.to_protobuf_encoding()?)?;
+    secret_file::write(path, &k.to_protobuf_encoding()?)?;
     Ok(k)
 }
 
@@ -280,13 +250,11 @@ pub fn load_or_create_keypair(path: &Path) -> Result<Keypair, BoxError> {
 /// absent; a stable certificate keeps the node's `/certhash` address stable.
 pub fn load_or_create_webrtc_cert(path: &Path) -> Result<webrtc::tokio::Certificate, BoxError> {
     if path.exists() {
-        check_private(path)?;
-        return Ok(webrtc::tokio::Certificate::from_pem(
-            &std::fs::read_to_string(path)?,
-        )?);
+        let pem = String::from_utf8(secret_file::read(path)?)?;
+        return Ok(webrtc::tokio::Certificate::from_pem(&pem)?);
     }
     // The RNG argument is ignored by libp2p-webrtc 0.10 (it uses its own).
     let cert = webrtc::tokio::Certificate::generate(&mut rand10::rng())?;
-    write_secret(path, cert.serialize_pem().as_bytes())?;
+    secret_file::write(path, cert.serialize_pem().as_bytes())?;
     Ok(cert)
 }

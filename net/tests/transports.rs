@@ -328,3 +328,39 @@ async fn limits_and_unsupported_protocols() {
         Outcome::Response(_) => panic!("answered an unsupported protocol"),
     }
 }
+
+#[test]
+fn identity_and_certificate_files_are_private_and_stable() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = std::env::temp_dir().join(format!("nilstore-net-keys-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (k, c) = (dir.join("p2p.key"), dir.join("webrtc.pem"));
+    let id1 = nilstore_net::native::load_or_create_keypair(&k)
+        .unwrap()
+        .public()
+        .to_peer_id();
+    let fp1 = nilstore_net::native::load_or_create_webrtc_cert(&c)
+        .unwrap()
+        .fingerprint();
+    for f in [&k, &c] {
+        assert_eq!(
+            std::fs::metadata(f).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    // Reloaded: the same peer id and certificate hash (stable addresses).
+    let id2 = nilstore_net::native::load_or_create_keypair(&k)
+        .unwrap()
+        .public()
+        .to_peer_id();
+    let fp2 = nilstore_net::native::load_or_create_webrtc_cert(&c)
+        .unwrap()
+        .fingerprint();
+    assert_eq!((id1, fp1), (id2, fp2));
+    // Readable by others: refused.
+    std::fs::set_permissions(&k, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let e = nilstore_net::native::load_or_create_keypair(&k).unwrap_err();
+    assert!(e.to_string().contains("chmod 600"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -62,19 +62,7 @@ const DEV_BALANCE: u128 = 1_000_000_000_000_000_000_000;
 const VALIDATOR_STAKE: u128 = 10_000_000_000_000;
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("create {}", tmp.display()))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    Ok(())
+    crate::secret_file::write(path, bytes).with_context(|| format!("write {}", path.display()))
 }
 
 fn write_public(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -203,21 +191,9 @@ fn load_key(
     SecretKey,
 )> {
     let path = home.join("validator_key.json");
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let mode = std::fs::metadata(&path)
-            .with_context(|| format!("read {}", path.display()))?
-            .permissions()
-            .mode();
-        if mode & 0o077 != 0 {
-            bail!(
-                "{} must not be readable by group or others (chmod 600)",
-                path.display()
-            );
-        }
-    }
-    let k: ValidatorKey = serde_json::from_slice(&std::fs::read(&path)?)
-        .with_context(|| format!("parse {}", path.display()))?;
+    let bytes = crate::secret_file::read(&path).map_err(anyhow::Error::msg)?;
+    let k: ValidatorKey =
+        serde_json::from_slice(&bytes).with_context(|| format!("parse {}", path.display()))?;
     let identity = light::decode_ed25519(&hex::decode(&k.identity)?)
         .context("validator_key.json: bad identity key")?;
     let bls =
