@@ -20,10 +20,10 @@ pub mod exec;
 pub mod light;
 pub mod params;
 #[cfg(not(target_arch = "wasm32"))]
-#[cfg(not(target_arch = "wasm32"))]
 pub mod secret_file;
 pub mod state;
 pub mod tx;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod validator;
 
 /// Token amounts in base units.
