@@ -1383,11 +1383,7 @@ impl State {
             ));
         }
         // Generations are the slab's: 0 for the first content, then +1 per commit.
-        let next = if d.manifest_root.is_none() {
-            0
-        } else {
-            d.generation + 1
-        };
+        let next = d.next_generation();
         if generation != next {
             return Err(TxError::Conflict(format!(
                 "stale generation {generation}: the next commit of this deal is generation {next}"

@@ -281,6 +281,16 @@ impl Deal {
     pub fn is_authorized(&self, who: &Address, epoch: u64) -> bool {
         *who == self.owner || self.delegates.get(who).is_some_and(|&until| epoch <= until)
     }
+
+    /// The generation the next content commit must carry: 0 for the first, then one more
+    /// than the committed one.
+    pub fn next_generation(&self) -> u64 {
+        if self.manifest_root.is_none() {
+            0
+        } else {
+            self.generation + 1
+        }
+    }
 }
 
 /// A validator.

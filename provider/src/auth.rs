@@ -51,22 +51,17 @@ pub fn authorize_upload(deal: &Deal, up: &UploadShard, cx: &AuthContext) -> Resu
             up.mdu
         )));
     }
-    if up.generation != deal.generation + 1 {
+    if up.generation != deal.next_generation() {
         return Err(NetError::Conflict(format!(
             "upload for generation {}, the deal's next is {}",
             up.generation,
-            deal.generation + 1
+            deal.next_generation()
         )));
     }
     if up.auth.expires_ms < cx.now_ms {
         return Err(NetError::Forbidden("upload authorization expired".into()));
     }
-    let allowed = up.auth.signer == deal.owner
-        || deal
-            .delegates
-            .get(&up.auth.signer)
-            .is_some_and(|until| *until >= cx.epoch);
-    if !allowed {
+    if !deal.is_authorized(&up.auth.signer, cx.epoch) {
         return Err(NetError::Forbidden(
             "signer is neither the deal owner nor an authorized delegate".into(),
         ));

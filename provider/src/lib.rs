@@ -2,6 +2,7 @@
 //! shard store.
 
 pub mod auth;
+pub mod chain;
 pub mod service;
 pub mod store;
 pub mod verify;

@@ -47,55 +47,55 @@ fn owner_and_delegates_only_for_assigned_slots() {
         epoch: 3,
         now_ms: 1_000,
     };
-    authorize_upload(&d, &up(&owner, 0, 2, 1, 2_000), &cx).unwrap();
+    authorize_upload(&d, &up(&owner, 0, 2, 0, 2_000), &cx).unwrap();
     // Not the owner; then an authorized delegate; then an expired delegation.
     assert_eq!(
-        code(authorize_upload(&d, &up(&other, 0, 2, 1, 2_000), &cx)),
+        code(authorize_upload(&d, &up(&other, 0, 2, 0, 2_000), &cx)),
         403
     );
     d.delegates.insert(del.address(), 3);
-    authorize_upload(&d, &up(&del, 0, 2, 1, 2_000), &cx).unwrap();
+    authorize_upload(&d, &up(&del, 0, 2, 0, 2_000), &cx).unwrap();
     let later = AuthContext { epoch: 4, ..cx };
     assert_eq!(
-        code(authorize_upload(&d, &up(&del, 0, 2, 1, 2_000), &later)),
+        code(authorize_upload(&d, &up(&del, 0, 2, 0, 2_000), &later)),
         403
     );
     // Expired authorization, stale generation, MDU past the plan, unknown slot.
     assert_eq!(
-        code(authorize_upload(&d, &up(&owner, 0, 2, 1, 999), &cx)),
+        code(authorize_upload(&d, &up(&owner, 0, 2, 0, 999), &cx)),
         403
     );
     assert_eq!(
-        code(authorize_upload(&d, &up(&owner, 0, 2, 0, 2_000), &cx)),
+        code(authorize_upload(&d, &up(&owner, 0, 2, 1, 2_000), &cx)),
         409
     );
     assert_eq!(
-        code(authorize_upload(&d, &up(&owner, 0, 6, 1, 2_000), &cx)),
+        code(authorize_upload(&d, &up(&owner, 0, 6, 0, 2_000), &cx)),
         400
     );
     assert_eq!(
-        code(authorize_upload(&d, &up(&owner, 6, 2, 1, 2_000), &cx)),
+        code(authorize_upload(&d, &up(&owner, 6, 2, 0, 2_000), &cx)),
         400
     );
     // Forged: the claimed signer is the owner, the signature is someone else's.
-    let mut forged = up(&other, 0, 2, 1, 2_000);
+    let mut forged = up(&other, 0, 2, 0, 2_000);
     forged.auth.signer = owner.address();
     assert_eq!(code(authorize_upload(&d, &forged, &cx)), 403);
     // Content changed after signing (a replay with other bytes).
-    let mut replayed = up(&owner, 0, 2, 1, 2_000);
+    let mut replayed = up(&owner, 0, 2, 0, 2_000);
     replayed.blobs[0].0[0] ^= 1;
     assert_eq!(code(authorize_upload(&d, &replayed, &cx)), 403);
     // Another chain.
-    let mut wrong = up(&owner, 0, 2, 1, 2_000);
+    let mut wrong = up(&owner, 0, 2, 0, 2_000);
     wrong.chain_id = 6;
     assert_eq!(code(authorize_upload(&d, &wrong, &cx)), 400);
     // A slot assigned to someone else; a repairing slot whose pending provider is me.
     d.slots[1].provider = other.address();
     assert_eq!(
-        code(authorize_upload(&d, &up(&owner, 1, 2, 1, 2_000), &cx)),
+        code(authorize_upload(&d, &up(&owner, 1, 2, 0, 2_000), &cx)),
         403
     );
     d.slots[1].status = SlotStatus::Repairing;
     d.slots[1].pending = Some(me);
-    authorize_upload(&d, &up(&owner, 1, 2, 1, 2_000), &cx).unwrap();
+    authorize_upload(&d, &up(&owner, 1, 2, 0, 2_000), &cx).unwrap();
 }

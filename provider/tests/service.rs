@@ -91,7 +91,7 @@ fn store_commit_serve_and_prove() {
         let mut d = chain.0.lock().unwrap();
         d.manifest_root = Some(G1Bytes(manifest_root));
         d.total_mdus = 3;
-        d.generation = 1;
+        d.generation = 0;
     }
     svc.store()
         .set_committed(1, &[(slot, 0), (slot, 1), (slot, 2)])
@@ -183,7 +183,7 @@ fn store_commit_serve_and_prove() {
     // Committed content cannot be replaced (next generation, other bytes).
     let other = encoded(8);
     let mut up = upload(2, slot, leaves(&other.leaves), &other.shards[slot as usize]);
-    up.generation = 2;
+    up.generation = 1;
     let up = up.sign(&owner(), u64::MAX);
     assert_eq!(status(svc.upload("client", 0, up)), 409);
     // Unknown deal; a slot now assigned elsewhere.
@@ -195,7 +195,7 @@ fn store_commit_serve_and_prove() {
     );
     chain.0.lock().unwrap().slots[2].provider = Address([9; 20]);
     let mut up = upload(2, 2, leaves(&e.leaves), &e.shards[2]);
-    up.generation = 2;
+    up.generation = 1;
     assert_eq!(
         status(svc.upload("client", 0, up.sign(&owner(), u64::MAX))),
         403

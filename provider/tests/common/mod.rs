@@ -48,7 +48,7 @@ pub fn upload(mdu: u32, slot: u32, leaves: Vec<Leaf>, shard: &[u8]) -> UploadSha
         deal: 1,
         slot,
         mdu,
-        generation: 1,
+        generation: 0,
         leaves,
         blobs: shard.chunks(BLOB_BYTES).map(|b| Blob(b.to_vec())).collect(),
         auth: UploadAuth {
