@@ -15,6 +15,9 @@ NILSTORE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export NILSTORE_ROOT
 export NILSTORE_STATE_DIR="${NILSTORE_STATE_DIR:-$HOME/.cache/nilstore}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/nilstore/target}"
+# Incremental caches double the target's size (tens of GiB with libp2p) and buy little with
+# the optimised dev profile; a clean CI run never reuses them.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 # Version of a package in Cargo.lock (first match), e.g. `nilstore_lock_version wasm-bindgen`.
 nilstore_lock_version() {

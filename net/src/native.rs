@@ -20,6 +20,8 @@ use crate::behaviour::Protocols;
 use crate::proto::Protocol;
 
 pub use crate::BoxError;
+/// The WebRTC-direct certificate type.
+pub use libp2p_webrtc::tokio::Certificate as WebRtcCertificate;
 
 pub use derived::{Behaviour, BehaviourEvent};
 

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod chain;
+pub mod daemon;
 pub mod service;
 pub mod store;
 pub mod verify;

@@ -4,88 +4,20 @@
 //! header.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use chain_light::block::Genesis;
 use chain_light::bytes::Address;
-use chain_light::crypto::SecretKey;
-use chain_light::tx::{Msg, Tx};
-use chain_light::validator::daemon::{start_until, StartOptions};
+use chain_light::tx::Msg;
+use common::{dev_key, submit, validator};
 use nilstore_provider::chain::HttpChain;
 use nilstore_provider::service::ChainView;
 
 const CHAIN: u64 = 4_242;
-
-struct Running {
-    api: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn validator(home: &Path) -> Running {
-    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
-    let (tx, bound) = std::sync::mpsc::channel();
-    let opts = StartOptions {
-        home: home.to_path_buf(),
-        api: "127.0.0.1:0".parse().unwrap(),
-        p2p: None,
-        tx_rate: 1_000,
-        chain_id: CHAIN,
-        block_interval: Duration::from_millis(100),
-    };
-    let thread = std::thread::spawn(move || {
-        start_until(
-            &opts,
-            async move {
-                let _ = rx.await;
-            },
-            Some(tx),
-        )
-        .unwrap();
-    });
-    let api = bound.recv_timeout(Duration::from_secs(120)).unwrap();
-    Running {
-        api,
-        stop: Some(stop),
-        thread: Some(thread),
-    }
-}
-
-fn dev_key(home: &Path, i: usize) -> SecretKey {
-    let v: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(home.join("dev-keys.json")).unwrap()).unwrap();
-    let hexkey = v[i]["secret"].as_str().unwrap().trim_start_matches("0x");
-    SecretKey::from_bytes(&hex::decode(hexkey).unwrap().try_into().unwrap()).unwrap()
-}
-
-fn submit(api: SocketAddr, key: &SecretKey, msg: Msg) {
-    let tx = Tx {
-        chain_id: CHAIN,
-        from: key.address(),
-        nonce: 0,
-        fee: 1_000_000,
-        msg,
-    }
-    .sign(key);
-    let r = ureq::post(&format!("http://{api}/tx"))
-        .send_json(serde_json::to_value(&tx).unwrap())
-        .unwrap();
-    assert_eq!(r.status(), 202);
-}
 
 /// An HTTP proxy that forwards GETs to `upstream` and rewrites each header's state root.
 fn lying_proxy(upstream: SocketAddr) -> SocketAddr {
@@ -128,13 +60,15 @@ fn lying_proxy(upstream: SocketAddr) -> SocketAddr {
 fn follows_a_real_validator_with_proofs_and_refuses_lies() {
     let home = std::env::temp_dir().join(format!("nilstore-chainview-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&home);
-    let v = validator(&home);
+    let v = validator(&home, CHAIN);
     let genesis: Genesis =
         serde_json::from_slice(&std::fs::read(home.join("genesis.json")).unwrap()).unwrap();
     let (provider, owner) = (dev_key(&home, 0), dev_key(&home, 1));
     submit(
         v.api,
+        CHAIN,
         &provider,
+        0,
         Msg::RegisterProvider {
             stake: 10_000_000_000,
             capacity_mdus: 1_000,
@@ -147,7 +81,9 @@ fn follows_a_real_validator_with_proofs_and_refuses_lies() {
     std::thread::sleep(Duration::from_millis(500));
     submit(
         v.api,
+        CHAIN,
         &owner,
+        0,
         Msg::CreateDeal {
             k: 1,
             m: 0,

@@ -2,8 +2,14 @@
 #![allow(clippy::unwrap_used, dead_code)]
 
 use chain_light::bytes::{Address, Blob, G1Bytes, Sig65, H256};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
 use chain_light::crypto::SecretKey;
 use chain_light::state::{Deal, Slot, SlotStatus};
+use chain_light::tx::{Msg, Tx};
+use chain_light::validator::daemon::{start_until, StartOptions};
 use nilstore_net::proto::{Leaf, UploadAuth, UploadShard, BLOB_BYTES};
 use nilstore_provider::verify::DealShape;
 use rand::{Rng, SeedableRng};
@@ -96,4 +102,79 @@ pub fn deal(provider: Address) -> Deal {
         ],
         delegates: Default::default(),
     }
+}
+
+/// An in-process validator.
+pub struct Running {
+    /// Its API address.
+    pub api: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A validator running in-process (stopped on drop).
+pub fn validator(home: &Path, chain_id: u64) -> Running {
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let (tx, bound) = std::sync::mpsc::channel();
+    let opts = StartOptions {
+        home: home.to_path_buf(),
+        api: "127.0.0.1:0".parse().unwrap(),
+        p2p: None,
+        tx_rate: 1_000,
+        chain_id,
+        block_interval: Duration::from_millis(100),
+    };
+    let thread = std::thread::spawn(move || {
+        start_until(
+            &opts,
+            async move {
+                let _ = rx.await;
+            },
+            Some(tx),
+        )
+        .unwrap();
+    });
+    let api = bound.recv_timeout(Duration::from_secs(120)).unwrap();
+    Running {
+        api,
+        stop: Some(stop),
+        thread: Some(thread),
+    }
+}
+
+/// Dev account `i` of a validator home.
+pub fn dev_key(home: &Path, i: usize) -> SecretKey {
+    let v: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(home.join("dev-keys.json")).unwrap()).unwrap();
+    let hexkey = v[i]["secret"].as_str().unwrap().trim_start_matches("0x");
+    SecretKey::from_bytes(&hex::decode(hexkey).unwrap().try_into().unwrap()).unwrap()
+}
+
+/// Submits a transaction; returns its hash.
+pub fn submit(api: SocketAddr, chain_id: u64, key: &SecretKey, nonce: u64, msg: Msg) -> String {
+    let tx = Tx {
+        chain_id,
+        from: key.address(),
+        nonce,
+        fee: 1_000_000,
+        msg,
+    }
+    .sign(key);
+    let r = ureq::post(&format!("http://{api}/tx"))
+        .send_json(serde_json::to_value(&tx).unwrap())
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let v: serde_json::Value = r.into_json().unwrap();
+    v["hash"].as_str().unwrap().to_string()
 }

@@ -1,0 +1,350 @@
+//! The provider daemon: the libp2p node serving the NilStore protocols through the
+//! [`Service`] handlers (CPU-heavy work on blocking threads, answers routed back to the
+//! swarm), the chain follower, and the HTTP API (reads, `/health`, Prometheus `/metrics`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, Result};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use chain_light::block::Genesis;
+use chain_light::crypto::SecretKey;
+use futures::StreamExt as _;
+use nilstore_net::behaviour::ProtocolsEvent;
+use nilstore_net::libp2p::request_response::{self, Message, ResponseChannel};
+use nilstore_net::libp2p::swarm::SwarmEvent;
+use nilstore_net::libp2p::{websocket, Multiaddr, PeerId};
+use nilstore_net::native::{self, BehaviourEvent, ConnLimits, ListenPorts, NodeConfig};
+use nilstore_net::proto::{FetchRequest, FetchWhat, NetError, Protocol};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::chain::HttpChain;
+use crate::service::{Limits, Service};
+use crate::store::Store;
+
+/// Deployment profile: what the node insists on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Profile {
+    /// Loopback-friendly: plain WebSocket allowed.
+    Devnet,
+    /// Public test network: secure WebSocket required.
+    Testnet,
+    /// Production: secure WebSocket required.
+    Mainnet,
+}
+
+/// How to run a provider.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Home directory (store, keys).
+    pub home: PathBuf,
+    /// The validator API to follow.
+    pub chain: String,
+    /// The chain's genesis document.
+    pub genesis: Genesis,
+    /// The account key (secp256k1).
+    pub key: SecretKey,
+    /// Profile.
+    pub profile: Profile,
+    /// Listen IP for p2p.
+    pub listen_ip: std::net::IpAddr,
+    /// p2p ports (0: any).
+    pub ports: ListenPorts,
+    /// HTTP API address.
+    pub http: SocketAddr,
+    /// Per-peer limits.
+    pub limits: Limits,
+    /// Secure WebSocket certificate chain and key (DER), for `/tls/ws`.
+    pub wss: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// What a running provider reports once it listens.
+#[derive(Clone, Debug)]
+pub struct Started {
+    /// Its libp2p peer id.
+    pub peer_id: PeerId,
+    /// Its p2p listen addresses (with `/p2p/<id>`).
+    pub addrs: Vec<Multiaddr>,
+    /// Its HTTP API address.
+    pub http: SocketAddr,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+type Svc = Arc<Service<HttpChain>>;
+
+/// An answer computed off the event loop, to be sent on the swarm.
+enum Answer {
+    Upload(
+        ResponseChannel<Result<nilstore_net::proto::UploadAck, NetError>>,
+        Result<nilstore_net::proto::UploadAck, NetError>,
+    ),
+    Fetch(
+        ResponseChannel<Result<nilstore_net::proto::FetchResponse, NetError>>,
+        Result<nilstore_net::proto::FetchResponse, NetError>,
+    ),
+    Proof(
+        ResponseChannel<Result<nilstore_net::proto::ProofResponse, NetError>>,
+        Result<nilstore_net::proto::ProofResponse, NetError>,
+    ),
+}
+
+/// Runs the provider until `shutdown` completes; `started` receives its addresses.
+pub async fn run(
+    opts: Options,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    started: Option<tokio::sync::oneshot::Sender<Started>>,
+) -> Result<()> {
+    std::fs::create_dir_all(&opts.home)?;
+    let (store, rec) = Store::open(&opts.home.join("store"))?;
+    if rec != Default::default() {
+        tracing::warn!(?rec, "recovered the store after an interrupted write");
+    }
+    let chain = HttpChain::new(&opts.chain, &opts.genesis)?;
+    let mut salt = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut salt);
+    let svc: Svc = Arc::new(Service::new(
+        Arc::new(store),
+        chain,
+        opts.key.clone(),
+        salt,
+        opts.limits,
+    ));
+
+    // Chain follower.
+    let follower = {
+        let svc = svc.clone();
+        tokio::spawn(async move {
+            loop {
+                let s = svc.clone();
+                match tokio::task::spawn_blocking(move || s.chain().sync()).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %format!("{e:#}"), "chain sync"),
+                    Err(e) => tracing::error!(%e, "chain sync task"),
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        })
+    };
+
+    if opts.profile != Profile::Devnet && opts.wss.is_none() {
+        anyhow::bail!(
+            "the {:?} profile requires secure WebSocket (--wss-cert and --wss-key)",
+            opts.profile
+        );
+    }
+    let wss_tls = match &opts.wss {
+        Some((cert, key)) => Some(
+            websocket::tls::Config::new(
+                websocket::tls::PrivateKey::new(key.clone()),
+                vec![websocket::tls::Certificate::new(cert.clone())],
+            )
+            .map_err(|e| anyhow::anyhow!("secure WebSocket certificate: {e}"))?,
+        ),
+        None => None,
+    };
+    let ports = ListenPorts {
+        wss: wss_tls.is_some(),
+        ..opts.ports
+    };
+    let keypair = native::load_or_create_keypair(&opts.home.join("p2p.key"))
+        .map_err(|e| anyhow::anyhow!("p2p key: {e}"))?;
+    let cert = native::load_or_create_webrtc_cert(&opts.home.join("webrtc.pem"))
+        .map_err(|e| anyhow::anyhow!("webrtc certificate: {e}"))?;
+    let mut swarm = native::build_swarm(NodeConfig {
+        keypair,
+        webrtc_cert: cert,
+        wss_tls,
+        relay: None,
+        serve: vec![
+            Protocol::Upload,
+            Protocol::Fetch,
+            Protocol::Proof,
+            Protocol::Receipt,
+        ],
+        limits: ConnLimits::default(),
+        idle_timeout: Duration::from_secs(60),
+    })
+    .map_err(|e| anyhow::anyhow!("swarm: {e}"))?;
+    let peer_id = *swarm.local_peer_id();
+    let want = native::listen_addrs(opts.listen_ip, ports);
+    for a in &want {
+        swarm
+            .listen_on(a.clone())
+            .with_context(|| format!("listen on {a}"))?;
+    }
+    let mut addrs = Vec::new();
+    while addrs.len() < want.len() {
+        if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
+            addrs.push(address.with_p2p(peer_id).unwrap_or_else(|a| a));
+        }
+    }
+
+    let listener = tokio::net::TcpListener::bind(opts.http)
+        .await
+        .context("bind the HTTP API")?;
+    let http = listener.local_addr()?;
+    let router = router(svc.clone());
+    let api = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!(%e, "HTTP API stopped");
+        }
+    });
+    tracing::info!(%peer_id, ?addrs, %http, "provider started");
+    if let Some(tx) = started {
+        let _ = tx.send(Started {
+            peer_id,
+            addrs,
+            http,
+        });
+    }
+
+    let (answers_tx, mut answers) = tokio::sync::mpsc::channel::<Answer>(256);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            Some(a) = answers.recv() => {
+                let b = &mut swarm.behaviour_mut().nilstore;
+                let _ = match a {
+                    Answer::Upload(ch, r) => b.upload.send_response(ch, r).map_err(|_| ()),
+                    Answer::Fetch(ch, r) => b.fetch.send_response(ch, r).map_err(|_| ()),
+                    Answer::Proof(ch, r) => b.proof.send_response(ch, r).map_err(|_| ()),
+                };
+            }
+            ev = swarm.select_next_some() => {
+                let SwarmEvent::Behaviour(BehaviourEvent::Nilstore(ev)) = ev else { continue };
+                let (svc, tx) = (svc.clone(), answers_tx.clone());
+                match ev {
+                    ProtocolsEvent::Upload(request_response::Event::Message {
+                        peer, message: Message::Request { request, channel, .. }, ..
+                    }) => {
+                        tokio::task::spawn_blocking(move || {
+                            let r = svc.upload(&peer.to_string(), now_ms(), request);
+                            let _ = tx.blocking_send(Answer::Upload(channel, r));
+                        });
+                    }
+                    ProtocolsEvent::Fetch(request_response::Event::Message {
+                        peer, message: Message::Request { request, channel, .. }, ..
+                    }) => {
+                        tokio::task::spawn_blocking(move || {
+                            let r = svc.fetch(&peer.to_string(), now_ms(), request);
+                            let _ = tx.blocking_send(Answer::Fetch(channel, r));
+                        });
+                    }
+                    ProtocolsEvent::Proof(request_response::Event::Message {
+                        peer, message: Message::Request { request, channel, .. }, ..
+                    }) => {
+                        tokio::task::spawn_blocking(move || {
+                            let r = svc.prove(&peer.to_string(), now_ms(), request);
+                            let _ = tx.blocking_send(Answer::Proof(channel, r));
+                        });
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    follower.abort();
+    api.abort();
+    Ok(())
+}
+
+/// A JSON error with its status code.
+struct ApiError(NetError);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.0.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (
+            status,
+            Json(json!({ "error": { "message": self.0.to_string(), "detail": self.0 } })),
+        )
+            .into_response()
+    }
+}
+
+#[derive(Deserialize)]
+struct ReadQuery {
+    row: Option<u32>,
+    offset: Option<u32>,
+    len: Option<u32>,
+}
+
+fn router(svc: Svc) -> Router {
+    Router::new()
+        .route("/health", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
+        .route("/v1/shards/{deal}/{slot}/{mdu}", get(read))
+        .with_state(svc)
+}
+
+/// `GET /v1/shards/{deal}/{slot}/{mdu}[?row=R[&offset=O&len=N]]`: the shard, a blob or a
+/// range, as bytes (errors as JSON).
+async fn read(
+    State(svc): State<Svc>,
+    Path((deal, slot, mdu)): Path<(u64, u32, u32)>,
+    Query(q): Query<ReadQuery>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    let what = match (q.row, q.offset, q.len) {
+        (None, None, None) => FetchWhat::Shard,
+        (Some(row), None, None) => FetchWhat::Blob { row },
+        (Some(row), Some(offset), Some(len)) => FetchWhat::Range { row, offset, len },
+        _ => {
+            return Err(ApiError(NetError::BadRequest(
+                "use row, or row+offset+len".into(),
+            )))
+        }
+    };
+    let peer = headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("http")
+        .to_string();
+    let req = FetchRequest {
+        deal,
+        slot,
+        mdu,
+        what,
+    };
+    let r = tokio::task::spawn_blocking(move || svc.fetch(&peer, now_ms(), req))
+        .await
+        .map_err(|e| ApiError(NetError::Internal(e.to_string())))?
+        .map_err(ApiError)?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/octet-stream")],
+        r.bytes.0,
+    )
+        .into_response())
+}
+
+async fn metrics(State(svc): State<Svc>) -> Response {
+    let c = &svc.counters;
+    let stored = svc.store().bytes_stored().unwrap_or(0);
+    let body = format!(
+        "# TYPE nilstore_provider_bytes_stored gauge\nnilstore_provider_bytes_stored {stored}\n\
+         # TYPE nilstore_provider_shards_stored_total counter\nnilstore_provider_shards_stored_total {}\n\
+         # TYPE nilstore_provider_uploads_refused_total counter\nnilstore_provider_uploads_refused_total {}\n\
+         # TYPE nilstore_provider_bytes_served_total counter\nnilstore_provider_bytes_served_total {}\n\
+         # TYPE nilstore_provider_rate_limited_total counter\nnilstore_provider_rate_limited_total {}\n",
+        c.shards_stored.load(Ordering::Relaxed),
+        c.uploads_refused.load(Ordering::Relaxed),
+        c.bytes_served.load(Ordering::Relaxed),
+        c.rate_limited.load(Ordering::Relaxed),
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
