@@ -286,7 +286,7 @@ struct ReadQuery {
 
 fn router(svc: Svc) -> Router {
     Router::new()
-        .route("/health", get(|| async { "ok" }))
+        .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/v1/shards/{deal}/{slot}/{mdu}", get(read))
         .with_state(svc)
@@ -332,15 +332,30 @@ async fn read(
         .into_response())
 }
 
+/// `GET /health`: liveness plus the chain height this node has verified (its light client's
+/// trusted header); 503 while the chain view is unusable.
+async fn health(State(svc): State<Svc>) -> Response {
+    match svc.chain().trusted() {
+        Ok(h) => Json(json!({ "status": "ok", "chain_height": h.height })).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable", "error": e.to_string() })),
+        )
+            .into_response(),
+    }
+}
+
 async fn metrics(State(svc): State<Svc>) -> Response {
     let c = &svc.counters;
     let stored = svc.store().bytes_stored().unwrap_or(0);
+    let height = svc.chain().trusted().map_or(0, |h| h.height);
     let body = format!(
         "# TYPE nilstore_provider_bytes_stored gauge\nnilstore_provider_bytes_stored {stored}\n\
          # TYPE nilstore_provider_shards_stored_total counter\nnilstore_provider_shards_stored_total {}\n\
          # TYPE nilstore_provider_uploads_refused_total counter\nnilstore_provider_uploads_refused_total {}\n\
          # TYPE nilstore_provider_bytes_served_total counter\nnilstore_provider_bytes_served_total {}\n\
-         # TYPE nilstore_provider_rate_limited_total counter\nnilstore_provider_rate_limited_total {}\n",
+         # TYPE nilstore_provider_rate_limited_total counter\nnilstore_provider_rate_limited_total {}\n\
+         # TYPE nilstore_provider_chain_height gauge\nnilstore_provider_chain_height {height}\n",
         c.shards_stored.load(Ordering::Relaxed),
         c.uploads_refused.load(Ordering::Relaxed),
         c.bytes_served.load(Ordering::Relaxed),

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use chain_light::block::Genesis;
 use chain_light::bytes::Address;
 use chain_light::tx::Msg;
-use common::{dev_key, submit, validator};
+use common::{dev_key, included, submit, validator};
 use nilstore_provider::chain::HttpChain;
 use nilstore_provider::service::ChainView;
 
@@ -64,7 +64,7 @@ fn follows_a_real_validator_with_proofs_and_refuses_lies() {
     let genesis: Genesis =
         serde_json::from_slice(&std::fs::read(home.join("genesis.json")).unwrap()).unwrap();
     let (provider, owner) = (dev_key(&home, 0), dev_key(&home, 1));
-    submit(
+    let reg = submit(
         v.api,
         CHAIN,
         &provider,
@@ -77,8 +77,8 @@ fn follows_a_real_validator_with_proofs_and_refuses_lies() {
             endpoints: vec!["/ip4/127.0.0.1/tcp/1".into()],
         },
     );
-    // Give the registration a block of its own before the deal needs it.
-    std::thread::sleep(Duration::from_millis(500));
+    // The registration lands before the deal needs it.
+    included(v.api, &reg);
     submit(
         v.api,
         CHAIN,

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use chain_light::block::Genesis;
 use chain_light::tx::Msg;
-use common::{dev_key, leaves, mdu_bytes, submit, validator};
+use common::{dev_key, included, leaves, mdu_bytes, submit, validator};
 use futures::StreamExt as _;
 use nilstore_net::behaviour::ProtocolsEvent;
 use nilstore_net::libp2p::identity::Keypair;
@@ -133,7 +133,7 @@ async fn provider_daemon_stores_verified_uploads_and_serves_them() {
             endpoints: p.addrs.iter().map(|a| a.to_string()).collect(),
         },
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::task::block_in_place(|| included(api, &reg));
     let create = submit(
         api,
         CHAIN,
@@ -149,30 +149,26 @@ async fn provider_daemon_stores_verified_uploads_and_serves_them() {
         },
     );
     // The deal's id, from its creation event once included.
-    let deal_id = {
-        let t0 = Instant::now();
-        loop {
-            let v: serde_json::Value = ureq::get(&format!("http://{api}/tx/{create}"))
-                .call()
-                .unwrap()
-                .into_json()
-                .unwrap();
-            if v["status"] == "included" {
-                assert_eq!(
-                    v["result"]["outcome"]["status"], "ok",
-                    "{v}; registration {reg}"
-                );
-                break v["result"]["events"][0]["deal"].as_u64().unwrap();
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(60),
-                "deal not created: {v}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
+    let created = tokio::task::block_in_place(|| included(api, &create));
+    let deal_id = created["result"]["events"][0]["deal"].as_u64().unwrap();
+    let at = created["height"].as_u64().unwrap();
+    // The provider's light client has verified the block with the deal.
+    let t0 = Instant::now();
+    loop {
+        let h: serde_json::Value = ureq::get(&format!("http://{}/health", p.http))
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap();
+        if h["chain_height"].as_u64().unwrap() >= at {
+            break;
         }
-    };
-    // Let the provider's light client catch up with the deal.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "provider stuck at {h}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     let mut c = client();
     let tcp = p

@@ -178,3 +178,25 @@ pub fn submit(api: SocketAddr, chain_id: u64, key: &SecretKey, nonce: u64, msg: 
     let v: serde_json::Value = r.into_json().unwrap();
     v["hash"].as_str().unwrap().to_string()
 }
+
+/// Waits (up to 60 s) for a transaction to be included; returns its result, asserting it ran
+/// without error.
+pub fn included(api: SocketAddr, hash: &str) -> serde_json::Value {
+    let t0 = std::time::Instant::now();
+    loop {
+        let v: serde_json::Value = ureq::get(&format!("http://{api}/tx/{hash}"))
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap();
+        if v["status"] == "included" {
+            assert_eq!(v["result"]["outcome"]["status"], "ok", "{v}");
+            return v;
+        }
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(60),
+            "not included: {v}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
