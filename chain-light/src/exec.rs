@@ -333,6 +333,17 @@ fn h256(parts: &[&[u8]]) -> [u8; 32] {
     h.finalize().into()
 }
 
+/// The beacon of the repair challenges of (deal, slot) under the epoch beacon:
+/// `SHA-256("nilstore/repair/v1" ‖ beacon ‖ deal ‖ slot)` (big-endian integers).
+pub fn repair_beacon(beacon: &H256, deal: u64, slot: u32) -> H256 {
+    H256(h256(&[
+        b"nilstore/repair/v1",
+        &beacon.0,
+        &deal.to_be_bytes(),
+        &slot.to_be_bytes(),
+    ]))
+}
+
 const MAX_ENDPOINTS: usize = 8;
 const MAX_ENDPOINT_LEN: usize = 256;
 const MAX_PEER_ID_LEN: usize = 128;
@@ -585,12 +596,7 @@ impl State {
 
     /// The beacon of the repair challenges of (deal, slot) this epoch.
     pub fn repair_beacon(&self, deal: u64, slot: u32) -> H256 {
-        H256(h256(&[
-            b"nilstore/repair/v1",
-            &self.g.beacon.0,
-            &deal.to_be_bytes(),
-            &slot.to_be_bytes(),
-        ]))
+        repair_beacon(&self.g.beacon, deal, slot)
     }
 
     fn release_reservation(&mut self, provider: &Address, reserved: u64) {

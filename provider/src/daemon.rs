@@ -16,19 +16,25 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chain_light::block::Genesis;
 use chain_light::crypto::SecretKey;
+use chain_light::state::Provider;
 use futures::StreamExt as _;
 use nilstore_net::behaviour::ProtocolsEvent;
+use nilstore_net::libp2p::request_response::OutboundRequestId;
 use nilstore_net::libp2p::request_response::{self, Message, ResponseChannel};
 use nilstore_net::libp2p::swarm::SwarmEvent;
 use nilstore_net::libp2p::{websocket, Multiaddr, PeerId};
 use nilstore_net::native::{self, BehaviourEvent, ConnLimits, ListenPorts, NodeConfig};
-use nilstore_net::proto::{FetchRequest, FetchWhat, NetError, Protocol};
+use nilstore_net::proto::{FetchRequest, FetchResponse, FetchWhat, NetError, Protocol, ReceiptAck};
 use serde::Deserialize;
 use serde_json::json;
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 
-use crate::chain::HttpChain;
+use crate::repair::{Repairer, ShardSource};
 use crate::service::{Limits, Service};
 use crate::store::Store;
+use crate::worker::Worker;
+use nilstore_net::chain::HttpChain;
 
 /// Deployment profile: what the node insists on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -99,6 +105,48 @@ enum Answer {
         ResponseChannel<Result<nilstore_net::proto::ProofResponse, NetError>>,
         Result<nilstore_net::proto::ProofResponse, NetError>,
     ),
+    Receipt(
+        ResponseChannel<Result<ReceiptAck, NetError>>,
+        Result<ReceiptAck, NetError>,
+    ),
+}
+
+/// A fetch from another provider, asked by the repair loop.
+struct Outbound {
+    peer: PeerId,
+    addrs: Vec<Multiaddr>,
+    req: FetchRequest,
+    reply: tokio::sync::oneshot::Sender<Result<FetchResponse>>,
+}
+
+/// [`ShardSource`] over this node's swarm.
+struct NetSource {
+    tx: tokio::sync::mpsc::Sender<Outbound>,
+}
+
+impl ShardSource for NetSource {
+    fn fetch(&self, provider: &Provider, req: FetchRequest) -> Result<FetchResponse> {
+        let peer: PeerId = provider
+            .peer_id
+            .parse()
+            .with_context(|| format!("peer id {:?}", provider.peer_id))?;
+        let addrs = provider
+            .endpoints
+            .iter()
+            .filter_map(|e| e.parse::<Multiaddr>().ok())
+            .collect();
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.tx
+            .blocking_send(Outbound {
+                peer,
+                addrs,
+                req,
+                reply,
+            })
+            .map_err(|_| anyhow::anyhow!("the node is stopping"))?;
+        rx.blocking_recv()
+            .map_err(|_| anyhow::anyhow!("the node is stopping"))?
+    }
 }
 
 /// Runs the provider until `shutdown` completes; `started` receives its addresses.
@@ -123,21 +171,47 @@ pub async fn run(
         opts.limits,
     ));
 
-    // Chain follower.
+    let worker = Arc::new(Worker::new(svc.clone(), opts.key.clone(), &opts.home)?);
+    let stop = Arc::new(AtomicBool::new(false));
+
+    // Chain follower: verify new headers, then the duties of the round.
     let follower = {
-        let svc = svc.clone();
+        let (svc, worker) = (svc.clone(), worker.clone());
         tokio::spawn(async move {
             loop {
-                let s = svc.clone();
-                match tokio::task::spawn_blocking(move || s.chain().sync()).await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => tracing::warn!(error = %format!("{e:#}"), "chain sync"),
-                    Err(e) => tracing::error!(%e, "chain sync task"),
+                let (s, w) = (svc.clone(), worker.clone());
+                let round = tokio::task::spawn_blocking(move || {
+                    s.chain().sync()?;
+                    w.tick()
+                });
+                match round.await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %format!("{e:#}"), "chain round"),
+                    Err(e) => tracing::error!(%e, "chain round task"),
                 }
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                tokio::time::sleep(Duration::from_millis(300)).await;
             }
         })
     };
+    // The event feed: hints of deals that name this node. A detached thread (it blocks in
+    // reads) that ends at the first event after shutdown.
+    {
+        let (svc, worker, stop) = (svc.clone(), worker.clone(), stop.clone());
+        std::thread::Builder::new()
+            .name("event-feed".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let r = svc.chain().follow_events(|b| {
+                        worker.hint_block(b);
+                        !stop.load(Ordering::Relaxed)
+                    });
+                    if let Err(e) = r {
+                        tracing::debug!(error = %format!("{e:#}"), "event feed");
+                    }
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            })?;
+    }
 
     if opts.profile != Profile::Devnet && opts.wss.is_none() {
         anyhow::bail!(
@@ -192,11 +266,38 @@ pub async fn run(
         }
     }
 
+    // Repairs run apart from the follower (they fetch whole slots).
+    let (outbound_tx, mut outbound) = tokio::sync::mpsc::channel::<Outbound>(64);
+    let repairs = {
+        let (svc, worker, stop) = (svc.clone(), worker.clone(), stop.clone());
+        let source = NetSource { tx: outbound_tx };
+        tokio::task::spawn_blocking(move || {
+            while !stop.load(Ordering::Relaxed) {
+                let r = Repairer {
+                    chain: svc.chain(),
+                    store: svc.store(),
+                    source: &source,
+                    counters: Some(&worker.counters),
+                    now_ms,
+                };
+                if let Err(e) = worker.repairs(&r) {
+                    tracing::debug!(error = %format!("{e:#}"), "repair round");
+                }
+                for _ in 0..10 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+        })
+    };
+
     let listener = tokio::net::TcpListener::bind(opts.http)
         .await
         .context("bind the HTTP API")?;
     let http = listener.local_addr()?;
-    let router = router(svc.clone());
+    let router = router(svc.clone(), worker.clone());
     let api = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {
             tracing::error!(%e, "HTTP API stopped");
@@ -212,16 +313,28 @@ pub async fn run(
     }
 
     let (answers_tx, mut answers) = tokio::sync::mpsc::channel::<Answer>(256);
+    let mut pending: HashMap<
+        OutboundRequestId,
+        tokio::sync::oneshot::Sender<Result<FetchResponse>>,
+    > = HashMap::new();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
+            Some(o) = outbound.recv() => {
+                for a in o.addrs {
+                    swarm.add_peer_address(o.peer, a);
+                }
+                let id = swarm.behaviour_mut().nilstore.fetch.send_request(&o.peer, o.req);
+                pending.insert(id, o.reply);
+            }
             Some(a) = answers.recv() => {
                 let b = &mut swarm.behaviour_mut().nilstore;
                 let _ = match a {
                     Answer::Upload(ch, r) => b.upload.send_response(ch, r).map_err(|_| ()),
                     Answer::Fetch(ch, r) => b.fetch.send_response(ch, r).map_err(|_| ()),
                     Answer::Proof(ch, r) => b.proof.send_response(ch, r).map_err(|_| ()),
+                    Answer::Receipt(ch, r) => b.receipt.send_response(ch, r).map_err(|_| ()),
                 };
             }
             ev = swarm.select_next_some() => {
@@ -252,13 +365,46 @@ pub async fn run(
                             let _ = tx.blocking_send(Answer::Proof(channel, r));
                         });
                     }
+                    ProtocolsEvent::Receipt(request_response::Event::Message {
+                        peer, message: Message::Request { request, channel, .. }, ..
+                    }) => {
+                        let worker = worker.clone();
+                        tokio::task::spawn_blocking(move || {
+                            let r = svc
+                                .check_receipt(&peer.to_string(), now_ms(), &request)
+                                .and_then(|_| {
+                                    worker
+                                        .keep_receipt(request.receipt, request.sig)
+                                        .map_err(|e| NetError::Internal(format!("{e:#}")))
+                                })
+                                .map(|nonce| ReceiptAck { nonce });
+                            let _ = tx.blocking_send(Answer::Receipt(channel, r));
+                        });
+                    }
+                    ProtocolsEvent::Fetch(request_response::Event::Message {
+                        message: Message::Response { request_id, response }, ..
+                    }) => {
+                        if let Some(reply) = pending.remove(&request_id) {
+                            let _ = reply.send(response.map_err(|e| anyhow::anyhow!("{e}")));
+                        }
+                    }
+                    ProtocolsEvent::Fetch(request_response::Event::OutboundFailure {
+                        request_id, error, ..
+                    }) => {
+                        if let Some(reply) = pending.remove(&request_id) {
+                            let _ = reply.send(Err(anyhow::anyhow!("{error}")));
+                        }
+                    }
                     _ => {}
                 }
             }
         }
     }
+    stop.store(true, Ordering::Relaxed);
     follower.abort();
     api.abort();
+    drop(pending);
+    let _ = repairs.await;
     Ok(())
 }
 
@@ -284,10 +430,13 @@ struct ReadQuery {
     len: Option<u32>,
 }
 
-fn router(svc: Svc) -> Router {
+fn router(svc: Svc, worker: Arc<Worker>) -> Router {
     Router::new()
         .route("/health", get(health))
-        .route("/metrics", get(metrics))
+        .route(
+            "/metrics",
+            get(move |st: State<Svc>| metrics(st, worker.clone())),
+        )
         .route("/v1/shards/{deal}/{slot}/{mdu}", get(read))
         .with_state(svc)
 }
@@ -345,8 +494,9 @@ async fn health(State(svc): State<Svc>) -> Response {
     }
 }
 
-async fn metrics(State(svc): State<Svc>) -> Response {
+async fn metrics(State(svc): State<Svc>, worker: Arc<Worker>) -> Response {
     let c = &svc.counters;
+    let w = &worker.counters;
     let stored = svc.store().bytes_stored().unwrap_or(0);
     let height = svc.chain().trusted().map_or(0, |h| h.height);
     let body = format!(
@@ -355,11 +505,25 @@ async fn metrics(State(svc): State<Svc>) -> Response {
          # TYPE nilstore_provider_uploads_refused_total counter\nnilstore_provider_uploads_refused_total {}\n\
          # TYPE nilstore_provider_bytes_served_total counter\nnilstore_provider_bytes_served_total {}\n\
          # TYPE nilstore_provider_rate_limited_total counter\nnilstore_provider_rate_limited_total {}\n\
-         # TYPE nilstore_provider_chain_height gauge\nnilstore_provider_chain_height {height}\n",
+         # TYPE nilstore_provider_chain_height gauge\nnilstore_provider_chain_height {height}\n\
+         # TYPE nilstore_provider_proofs_submitted_total counter\nnilstore_provider_proofs_submitted_total {}\n\
+         # TYPE nilstore_provider_proofs_failed_total counter\nnilstore_provider_proofs_failed_total {}\n\
+         # TYPE nilstore_provider_receipts_redeemed_total counter\nnilstore_provider_receipts_redeemed_total {}\n\
+         # TYPE nilstore_provider_deals_collected_total counter\nnilstore_provider_deals_collected_total {}\n\
+         # TYPE nilstore_provider_repairs_completed_total counter\nnilstore_provider_repairs_completed_total {}\n\
+         # TYPE nilstore_provider_repair_mdus_done_total counter\nnilstore_provider_repair_mdus_done_total {}\n\
+         # TYPE nilstore_provider_repair_mdus_total counter\nnilstore_provider_repair_mdus_total {}\n",
         c.shards_stored.load(Ordering::Relaxed),
         c.uploads_refused.load(Ordering::Relaxed),
         c.bytes_served.load(Ordering::Relaxed),
         c.rate_limited.load(Ordering::Relaxed),
+        w.proofs_submitted.load(Ordering::Relaxed),
+        w.proofs_failed.load(Ordering::Relaxed),
+        w.receipts_redeemed.load(Ordering::Relaxed),
+        w.deals_collected.load(Ordering::Relaxed),
+        w.repairs_completed.load(Ordering::Relaxed),
+        w.repair_mdus_done.load(Ordering::Relaxed),
+        w.repair_mdus_total.load(Ordering::Relaxed),
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

@@ -1,9 +1,11 @@
-//! The NilStore storage provider (library part): upload verification and the crash-safe
-//! shard store.
+//! The NilStore storage provider (library part): upload verification, the crash-safe
+//! shard store, serving, the chain duties (challenge proofs, receipts, garbage collection)
+//! and repair.
 
 pub mod auth;
-pub mod chain;
 pub mod daemon;
+pub mod repair;
 pub mod service;
 pub mod store;
 pub mod verify;
+pub mod worker;

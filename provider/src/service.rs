@@ -11,8 +11,8 @@ use chain_light::state::Deal;
 use chain_light::tx::Served;
 use nilstore_net::limit::{Concurrency, RateLimiter};
 use nilstore_net::proto::{
-    FetchRequest, FetchResponse, FetchWhat, Leaf, NetError, ProofRequest, ProofResponse, UploadAck,
-    UploadShard, BLOB_BYTES,
+    FetchRequest, FetchResponse, FetchWhat, Leaf, NetError, ProofRequest, ProofResponse,
+    ReceiptSubmit, UploadAck, UploadShard, BLOB_BYTES,
 };
 use wasm_core::kzg::{KzgSettings, Polynomial};
 
@@ -354,6 +354,11 @@ impl<C: ChainView> Service<C> {
         req: ProofRequest,
     ) -> Result<ProofResponse, NetError> {
         let _slot = self.admit(peer, now_ms)?;
+        self.prove_local(&req)
+    }
+
+    /// [`Service::prove`] without the per-peer limits: the node's own challenge prover.
+    pub fn prove_local(&self, req: &ProofRequest) -> Result<ProofResponse, NetError> {
         let deal = self.deal(req.deal)?;
         if deal.manifest_root.is_none() {
             return Err(NetError::NotFound(
@@ -406,5 +411,47 @@ impl<C: ChainView> Service<C> {
         Ok(ProofResponse {
             proof: Blob(proof.to_bytes()),
         })
+    }
+
+    /// Checks a reader's cumulative receipt for this provider: the deal exists, the receipt
+    /// names this provider, and the owner or a delegate signed it. Returns the signer.
+    pub fn check_receipt(
+        &self,
+        peer: &str,
+        now_ms: u64,
+        r: &ReceiptSubmit,
+    ) -> Result<chain_light::bytes::Address, NetError> {
+        let _slot = self.admit(peer, now_ms)?;
+        if r.receipt.provider != self.key.address() {
+            return Err(NetError::BadRequest(format!(
+                "the receipt names provider {}, this is {}",
+                r.receipt.provider,
+                self.key.address()
+            )));
+        }
+        let deal = self.deal(r.receipt.deal)?;
+        let signer = chain_light::crypto::recover(&r.receipt.digest(self.chain.chain_id()), &r.sig)
+            .map_err(|e| NetError::Forbidden(format!("receipt signature: {e}")))?;
+        if !deal.is_authorized(&signer, self.chain.epoch()) {
+            return Err(NetError::Forbidden(format!(
+                "receipt signed by {signer}, not the owner or a delegate"
+            )));
+        }
+        Ok(signer)
+    }
+}
+
+impl ChainView for nilstore_net::chain::HttpChain {
+    fn chain_id(&self) -> u64 {
+        nilstore_net::chain::HttpChain::chain_id(self)
+    }
+
+    fn epoch(&self) -> u64 {
+        nilstore_net::chain::HttpChain::epoch(self)
+    }
+
+    fn deal(&self, id: u64) -> Result<Option<Deal>, NetError> {
+        nilstore_net::chain::HttpChain::deal(self, id)
+            .map_err(|e| NetError::Unavailable(format!("chain: {e:#}")))
     }
 }

@@ -14,8 +14,7 @@ use chain_light::block::Genesis;
 use chain_light::bytes::Address;
 use chain_light::tx::Msg;
 use common::{dev_key, included, submit, validator};
-use nilstore_provider::chain::HttpChain;
-use nilstore_provider::service::ChainView;
+use nilstore_net::chain::HttpChain;
 
 const CHAIN: u64 = 4_242;
 

@@ -137,6 +137,8 @@ pub fn router(node: Node, tx_rate: u32) -> Router {
         .route("/state/deal/{id}", get(deal))
         .route("/state/validator/{addr}", get(validator))
         .route("/state/globals", get(globals))
+        .route("/state/work/{deal}/{slot}", get(work))
+        .route("/state/receipt/{deal}/{provider}", get(receipt))
         .route("/events", get(events))
         .route("/metrics", get(metrics))
         .route("/health", get(|| async { "ok" }))
@@ -333,6 +335,26 @@ async fn validator(
 
 async fn deal(State(n): State<Node>, Path(id): Path<u64>, Query(q): Query<AtHeight>) -> ApiResult {
     proven::<crate::state::Deal>(&n, state_key(tag::DEAL, &id), q.height)
+}
+
+async fn work(
+    State(n): State<Node>,
+    Path((deal, slot)): Path<(u64, u32)>,
+    Query(q): Query<AtHeight>,
+) -> ApiResult {
+    proven::<crate::state::Work>(&n, state_key(tag::WORK, &(deal, slot)), q.height)
+}
+
+async fn receipt(
+    State(n): State<Node>,
+    Path((deal, provider)): Path<(u64, String)>,
+    Query(q): Query<AtHeight>,
+) -> ApiResult {
+    proven::<crate::state::ReceiptState>(
+        &n,
+        state_key(tag::RECEIPT, &(deal, address(&provider)?)),
+        q.height,
+    )
 }
 
 async fn globals(State(n): State<Node>, Query(q): Query<AtHeight>) -> ApiResult {

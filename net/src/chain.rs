@@ -1,4 +1,4 @@
-//! The provider's view of the chain: a light client over a validator's HTTP API. Headers
+//! A native node's view of the chain (provider, relay, CLI): a light client over a validator's HTTP API. Headers
 //! are trusted only with a finalization certificate from the validator set the client
 //! already trusts (following set changes through `validators_hash` and a proven `Globals`
 //! record); deals and globals are read with state proofs against the trusted header. A
@@ -10,13 +10,14 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context as _, Result};
 use chain_light::auth::StateProof;
 use chain_light::block::{Chain, Genesis, Header};
+use chain_light::bytes::Address;
 use chain_light::light::LightClient;
-use chain_light::state::{state_key, tag, Deal, Globals};
-use nilstore_net::proto::NetError;
+use chain_light::state::{
+    state_key, tag, Account, Deal, Deputy, Globals, Provider, ReceiptState, Work,
+};
+use chain_light::tx::SignedTx;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-
-use crate::service::ChainView;
 
 /// Largest record decoded from a proof.
 const MAX_RECORD: usize = 16 << 20;
@@ -164,17 +165,154 @@ impl HttpChain {
     }
 }
 
-impl ChainView for HttpChain {
-    fn chain_id(&self) -> u64 {
+/// What the API says about a submitted transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TxStatus {
+    /// Waiting in the mempool (or unknown to this node).
+    Pending,
+    /// Included at a height; `Ok(())` if it executed, else the chain's error.
+    Included(u64, std::result::Result<(), String>),
+}
+
+impl HttpChain {
+    /// The chain id of the trusted header.
+    pub fn chain_id(&self) -> u64 {
         self.lock().map_or(0, |f| f.lc.trusted().chain_id)
     }
 
-    fn epoch(&self) -> u64 {
+    /// The epoch of the trusted state (updated by [`HttpChain::sync`]).
+    pub fn epoch(&self) -> u64 {
         self.lock().map_or(0, |f| f.epoch)
     }
 
-    fn deal(&self, id: u64) -> Result<Option<Deal>, NetError> {
+    /// A deal, proven (None: no such deal — ended, cancelled or never created).
+    pub fn deal(&self, id: u64) -> Result<Option<Deal>> {
         self.proven(&format!("/state/deal/{id}"), state_key(tag::DEAL, &id))
-            .map_err(|e| NetError::Unavailable(format!("chain: {e:#}")))
+    }
+
+    /// Chain-wide values, proven.
+    pub fn globals(&self) -> Result<Globals> {
+        self.proven("/state/globals", vec![tag::GLOBALS])?
+            .ok_or_else(|| anyhow!("no globals"))
+    }
+
+    /// This epoch's proof work of a slot, proven (default when nothing happened yet).
+    pub fn work(&self, deal: u64, slot: u32) -> Result<Work> {
+        Ok(self
+            .proven(
+                &format!("/state/work/{deal}/{slot}"),
+                state_key(tag::WORK, &(deal, slot)),
+            )?
+            .unwrap_or_default())
+    }
+
+    /// The redeemed-receipt state of (deal, provider), proven.
+    pub fn receipt_state(&self, deal: u64, provider: &Address) -> Result<ReceiptState> {
+        Ok(self
+            .proven(
+                &format!("/state/receipt/{deal}/{provider}"),
+                state_key(tag::RECEIPT, &(deal, *provider)),
+            )?
+            .unwrap_or_default())
+    }
+
+    /// A provider record, proven.
+    pub fn provider(&self, a: &Address) -> Result<Option<Provider>> {
+        self.proven(&format!("/state/provider/{a}"), state_key(tag::PROVIDER, a))
+    }
+
+    /// A deputy record, proven.
+    pub fn deputy(&self, a: &Address) -> Result<Option<Deputy>> {
+        self.proven(&format!("/state/deputy/{a}"), state_key(tag::DEPUTY, a))
+    }
+
+    /// An account, proven (default when absent).
+    pub fn account(&self, a: &Address) -> Result<Account> {
+        Ok(self
+            .proven(&format!("/state/account/{a}"), state_key(tag::ACCOUNT, a))?
+            .unwrap_or_default())
+    }
+
+    /// Submits a signed transaction; returns its hash.
+    pub fn submit(&self, tx: &SignedTx) -> Result<String> {
+        let body = serde_json::to_value(tx).context("encode the transaction")?;
+        let r = match self
+            .agent
+            .post(&format!("{}/tx", self.base))
+            .send_json(body)
+        {
+            Ok(r) => r,
+            Err(ureq::Error::Status(code, r)) => {
+                let why = r.into_string().unwrap_or_default();
+                bail!("POST /tx: {code}: {why}");
+            }
+            Err(e) => bail!("POST /tx: {e}"),
+        };
+        let v: Value = r.into_json().context("POST /tx: JSON")?;
+        v["hash"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| anyhow!("POST /tx: no hash"))
+    }
+
+    /// The status of a submitted transaction (as the API reports it: a hint; effects are
+    /// read back through proven state).
+    pub fn tx_status(&self, hash: &str) -> Result<TxStatus> {
+        let v = match self.agent.get(&format!("{}/tx/{hash}", self.base)).call() {
+            Ok(r) => r.into_json::<Value>().context("GET /tx: JSON")?,
+            Err(ureq::Error::Status(404, _)) => return Ok(TxStatus::Pending),
+            Err(e) => bail!("GET /tx/{hash}: {e}"),
+        };
+        if v["status"] != "included" {
+            return Ok(TxStatus::Pending);
+        }
+        let height = v["height"].as_u64().unwrap_or(0);
+        let outcome = &v["result"]["outcome"];
+        Ok(TxStatus::Included(
+            height,
+            if outcome["status"] == "ok" {
+                Ok(())
+            } else {
+                Err(outcome.to_string())
+            },
+        ))
+    }
+
+    /// Follows the validator's event feed (`GET /events`, server-sent events), calling `f`
+    /// with each block's JSON until the stream ends or `f` returns false. Events are hints:
+    /// act on them only after reading the named records with proofs.
+    pub fn follow_events(&self, mut f: impl FnMut(&Value) -> bool) -> Result<()> {
+        use std::io::BufRead as _;
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(Duration::from_secs(10))
+            .timeout_read(Duration::from_secs(60)) // the feed sends keep-alives every 15 s
+            .build();
+        let r = agent
+            .get(&format!("{}/events", self.base))
+            .call()
+            .map_err(|e| anyhow!("GET /events: {e}"))?;
+        let mut reader = std::io::BufReader::new(r.into_reader());
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = std::io::Read::take(&mut reader, MAX_RECORD as u64)
+                .read_line(&mut line)
+                .context("event feed")?;
+            if n == 0 {
+                break; // the feed ended
+            }
+            if !line.ends_with('\n') && n >= MAX_RECORD {
+                bail!("event feed line too long");
+            }
+            if let Some(data) = line.strip_prefix("data:") {
+                let Ok(v) = serde_json::from_str::<Value>(data.trim()) else {
+                    continue;
+                };
+                if !f(&v) {
+                    break;
+                }
+            }
+        }
+        Ok(())
     }
 }

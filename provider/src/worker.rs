@@ -1,0 +1,531 @@
+//! The provider's chain duties, run once per followed block (SPEC §6, §9):
+//!
+//! - **Challenges.** For every active slot it holds of a challenged deal, it derives this
+//!   epoch's challenges from the beacon (the chain's own derivation), builds the triple
+//!   proofs from the stored shards and submits them batched in `SubmitProofs` (at most
+//!   `max_proofs_per_tx` each), early in the epoch; a rejected batch is retried while the
+//!   epoch lasts.
+//! - **Receipts.** It keeps the latest verified receipt per deal (durably, in
+//!   `receipts.json`) and redeems it when its nonce is above the chain's.
+//! - **Garbage collection.** Data of a deal the chain proves absent (ended or cancelled), or
+//!   of a deal where it no longer holds a slot (evicted and repaired elsewhere), is deleted.
+//! - **Repair.** A slot assigned to it as the pending provider is rebuilt by
+//!   [`crate::repair`], then proven with the repair challenges (`CompleteRepair`).
+//!
+//! Which deals to look at comes from its store and from the validator's event feed (hints
+//! only: every decision reads the deal with a state proof).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{anyhow, Context as _, Result};
+use chain_light::bytes::{Address, Blob, Sig65, H256};
+use chain_light::crypto::SecretKey;
+use chain_light::exec::repair_beacon;
+use chain_light::state::{Deal, Globals, SlotStatus};
+use chain_light::tx::{Msg, ProofItem, Receipt, Tx};
+use nilstore_net::chain::{HttpChain, TxStatus};
+use nilstore_net::proto::ProofRequest;
+use serde::{Deserialize, Serialize};
+use wasm_core::proof::{derive_challenge, ChallengeInput};
+
+use crate::service::Service;
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct WorkerCounters {
+    /// Proofs accepted on chain.
+    pub proofs_submitted: AtomicU64,
+    /// Proofs that failed to build or were rejected.
+    pub proofs_failed: AtomicU64,
+    /// Receipts redeemed.
+    pub receipts_redeemed: AtomicU64,
+    /// Deals whose data was deleted.
+    pub deals_collected: AtomicU64,
+    /// Repairs completed on chain.
+    pub repairs_completed: AtomicU64,
+    /// MDUs rebuilt by repairs.
+    pub repair_mdus_done: AtomicU64,
+    /// MDUs to rebuild in the repairs under way.
+    pub repair_mdus_total: AtomicU64,
+}
+
+/// A transaction this node sent and is waiting for.
+#[derive(Clone, Debug)]
+enum Sent {
+    Proofs {
+        epoch: u64,
+        items: Vec<(u64, u32, u32)>,
+    },
+    Redeem {
+        deal: u64,
+    },
+    Repair {
+        deal: u64,
+        slot: u32,
+    },
+}
+
+#[derive(Default)]
+struct Duties {
+    /// Deals to look at besides the stored ones (event hints), bounded.
+    hinted: BTreeSet<u64>,
+    /// Challenges submitted and not yet known to have failed: (epoch, deal, slot, ordinal).
+    submitted: BTreeSet<(u64, u64, u32, u32)>,
+    /// Transactions in flight: hash → what.
+    sent: BTreeMap<String, Sent>,
+    /// Next nonce to use (max of the chain's and what was sent).
+    nonce: u64,
+    /// Deals with a redeem in flight.
+    redeeming: BTreeSet<u64>,
+    /// Slots with a repair completion in flight.
+    repairing: BTreeSet<(u64, u32)>,
+}
+
+/// The latest receipts per deal, persisted.
+#[derive(Default, Serialize, Deserialize)]
+struct Receipts {
+    latest: BTreeMap<u64, (Receipt, Sig65)>,
+}
+
+/// A proof and its (deal, slot, ordinal).
+type Challenged = (ProofItem, (u64, u32, u32));
+
+/// Hints kept at most.
+const MAX_HINTS: usize = 100_000;
+
+/// Rebuilds a repairing slot (implemented over the network by the daemon).
+pub trait SlotRepairer: Send + Sync {
+    /// Fetches, verifies and stores every MDU of `slot` of `deal`; returns the MDUs done.
+    fn repair(&self, deal_id: u64, deal: &Deal, slot: u32) -> Result<u64>;
+}
+
+/// The chain duties of one provider.
+pub struct Worker {
+    svc: Arc<Service<HttpChain>>,
+    key: SecretKey,
+    me: Address,
+    receipts_path: PathBuf,
+    receipts: Mutex<Receipts>,
+    duties: Mutex<Duties>,
+    /// Counters.
+    pub counters: WorkerCounters,
+}
+
+impl Worker {
+    /// Duties for the provider behind `svc`, signing with `key`; receipts persist under
+    /// `home`.
+    pub fn new(
+        svc: Arc<Service<HttpChain>>,
+        key: SecretKey,
+        home: &std::path::Path,
+    ) -> Result<Worker> {
+        let receipts_path = home.join("receipts.json");
+        let receipts = match std::fs::read(&receipts_path) {
+            Ok(b) => serde_json::from_slice(&b).context("receipts.json")?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Receipts::default(),
+            Err(e) => return Err(e).context("read receipts.json"),
+        };
+        Ok(Worker {
+            svc,
+            me: key.address(),
+            key,
+            receipts_path,
+            receipts: Mutex::new(receipts),
+            duties: Mutex::new(Duties::default()),
+            counters: WorkerCounters::default(),
+        })
+    }
+
+    fn duties(&self) -> Result<std::sync::MutexGuard<'_, Duties>> {
+        self.duties
+            .lock()
+            .map_err(|_| anyhow!("worker state poisoned"))
+    }
+
+    /// Notes a deal named by the event feed.
+    pub fn hint(&self, deal: u64) {
+        if let Ok(mut d) = self.duties() {
+            if d.hinted.len() < MAX_HINTS {
+                d.hinted.insert(deal);
+            }
+        }
+    }
+
+    /// Reads every event of a feed block (`GET /events` JSON) for deal ids.
+    pub fn hint_block(&self, block: &serde_json::Value) {
+        let mut ids = Vec::new();
+        let mut collect = |events: &serde_json::Value| {
+            for e in events.as_array().into_iter().flatten() {
+                if let Some(id) = e["deal"].as_u64() {
+                    ids.push(id);
+                }
+            }
+        };
+        collect(&block["block_events"]);
+        for t in block["txs"].as_array().into_iter().flatten() {
+            collect(&t["events"]);
+        }
+        for id in ids {
+            self.hint(id);
+        }
+    }
+
+    /// Stores a verified receipt if it is newer than the one held; returns the nonce held.
+    pub fn keep_receipt(&self, r: Receipt, sig: Sig65) -> Result<u64> {
+        let mut rs = self
+            .receipts
+            .lock()
+            .map_err(|_| anyhow!("receipts poisoned"))?;
+        let held = rs.latest.get(&r.deal).map_or(0, |(h, _)| h.nonce);
+        if r.nonce <= held {
+            return Ok(held);
+        }
+        let nonce = r.nonce;
+        rs.latest.insert(r.deal, (r, sig));
+        let tmp = self.receipts_path.with_extension("json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec(&*rs)?).context("write receipts")?;
+        std::fs::File::open(&tmp)?.sync_all()?;
+        std::fs::rename(&tmp, &self.receipts_path).context("rename receipts")?;
+        Ok(nonce)
+    }
+
+    fn submit(&self, msg: Msg, what: Sent) -> Result<String> {
+        let chain = self.svc.chain();
+        let g = chain.globals()?;
+        let mut d = self.duties()?;
+        let on_chain = chain.account(&self.me)?.nonce;
+        if d.sent.is_empty() || d.nonce < on_chain {
+            d.nonce = on_chain;
+        }
+        let tx = Tx {
+            chain_id: chain.chain_id(),
+            from: self.me,
+            nonce: d.nonce,
+            fee: g.params.min_fee,
+            msg,
+        }
+        .sign(&self.key);
+        match chain.submit(&tx) {
+            Ok(hash) => {
+                d.nonce += 1;
+                d.sent.insert(hash.clone(), what);
+                Ok(hash)
+            }
+            Err(e) => {
+                d.nonce = on_chain; // resynchronise on the next attempt
+                Err(e)
+            }
+        }
+    }
+
+    /// The deals to look at: the stored ones and the hinted ones.
+    fn deal_ids(&self) -> Result<BTreeSet<u64>> {
+        let mut ids: BTreeSet<u64> = self.svc.store().deals()?.into_iter().collect();
+        ids.extend(self.duties()?.hinted.iter().copied());
+        Ok(ids)
+    }
+
+    /// Rebuilds the slots assigned to this node as the pending provider (long-running: the
+    /// daemon calls it from its own loop, apart from [`Worker::tick`]).
+    pub fn repairs(&self, repairer: &dyn SlotRepairer) -> Result<()> {
+        let chain = self.svc.chain();
+        let g = chain.globals()?;
+        for id in self.deal_ids()? {
+            let Some(deal) = chain.deal(id)? else {
+                continue;
+            };
+            for (i, s) in deal.slots.iter().enumerate() {
+                if s.status == SlotStatus::Repairing && s.pending == Some(self.me) {
+                    if let Err(e) = self.repair(repairer, &g, id, &deal, i as u32) {
+                        tracing::warn!(deal = id, slot = i, error = %format!("{e:#}"), "repair");
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One round of duties at the chain's trusted height: settle what was sent, collect
+    /// garbage, prove this epoch's challenges, redeem receipts.
+    pub fn tick(&self) -> Result<()> {
+        let chain = self.svc.chain();
+        let g = chain.globals()?;
+        self.settle(&g)?;
+        let ids = self.deal_ids()?;
+        let mut proofs: Vec<Challenged> = Vec::new();
+        for id in ids {
+            let Some(deal) = chain.deal(id)? else {
+                self.collect(id, "the deal ended")?;
+                continue;
+            };
+            let mine: Vec<u32> = (0..deal.slots.len() as u32)
+                .filter(|&i| {
+                    let s = &deal.slots[i as usize];
+                    s.provider == self.me || s.pending == Some(self.me)
+                })
+                .collect();
+            if mine.is_empty() {
+                self.collect(id, "no slot of the deal is held here")?;
+                continue;
+            }
+            for slot in mine {
+                let s = &deal.slots[slot as usize];
+                if s.status == SlotStatus::Active && s.provider == self.me {
+                    proofs.extend(self.challenges(&g, id, &deal, slot)?);
+                }
+            }
+            self.redeem(id)?;
+        }
+        for batch in proofs.chunks(g.params.max_proofs_per_tx.max(1) as usize) {
+            let (items, keys): (Vec<ProofItem>, Vec<(u64, u32, u32)>) =
+                batch.iter().cloned().unzip();
+            let n = items.len();
+            match self.submit(
+                Msg::SubmitProofs {
+                    epoch: g.epoch,
+                    items,
+                },
+                Sent::Proofs {
+                    epoch: g.epoch,
+                    items: keys.clone(),
+                },
+            ) {
+                Ok(hash) => {
+                    tracing::info!(epoch = g.epoch, proofs = n, %hash, "submitted storage proofs");
+                    let mut d = self.duties()?;
+                    for (deal, slot, ord) in keys {
+                        d.submitted.insert((g.epoch, deal, slot, ord));
+                    }
+                }
+                Err(e) => {
+                    self.counters
+                        .proofs_failed
+                        .fetch_add(n as u64, Ordering::Relaxed);
+                    tracing::warn!(error = %format!("{e:#}"), "submit proofs");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the transactions in flight.
+    fn settle(&self, g: &Globals) -> Result<()> {
+        let chain = self.svc.chain();
+        let sent: Vec<(String, Sent)> = self
+            .duties()?
+            .sent
+            .iter()
+            .map(|(h, s)| (h.clone(), s.clone()))
+            .collect();
+        for (hash, what) in sent {
+            let status = chain.tx_status(&hash)?;
+            let TxStatus::Included(_, result) = status else {
+                continue;
+            };
+            let mut d = self.duties()?;
+            d.sent.remove(&hash);
+            match (what, result) {
+                (Sent::Proofs { items, .. }, Ok(())) => {
+                    self.counters
+                        .proofs_submitted
+                        .fetch_add(items.len() as u64, Ordering::Relaxed);
+                }
+                (Sent::Proofs { epoch, items }, Err(e)) => {
+                    tracing::warn!(epoch, error = %e, "storage proofs rejected");
+                    self.counters
+                        .proofs_failed
+                        .fetch_add(items.len() as u64, Ordering::Relaxed);
+                    for (deal, slot, ord) in items {
+                        d.submitted.remove(&(epoch, deal, slot, ord));
+                    }
+                }
+                (Sent::Redeem { deal }, r) => {
+                    d.redeeming.remove(&deal);
+                    match r {
+                        Ok(()) => {
+                            self.counters
+                                .receipts_redeemed
+                                .fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(e) => tracing::warn!(deal, error = %e, "receipt redemption rejected"),
+                    }
+                }
+                (Sent::Repair { deal, slot }, r) => {
+                    d.repairing.remove(&(deal, slot));
+                    match r {
+                        Ok(()) => {
+                            self.counters
+                                .repairs_completed
+                                .fetch_add(1, Ordering::Relaxed);
+                            tracing::info!(deal, slot, "repair completed on chain");
+                        }
+                        Err(e) => {
+                            tracing::warn!(deal, slot, error = %e, "repair completion rejected")
+                        }
+                    }
+                }
+            }
+        }
+        let mut d = self.duties()?;
+        let epoch = g.epoch;
+        d.submitted.retain(|k| k.0 >= epoch);
+        Ok(())
+    }
+
+    /// Deletes a deal's data.
+    fn collect(&self, id: u64, why: &str) -> Result<()> {
+        let removed = self.svc.store().remove_deal(id)?;
+        self.duties()?.hinted.remove(&id);
+        if removed > 0 {
+            self.counters
+                .deals_collected
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::info!(deal = id, shards = removed, why, "deleted a deal's data");
+        }
+        Ok(())
+    }
+
+    /// This epoch's open challenges of an active slot, proven.
+    fn challenges(
+        &self,
+        g: &Globals,
+        id: u64,
+        deal: &Deal,
+        slot: u32,
+    ) -> Result<Vec<Challenged>> {
+        if deal.manifest_root.is_none() || deal.user_mdus() == 0 || deal.content_epoch >= g.epoch {
+            return Ok(Vec::new());
+        }
+        let chain = self.svc.chain();
+        let work = chain.work(id, slot)?;
+        let p = &g.params;
+        let credits =
+            u32::try_from(work.credit_blobs / p.blobs_per_credit.max(1)).unwrap_or(u32::MAX);
+        let quota = p
+            .challenges_per_slot
+            .saturating_sub(credits)
+            .max(p.min_challenges)
+            .min(64);
+        let mut out = Vec::new();
+        for ordinal in 0..quota {
+            if work.proven & (1u64 << ordinal) != 0
+                || self
+                    .duties()?
+                    .submitted
+                    .contains(&(g.epoch, id, slot, ordinal))
+            {
+                continue;
+            }
+            match self.prove(&g.beacon, id, deal, slot, ordinal) {
+                Ok(proof) => out.push((
+                    ProofItem {
+                        deal: id,
+                        slot,
+                        ordinal,
+                        proof,
+                    },
+                    (id, slot, ordinal),
+                )),
+                Err(e) => {
+                    self.counters.proofs_failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(deal = id, slot, ordinal, error = %format!("{e:#}"), "cannot prove a challenge");
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The triple proof of challenge `ordinal` under `beacon`.
+    fn prove(&self, beacon: &H256, id: u64, deal: &Deal, slot: u32, ordinal: u32) -> Result<Blob> {
+        let c = derive_challenge(&ChallengeInput {
+            beacon: &beacon.0,
+            deal_id: id,
+            generation: deal.generation,
+            slot,
+            ordinal,
+            witness_mdus: deal.witness_mdus,
+            user_mdus: deal.user_mdus(),
+            rows: deal.rows(),
+        })
+        .map_err(|e| anyhow!("challenge: {e}"))?;
+        let r = self
+            .svc
+            .prove_local(&ProofRequest {
+                deal: id,
+                slot,
+                mdu: u32::try_from(c.mdu).context("MDU index")?,
+                row: u32::try_from(c.row).context("row")?,
+                z: H256(c.z.to_bytes_be()),
+            })
+            .map_err(|e| anyhow!("{e}"))?;
+        Ok(r.proof)
+    }
+
+    /// Redeems the latest receipt of a deal if the chain has an older one.
+    fn redeem(&self, id: u64) -> Result<()> {
+        let held = {
+            let rs = self
+                .receipts
+                .lock()
+                .map_err(|_| anyhow!("receipts poisoned"))?;
+            rs.latest.get(&id).cloned()
+        };
+        let Some((receipt, sig)) = held else {
+            return Ok(());
+        };
+        if self.duties()?.redeeming.contains(&id) {
+            return Ok(());
+        }
+        let on_chain = self.svc.chain().receipt_state(id, &self.me)?;
+        if receipt.nonce <= on_chain.nonce {
+            return Ok(());
+        }
+        match self.submit(
+            Msg::RedeemReceipt { receipt, sig },
+            Sent::Redeem { deal: id },
+        ) {
+            Ok(hash) => {
+                tracing::info!(deal = id, %hash, "redeeming a receipt");
+                self.duties()?.redeeming.insert(id);
+            }
+            Err(e) => tracing::warn!(deal = id, error = %format!("{e:#}"), "redeem a receipt"),
+        }
+        Ok(())
+    }
+
+    /// Rebuilds a slot assigned to this node and proves it with the repair challenges.
+    fn repair(
+        &self,
+        r: &dyn SlotRepairer,
+        g: &Globals,
+        id: u64,
+        deal: &Deal,
+        slot: u32,
+    ) -> Result<()> {
+        if self.duties()?.repairing.contains(&(id, slot)) {
+            return Ok(());
+        }
+        r.repair(id, deal, slot)?;
+        let mut proofs = Vec::new();
+        if deal.manifest_root.is_some() && deal.user_mdus() > 0 {
+            let beacon = repair_beacon(&g.beacon, id, slot);
+            for i in 0..g.params.repair_proofs {
+                proofs.push(self.prove(&beacon, id, deal, slot, i)?);
+            }
+        }
+        let hash = self.submit(
+            Msg::CompleteRepair {
+                deal: id,
+                slot,
+                proofs,
+            },
+            Sent::Repair { deal: id, slot },
+        )?;
+        tracing::info!(deal = id, slot, %hash, "repaired; proving readiness");
+        self.duties()?.repairing.insert((id, slot));
+        Ok(())
+    }
+}
