@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use crate::codec::WireCodec;
 use crate::proto::{
-    DeputyRequest, DeputyResponse, FetchRequest, FetchResponse, ProofRequest, ProofResponse,
-    Protocol, ReceiptAck, ReceiptSubmit, UploadAck, UploadShard,
+    DeputyRequest, DeputyResponse, FetchRequest, FetchResponse, LocateRequest, LocateResponse,
+    ProofRequest, ProofResponse, Protocol, ReceiptAck, ReceiptSubmit, UploadAck, UploadShard,
 };
 
 /// Streams (in and out) per connection and protocol.
@@ -26,6 +26,8 @@ pub type Proof = request_response::Behaviour<WireCodec<ProofRequest, ProofRespon
 pub type Deputy = request_response::Behaviour<WireCodec<DeputyRequest, DeputyResponse>>;
 /// `/nilstore/receipt/1`.
 pub type Receipt = request_response::Behaviour<WireCodec<ReceiptSubmit, ReceiptAck>>;
+/// `/nilstore/locate/1`.
+pub type Locate = request_response::Behaviour<WireCodec<LocateRequest, LocateResponse>>;
 
 /// The behaviour of `protocol`, serving it when `serve` (otherwise outbound only, so peers
 /// asking get "unsupported protocol" at once).
@@ -59,7 +61,7 @@ mod derived {
     use super::*;
     use libp2p::swarm::NetworkBehaviour;
 
-    /// The five protocol behaviours (one libp2p behaviour, nested in native and browser
+    /// The six protocol behaviours (one libp2p behaviour, nested in native and browser
     /// nodes).
     #[derive(NetworkBehaviour)]
     pub struct Protocols {
@@ -73,6 +75,8 @@ mod derived {
         pub deputy: Deputy,
         /// `/nilstore/receipt/1`.
         pub receipt: Receipt,
+        /// `/nilstore/locate/1`.
+        pub locate: Locate,
     }
 }
 
@@ -86,6 +90,7 @@ impl Protocols {
             proof: behaviour(Protocol::Proof, s(Protocol::Proof)),
             deputy: behaviour(Protocol::Deputy, s(Protocol::Deputy)),
             receipt: behaviour(Protocol::Receipt, s(Protocol::Receipt)),
+            locate: behaviour(Protocol::Locate, s(Protocol::Locate)),
         }
     }
 }

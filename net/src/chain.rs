@@ -11,11 +11,12 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use chain_light::auth::StateProof;
 use chain_light::block::{Chain, Genesis, Header};
 use chain_light::bytes::Address;
+use chain_light::crypto::SecretKey;
 use chain_light::light::LightClient;
 use chain_light::state::{
     state_key, tag, Account, Deal, Deputy, Globals, Provider, ReceiptState, Work,
 };
-use chain_light::tx::SignedTx;
+use chain_light::tx::{Msg, SignedTx, Tx};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -315,4 +316,100 @@ impl HttpChain {
         }
         Ok(())
     }
+}
+
+/// Transactions sent but not yet seen on chain, at most, before nonces restart from the
+/// chain's (a transaction dropped from a mempool must not block the account for ever).
+const MAX_UNCONFIRMED: u64 = 16;
+
+/// Signs and submits an account's transactions, tracking its nonce across transactions that
+/// are still in the mempool.
+pub struct Signer {
+    key: SecretKey,
+    next: Mutex<Option<u64>>,
+}
+
+impl Signer {
+    /// A signer for `key`.
+    pub fn new(key: SecretKey) -> Signer {
+        Signer {
+            key,
+            next: Mutex::new(None),
+        }
+    }
+
+    /// The account.
+    pub fn address(&self) -> Address {
+        self.key.address()
+    }
+
+    /// The key.
+    pub fn key(&self) -> &SecretKey {
+        &self.key
+    }
+
+    /// Signs `msg` with the next nonce and the chain's minimum fee, and submits it.
+    pub fn send(&self, chain: &HttpChain, msg: Msg) -> Result<String> {
+        let fee = chain.globals()?.params.min_fee;
+        let on_chain = chain.account(&self.key.address())?.nonce;
+        let mut next = self.next.lock().map_err(|_| anyhow!("signer poisoned"))?;
+        let nonce = match *next {
+            Some(n) if n >= on_chain && n < on_chain + MAX_UNCONFIRMED => n,
+            _ => on_chain,
+        };
+        let tx = Tx {
+            chain_id: chain.chain_id(),
+            from: self.key.address(),
+            nonce,
+            fee,
+            msg,
+        }
+        .sign(&self.key);
+        match chain.submit(&tx) {
+            Ok(hash) => {
+                *next = Some(nonce + 1);
+                Ok(hash)
+            }
+            Err(e) => {
+                *next = None;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// An account key: from the environment variable `env` (hex) if set, else from `path`
+/// (hex, mode 0600), created with a fresh random key when absent. Never logged.
+pub fn account_key(env: &str, path: &std::path::Path) -> Result<SecretKey> {
+    let hex_key = match std::env::var(env) {
+        Ok(k) => k,
+        Err(_) => {
+            if !path.exists() {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                let key = loop {
+                    let b: [u8; 32] = rand10::random();
+                    if let Ok(k) = SecretKey::from_bytes(&b) {
+                        break k;
+                    }
+                };
+                chain_light::secret_file::write(path, hex::encode(key.to_bytes()).as_bytes())?;
+            }
+            String::from_utf8(chain_light::secret_file::read(path).map_err(anyhow::Error::msg)?)?
+        }
+    };
+    let bytes: [u8; 32] = hex::decode(hex_key.trim().trim_start_matches("0x"))
+        .context("account key: hex")?
+        .try_into()
+        .map_err(|_| anyhow!("account key: 32 bytes"))?;
+    SecretKey::from_bytes(&bytes).map_err(|e| anyhow!("account key: {e}"))
+}
+
+/// Reads a genesis document.
+pub fn read_genesis(path: &std::path::Path) -> Result<Genesis> {
+    serde_json::from_slice(
+        &std::fs::read(path).with_context(|| format!("read {}", path.display()))?,
+    )
+    .with_context(|| format!("parse {}", path.display()))
 }

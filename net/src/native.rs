@@ -204,6 +204,23 @@ pub fn build_swarm(cfg: NodeConfig) -> Result<Swarm<Behaviour>, BoxError> {
     Ok(swarm)
 }
 
+/// A client swarm under a fresh identity, serving nothing (TCP and QUIC): what a deputy
+/// fetches with, so a provider cannot tell it from any other reader (SPEC §7).
+pub fn ephemeral_client(idle_timeout: Duration) -> Result<Swarm<Protocols>, BoxError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Ok(SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )?
+        .with_quic()
+        .with_behaviour(|_| Protocols::new(&[]))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(idle_timeout))
+        .build())
+}
+
 /// The listen addresses of a node on `ip`: TCP, QUIC, WebRTC-direct and WebSocket, with the
 /// given ports (0: any).
 pub fn listen_addrs(ip: std::net::IpAddr, ports: ListenPorts) -> Vec<Multiaddr> {

@@ -30,16 +30,19 @@ pub enum Protocol {
     Deputy,
     /// Reader → provider: a signed cumulative receipt.
     Receipt,
+    /// Browser → relay: who serves a deal (from proven chain state).
+    Locate,
 }
 
 impl Protocol {
     /// Every protocol.
-    pub const ALL: [Protocol; 5] = [
+    pub const ALL: [Protocol; 6] = [
         Protocol::Upload,
         Protocol::Fetch,
         Protocol::Proof,
         Protocol::Deputy,
         Protocol::Receipt,
+        Protocol::Locate,
     ];
 
     /// The libp2p protocol name.
@@ -50,6 +53,7 @@ impl Protocol {
             Protocol::Proof => "/nilstore/proof/1",
             Protocol::Deputy => "/nilstore/deputy/1",
             Protocol::Receipt => "/nilstore/receipt/1",
+            Protocol::Locate => "/nilstore/locate/1",
         }
     }
 
@@ -58,7 +62,11 @@ impl Protocol {
         match self {
             // A metadata MDU is stored whole: 64 blobs, plus 64 leaves.
             Protocol::Upload => BLOBS_PER_MDU * BLOB_BYTES + OVERHEAD,
-            Protocol::Fetch | Protocol::Proof | Protocol::Deputy | Protocol::Receipt => 16 << 10,
+            Protocol::Fetch
+            | Protocol::Proof
+            | Protocol::Deputy
+            | Protocol::Receipt
+            | Protocol::Locate => 16 << 10,
         }
     }
 
@@ -69,7 +77,7 @@ impl Protocol {
             Protocol::Fetch | Protocol::Proof => 60,
             // A deputy waits for the provider first.
             Protocol::Deputy => 90,
-            Protocol::Receipt => 15,
+            Protocol::Receipt | Protocol::Locate => 15,
         })
     }
 
@@ -77,6 +85,8 @@ impl Protocol {
     pub const fn max_response(self) -> usize {
         match self {
             Protocol::Upload | Protocol::Proof | Protocol::Receipt => 16 << 10,
+            // 255 slots × a provider record with 8 endpoints.
+            Protocol::Locate => 1 << 20,
             // A whole shard at K = 1 is an MDU.
             Protocol::Fetch | Protocol::Deputy => BLOBS_PER_MDU * BLOB_BYTES + OVERHEAD,
         }
@@ -303,6 +313,39 @@ pub struct ReceiptSubmit {
 pub struct ReceiptAck {
     /// The highest nonce the provider holds for this reader and deal.
     pub nonce: u64,
+}
+
+/// Which providers serve a deal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocateRequest {
+    /// Deal.
+    pub deal: u64,
+}
+
+/// One slot of a deal and where to reach its provider.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotLocation {
+    /// Slot index.
+    pub slot: u32,
+    /// The provider's account.
+    pub provider: Address,
+    /// Whether the slot is active (false: being repaired; read the others).
+    pub active: bool,
+    /// The provider's libp2p peer id.
+    pub peer_id: String,
+    /// Its registered multiaddrs.
+    pub endpoints: Vec<String>,
+}
+
+/// The answer: the deal's slots at a verified height.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocateResponse {
+    /// Chain height the relay's light client verified the records at.
+    pub height: u64,
+    /// Data slots K (any K slots rebuild the data).
+    pub k: u32,
+    /// Slots in order.
+    pub slots: Vec<SlotLocation>,
 }
 
 impl UploadShard {

@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{anyhow, Context as _, Result};
-use chain_light::block::Genesis;
 use chain_light::crypto::SecretKey;
 use chain_light::tx::{Msg, Tx};
 use clap::{Parser, Subcommand};
@@ -95,25 +94,7 @@ enum Cmd {
 }
 
 fn account_key(home: &Path) -> Result<SecretKey> {
-    let hex_key = match std::env::var("NILSTORE_PROVIDER_KEY") {
-        Ok(k) => k,
-        Err(_) => {
-            let path = home.join("account.key");
-            if !path.exists() {
-                std::fs::create_dir_all(home)?;
-                let mut b = [0u8; 32];
-                rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
-                let k = SecretKey::from_bytes(&b).map_err(|e| anyhow!("{e}"))?;
-                chain_light::secret_file::write(&path, hex::encode(k.to_bytes()).as_bytes())?;
-            }
-            String::from_utf8(chain_light::secret_file::read(&path).map_err(anyhow::Error::msg)?)?
-        }
-    };
-    let bytes: [u8; 32] = hex::decode(hex_key.trim().trim_start_matches("0x"))
-        .context("account key: hex")?
-        .try_into()
-        .map_err(|_| anyhow!("account key: 32 bytes"))?;
-    SecretKey::from_bytes(&bytes).map_err(|e| anyhow!("account key: {e}"))
+    nilstore_net::chain::account_key("NILSTORE_PROVIDER_KEY", &home.join("account.key"))
 }
 
 fn main() -> ExitCode {
@@ -149,10 +130,7 @@ fn main_inner(cli: Cli) -> Result<()> {
             http,
         } => {
             let gpath = genesis.unwrap_or_else(|| home.join("genesis.json"));
-            let genesis: Genesis = serde_json::from_slice(
-                &std::fs::read(&gpath).with_context(|| format!("read {}", gpath.display()))?,
-            )
-            .with_context(|| format!("parse {}", gpath.display()))?;
+            let genesis = nilstore_net::chain::read_genesis(&gpath)?;
             let wss = match (wss_cert, wss_key) {
                 (Some(c), Some(k)) => Some((
                     std::fs::read(&c).with_context(|| format!("read {}", c.display()))?,

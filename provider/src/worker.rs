@@ -25,8 +25,8 @@ use chain_light::bytes::{Address, Blob, Sig65, H256};
 use chain_light::crypto::SecretKey;
 use chain_light::exec::repair_beacon;
 use chain_light::state::{Deal, Globals, SlotStatus};
-use chain_light::tx::{Msg, ProofItem, Receipt, Tx};
-use nilstore_net::chain::{HttpChain, TxStatus};
+use chain_light::tx::{Msg, ProofItem, Receipt};
+use nilstore_net::chain::{HttpChain, Signer, TxStatus};
 use nilstore_net::proto::ProofRequest;
 use serde::{Deserialize, Serialize};
 use wasm_core::proof::{derive_challenge, ChallengeInput};
@@ -74,10 +74,8 @@ struct Duties {
     hinted: BTreeSet<u64>,
     /// Challenges submitted and not yet known to have failed: (epoch, deal, slot, ordinal).
     submitted: BTreeSet<(u64, u64, u32, u32)>,
-    /// Transactions in flight: hash → what.
-    sent: BTreeMap<String, Sent>,
-    /// Next nonce to use (max of the chain's and what was sent).
-    nonce: u64,
+    /// Transactions in flight: hash → (epoch sent, what).
+    sent: BTreeMap<String, (u64, Sent)>,
     /// Deals with a redeem in flight.
     redeeming: BTreeSet<u64>,
     /// Slots with a repair completion in flight.
@@ -105,7 +103,7 @@ pub trait SlotRepairer: Send + Sync {
 /// The chain duties of one provider.
 pub struct Worker {
     svc: Arc<Service<HttpChain>>,
-    key: SecretKey,
+    signer: Signer,
     me: Address,
     receipts_path: PathBuf,
     receipts: Mutex<Receipts>,
@@ -131,7 +129,7 @@ impl Worker {
         Ok(Worker {
             svc,
             me: key.address(),
-            key,
+            signer: Signer::new(key),
             receipts_path,
             receipts: Mutex::new(receipts),
             duties: Mutex::new(Duties::default()),
@@ -194,31 +192,11 @@ impl Worker {
 
     fn submit(&self, msg: Msg, what: Sent) -> Result<String> {
         let chain = self.svc.chain();
-        let g = chain.globals()?;
-        let mut d = self.duties()?;
-        let on_chain = chain.account(&self.me)?.nonce;
-        if d.sent.is_empty() || d.nonce < on_chain {
-            d.nonce = on_chain;
-        }
-        let tx = Tx {
-            chain_id: chain.chain_id(),
-            from: self.me,
-            nonce: d.nonce,
-            fee: g.params.min_fee,
-            msg,
-        }
-        .sign(&self.key);
-        match chain.submit(&tx) {
-            Ok(hash) => {
-                d.nonce += 1;
-                d.sent.insert(hash.clone(), what);
-                Ok(hash)
-            }
-            Err(e) => {
-                d.nonce = on_chain; // resynchronise on the next attempt
-                Err(e)
-            }
-        }
+        let hash = self.signer.send(chain, msg)?;
+        self.duties()?
+            .sent
+            .insert(hash.clone(), (chain.epoch(), what));
+        Ok(hash)
     }
 
     /// The deals to look at: the stored ones and the hinted ones.
@@ -314,16 +292,20 @@ impl Worker {
     /// Checks the transactions in flight.
     fn settle(&self, g: &Globals) -> Result<()> {
         let chain = self.svc.chain();
-        let sent: Vec<(String, Sent)> = self
+        let sent: Vec<(String, (u64, Sent))> = self
             .duties()?
             .sent
             .iter()
             .map(|(h, s)| (h.clone(), s.clone()))
             .collect();
-        for (hash, what) in sent {
-            let status = chain.tx_status(&hash)?;
-            let TxStatus::Included(_, result) = status else {
-                continue;
+        for (hash, (sent_epoch, what)) in sent {
+            let result = match chain.tx_status(&hash)? {
+                TxStatus::Included(_, result) => result,
+                // Dropped from the mempool (or never seen): give up and let the duty retry.
+                TxStatus::Pending if sent_epoch + 2 <= g.epoch => {
+                    Err("not included within two epochs".to_string())
+                }
+                TxStatus::Pending => continue,
             };
             let mut d = self.duties()?;
             d.sent.remove(&hash);
@@ -389,13 +371,7 @@ impl Worker {
     }
 
     /// This epoch's open challenges of an active slot, proven.
-    fn challenges(
-        &self,
-        g: &Globals,
-        id: u64,
-        deal: &Deal,
-        slot: u32,
-    ) -> Result<Vec<Challenged>> {
+    fn challenges(&self, g: &Globals, id: u64, deal: &Deal, slot: u32) -> Result<Vec<Challenged>> {
         if deal.manifest_root.is_none() || deal.user_mdus() == 0 || deal.content_epoch >= g.epoch {
             return Ok(Vec::new());
         }
