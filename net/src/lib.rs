@@ -16,6 +16,7 @@ pub mod limit;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;
 pub mod proto;
+pub mod read;
 
 pub use libp2p;
 

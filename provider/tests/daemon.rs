@@ -12,14 +12,10 @@ use std::time::{Duration, Instant};
 
 use chain_light::block::Genesis;
 use chain_light::tx::Msg;
-use common::{dev_key, included, leaves, mdu_bytes, submit, validator};
-use futures::StreamExt as _;
+use common::{ask, client, dev_key, included, leaves, mdu_bytes, submit, validator};
 use nilstore_net::behaviour::ProtocolsEvent;
-use nilstore_net::libp2p::identity::Keypair;
 use nilstore_net::libp2p::request_response::{self, Message};
-use nilstore_net::libp2p::swarm::SwarmEvent;
-use nilstore_net::libp2p::Swarm;
-use nilstore_net::native::{self, Behaviour, BehaviourEvent, ConnLimits, ListenPorts, NodeConfig};
+use nilstore_net::native::ListenPorts;
 use nilstore_net::proto::{
     FetchRequest, FetchWhat, NetError, UploadAck, UploadAuth, UploadShard, BLOB_BYTES,
 };
@@ -28,48 +24,6 @@ use nilstore_provider::service::Limits;
 use wasm_core::kzg::KzgSettings;
 
 const CHAIN: u64 = 5_151;
-
-fn client() -> Swarm<Behaviour> {
-    native::build_swarm(NodeConfig {
-        keypair: Keypair::generate_ed25519(),
-        webrtc_cert: libp2p_webrtc_cert(),
-        wss_tls: None,
-        relay: None,
-        serve: Vec::new(),
-        limits: ConnLimits::default(),
-        idle_timeout: Duration::from_secs(60),
-    })
-    .unwrap()
-}
-
-fn libp2p_webrtc_cert() -> native::WebRtcCertificate {
-    let dir = std::env::temp_dir().join(format!("nilstore-daemon-cert-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    native::load_or_create_webrtc_cert(&dir.join("c.pem")).unwrap()
-}
-
-/// Sends one request and drives the client until its answer.
-async fn ask<T>(
-    c: &mut Swarm<Behaviour>,
-    send: impl FnOnce(&mut Swarm<Behaviour>),
-    mut pick: impl FnMut(ProtocolsEvent) -> Option<T>,
-) -> T {
-    send(c);
-    let deadline = tokio::time::sleep(Duration::from_secs(120));
-    tokio::pin!(deadline);
-    loop {
-        tokio::select! {
-            ev = c.select_next_some() => {
-                if let SwarmEvent::Behaviour(BehaviourEvent::Nilstore(e)) = ev {
-                    if let Some(t) = pick(e) {
-                        return t;
-                    }
-                }
-            }
-            _ = &mut deadline => panic!("no answer"),
-        }
-    }
-}
 
 fn upload_answer(e: ProtocolsEvent) -> Option<Result<UploadAck, NetError>> {
     match e {

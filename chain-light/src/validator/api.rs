@@ -139,6 +139,10 @@ pub fn router(node: Node, tx_rate: u32) -> Router {
         .route("/state/globals", get(globals))
         .route("/state/work/{deal}/{slot}", get(work))
         .route("/state/receipt/{deal}/{provider}", get(receipt))
+        .route(
+            "/state/attestations/{deal}/{slot}/{epoch}",
+            get(attestations),
+        )
         .route("/events", get(events))
         .route("/metrics", get(metrics))
         .route("/health", get(|| async { "ok" }))
@@ -355,6 +359,14 @@ async fn receipt(
         state_key(tag::RECEIPT, &(deal, address(&provider)?)),
         q.height,
     )
+}
+
+async fn attestations(
+    State(n): State<Node>,
+    Path((deal, slot, epoch)): Path<(u64, u32, u64)>,
+    Query(q): Query<AtHeight>,
+) -> ApiResult {
+    proven::<Vec<crate::bytes::Address>>(&n, state_key(tag::ATTEST, &(deal, slot, epoch)), q.height)
 }
 
 async fn globals(State(n): State<Node>, Query(q): Query<AtHeight>) -> ApiResult {

@@ -10,6 +10,12 @@ use chain_light::crypto::SecretKey;
 use chain_light::state::{Deal, Slot, SlotStatus};
 use chain_light::tx::{Msg, Tx};
 use chain_light::validator::daemon::{start_until, StartOptions};
+use futures::StreamExt as _;
+use nilstore_net::behaviour::ProtocolsEvent;
+use nilstore_net::libp2p::identity::Keypair;
+use nilstore_net::libp2p::swarm::SwarmEvent;
+use nilstore_net::libp2p::Swarm;
+use nilstore_net::native::{self, Behaviour, BehaviourEvent, ConnLimits, NodeConfig};
 use nilstore_net::proto::{Leaf, UploadAuth, UploadShard, BLOB_BYTES};
 use nilstore_provider::verify::DealShape;
 use rand::{Rng, SeedableRng};
@@ -123,8 +129,13 @@ impl Drop for Running {
     }
 }
 
-/// A validator running in-process (stopped on drop).
+/// A validator running in-process (stopped on drop), 100 ms blocks.
 pub fn validator(home: &Path, chain_id: u64) -> Running {
+    validator_with(home, chain_id, Duration::from_millis(100))
+}
+
+/// A validator running in-process with blocks every `block_interval`.
+pub fn validator_with(home: &Path, chain_id: u64, block_interval: Duration) -> Running {
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
     let (tx, bound) = std::sync::mpsc::channel();
     let opts = StartOptions {
@@ -133,7 +144,7 @@ pub fn validator(home: &Path, chain_id: u64) -> Running {
         p2p: None,
         tx_rate: 1_000,
         chain_id,
-        block_interval: Duration::from_millis(100),
+        block_interval,
     };
     let thread = std::thread::spawn(move || {
         start_until(
@@ -199,4 +210,67 @@ pub fn included(api: SocketAddr, hash: &str) -> serde_json::Value {
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+}
+
+/// A native client node (fresh identity, serves nothing).
+pub fn client() -> Swarm<Behaviour> {
+    let dir = std::env::temp_dir().join(format!("nilstore-client-cert-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    native::build_swarm(NodeConfig {
+        keypair: Keypair::generate_ed25519(),
+        webrtc_cert: native::load_or_create_webrtc_cert(&dir.join("c.pem")).unwrap(),
+        wss_tls: None,
+        relay: None,
+        serve: Vec::new(),
+        limits: ConnLimits::default(),
+        idle_timeout: Duration::from_secs(60),
+    })
+    .unwrap()
+}
+
+/// Sends one request and drives the client until `pick` takes an event (2 min at most).
+pub async fn ask<T>(
+    c: &mut Swarm<Behaviour>,
+    send: impl FnOnce(&mut Swarm<Behaviour>),
+    mut pick: impl FnMut(ProtocolsEvent) -> Option<T>,
+) -> T {
+    send(c);
+    let deadline = tokio::time::sleep(Duration::from_secs(120));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            ev = c.select_next_some() => {
+                if let SwarmEvent::Behaviour(BehaviourEvent::Nilstore(e)) = ev {
+                    if let Some(t) = pick(e) {
+                        return t;
+                    }
+                }
+            }
+            _ = &mut deadline => panic!("no answer"),
+        }
+    }
+}
+
+/// Polls `ok` every 100 ms until it holds (panics after `secs`).
+pub async fn wait_for(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
+    let t0 = std::time::Instant::now();
+    while !tokio::task::block_in_place(&mut ok) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(secs),
+            "timed out: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A value from a node's Prometheus `/metrics` (0 when absent).
+pub fn metric(http: SocketAddr, name: &str) -> u64 {
+    let body = ureq::get(&format!("http://{http}/metrics"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0)
 }
