@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use wasm_core::proof::{derive_challenge, ChallengeInput};
 
 use crate::service::Service;
+use crate::store::ShardState;
 
 /// Counters for `/metrics`.
 #[derive(Debug, Default)]
@@ -249,6 +250,7 @@ impl Worker {
                 self.collect(id, "no slot of the deal is held here")?;
                 continue;
             }
+            self.mark_committed(id, &deal)?;
             for slot in mine {
                 let s = &deal.slots[slot as usize];
                 if s.status == SlotStatus::Active && s.provider == self.me {
@@ -354,6 +356,31 @@ impl Worker {
         let mut d = self.duties()?;
         let epoch = g.epoch;
         d.submitted.retain(|k| k.0 >= epoch);
+        Ok(())
+    }
+
+    /// Marks the shards of the committed generation as committed (they must be kept and
+    /// proven; a later upload may no longer replace them).
+    fn mark_committed(&self, id: u64, deal: &Deal) -> Result<()> {
+        if deal.manifest_root.is_none() {
+            return Ok(());
+        }
+        let keys: Vec<(u32, u32)> = self
+            .svc
+            .store()
+            .deal_shards(id)?
+            .into_iter()
+            .filter(|((_, mdu), m)| {
+                m.state == ShardState::Pending
+                    && m.generation == deal.generation
+                    && u64::from(*mdu) < deal.total_mdus
+            })
+            .map(|(k, _)| k)
+            .collect();
+        if !keys.is_empty() {
+            self.svc.store().set_committed(id, &keys)?;
+            tracing::debug!(deal = id, shards = keys.len(), "shards committed on chain");
+        }
         Ok(())
     }
 
