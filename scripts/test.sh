@@ -98,7 +98,8 @@ wasm_tests() {
         -- --nocapture &&
         WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-600}" \
             wasm_cargo test -p chain-light --target wasm32-unknown-unknown --no-default-features \
-            --test light -- --nocapture
+            --test light -- --nocapture &&
+        bash "$ROOT/scripts/browser-p2p.sh"
 }
 run_tier "e wasm32 tests (Chromium)" wasm_tests
 
