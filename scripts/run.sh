@@ -7,5 +7,5 @@ cd "$ROOT"
 bash "$ROOT/scripts/setup.sh"
 # shellcheck source=env.sh
 . "$ROOT/scripts/env.sh"
-cargo build -p nilstore-client --release
+cargo build -p nilstore-client --release --no-default-features
 exec "$CARGO_TARGET_DIR/release/nilstore" demo "$@"

@@ -7,6 +7,7 @@
 //! nilstore slab verify DIR | unpack DIR --out DIR2 | inspect DIR
 //! nilstore bench kzg|rs|pack
 //! nilstore demo                                  pack, verify, lose M slots, rebuild
+//! nilstore devnet up [--dir D] [--providers N] [--relays R]   a local network, one process
 //! ```
 
 use std::fs;
@@ -69,6 +70,41 @@ enum Cmd {
         /// Pack this file instead of a generated one.
         #[arg(long)]
         file: Option<PathBuf>,
+    },
+    /// A local network: validator, providers and relays in this process.
+    #[cfg(feature = "network")]
+    Devnet {
+        #[command(subcommand)]
+        cmd: DevnetCmd,
+    },
+}
+
+#[cfg(feature = "network")]
+#[derive(Subcommand)]
+enum DevnetCmd {
+    /// Start (or restart) the devnet in the foreground; writes DIR/devnet.json.
+    Up {
+        /// State directory.
+        #[arg(long, default_value = "devnet")]
+        dir: PathBuf,
+        /// Storage providers.
+        #[arg(long, default_value_t = 6)]
+        providers: usize,
+        /// Relays (deputies).
+        #[arg(long, default_value_t = 1)]
+        relays: usize,
+        /// Validator API address.
+        #[arg(long, default_value = "127.0.0.1:26657")]
+        api: std::net::SocketAddr,
+        /// First port of the daemons (each takes 5 from base + 10·i; 0: any).
+        #[arg(long, default_value_t = 27000)]
+        port_base: u16,
+        /// Chain id of a fresh chain.
+        #[arg(long, default_value_t = 1337)]
+        chain_id: u64,
+        /// Minimum time between blocks, ms.
+        #[arg(long, default_value_t = 250)]
+        block_ms: u64,
     },
 }
 
@@ -188,6 +224,52 @@ fn run(cli: Cli) -> Result<ExitCode> {
             workdir,
             file,
         } => demo(size_mib, workdir, file),
+        #[cfg(feature = "network")]
+        Cmd::Devnet {
+            cmd:
+                DevnetCmd::Up {
+                    dir,
+                    providers,
+                    relays,
+                    api,
+                    port_base,
+                    chain_id,
+                    block_ms,
+                },
+        } => {
+            let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+            tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_writer(std::io::stderr)
+                .init();
+            let opts = nilstore_client::devnet::Options {
+                dir,
+                providers,
+                relays,
+                api,
+                port_base,
+                chain_id,
+                block_interval: std::time::Duration::from_millis(block_ms),
+            };
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(async move {
+                let (tx, ready) = tokio::sync::oneshot::channel();
+                let net = tokio::spawn(nilstore_client::devnet::up(
+                    opts,
+                    async {
+                        let _ = tokio::signal::ctrl_c().await;
+                    },
+                    Some(tx),
+                ));
+                if let Ok(info) = ready.await {
+                    println!("{}", serde_json::to_string_pretty(&info)?);
+                    eprintln!("devnet up; Ctrl-C stops it");
+                }
+                net.await?
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

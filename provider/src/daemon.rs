@@ -176,7 +176,7 @@ pub async fn run(
 
     // Chain follower: verify new headers, then the duties of the round.
     let follower = {
-        let (svc, worker) = (svc.clone(), worker.clone());
+        let (svc, worker, stop) = (svc.clone(), worker.clone(), stop.clone());
         tokio::spawn(async move {
             loop {
                 let (s, w) = (svc.clone(), worker.clone());
@@ -189,6 +189,9 @@ pub async fn run(
                     Ok(Err(e)) => tracing::warn!(error = %format!("{e:#}"), "chain round"),
                     Err(e) => tracing::error!(%e, "chain round task"),
                 }
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
                 tokio::time::sleep(Duration::from_millis(300)).await;
             }
         })
@@ -196,14 +199,20 @@ pub async fn run(
     // The event feed: hints of deals that name this node. A detached thread (it blocks in
     // reads) that ends at the first event after shutdown.
     {
-        let (svc, worker, stop) = (svc.clone(), worker.clone(), stop.clone());
+        // Its own view (the feed needs no trusted state) and a weak handle on the worker, so
+        // a stopped node's store is released even while this thread waits in a read.
+        let feed = HttpChain::new(&opts.chain, &opts.genesis)?;
+        let (worker, stop) = (Arc::downgrade(&worker), stop.clone());
         std::thread::Builder::new()
             .name("event-feed".into())
             .spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    let r = svc.chain().follow_events(|b| {
-                        worker.hint_block(b);
-                        !stop.load(Ordering::Relaxed)
+                    let r = feed.follow_events(|b| match worker.upgrade() {
+                        Some(w) if !stop.load(Ordering::Relaxed) => {
+                            w.hint_block(b);
+                            true
+                        }
+                        _ => false,
                     });
                     if let Err(e) = r {
                         tracing::debug!(error = %format!("{e:#}"), "event feed");
@@ -401,9 +410,11 @@ pub async fn run(
         }
     }
     stop.store(true, Ordering::Relaxed);
-    follower.abort();
     api.abort();
     drop(pending);
+    drop(outbound);
+    let _ = api.await;
+    let _ = follower.await;
     let _ = repairs.await;
     Ok(())
 }

@@ -84,7 +84,9 @@ impl Repairer<'_> {
         Err(last)
     }
 
-    /// Every MDU's leaves, checked against the chain's manifest commitment.
+    /// Every MDU's leaves, checked against the chain's manifest commitment. Each source is
+    /// tried for the whole set in turn (a lying provider cannot make the repair fail while an
+    /// honest one answers).
     fn trusted_leaves(
         &self,
         id: u64,
@@ -94,22 +96,39 @@ impl Repairer<'_> {
         let want = deal
             .manifest_root
             .ok_or_else(|| anyhow!("the deal has no committed content"))?;
-        let mut all = Vec::new();
-        let mut roots = Vec::new();
-        for mdu in 0..u32::try_from(deal.total_mdus).context("MDU count")? {
-            let (_, r) = self.ask(from, id, mdu, FetchWhat::Leaves)?;
-            let leaves: Vec<wasm_core::merkle::Leaf> = r.leaves.iter().map(to_wasm).collect();
-            roots.push(MerkleTree::new(&leaves).root_fr());
-            all.push(r.leaves);
+        let total = u32::try_from(deal.total_mdus).context("MDU count")?;
+        let mut last = anyhow!("no other active slot");
+        for src in from {
+            let one = std::slice::from_ref(src);
+            let attempt = (|| -> Result<Vec<Vec<Leaf>>> {
+                let mut all = Vec::new();
+                let mut roots = Vec::new();
+                for mdu in 0..total {
+                    let (_, r) = self.ask(one, id, mdu, FetchWhat::Leaves)?;
+                    let leaves: Vec<wasm_core::merkle::Leaf> =
+                        r.leaves.iter().map(to_wasm).collect();
+                    roots.push(MerkleTree::new(&leaves).root_fr());
+                    all.push(r.leaves);
+                }
+                let manifest =
+                    wasm_core::slab::manifest_polynomial(&roots).map_err(|e| anyhow!("{e}"))?;
+                let got = KzgSettings::ethereum()
+                    .commit_poly(&manifest)
+                    .to_compressed();
+                if got != want.0 {
+                    bail!("the leaves served do not rebuild the deal's manifest");
+                }
+                Ok(all)
+            })();
+            match attempt {
+                Ok(all) => return Ok(all),
+                Err(e) => {
+                    tracing::warn!(deal = id, slot = src.0, error = %format!("{e:#}"), "leaves from a provider refused");
+                    last = e;
+                }
+            }
         }
-        let manifest = wasm_core::slab::manifest_polynomial(&roots).map_err(|e| anyhow!("{e}"))?;
-        let got = KzgSettings::ethereum()
-            .commit_poly(&manifest)
-            .to_compressed();
-        if got != want.0 {
-            bail!("the leaves served do not rebuild the deal's manifest");
-        }
-        Ok(all)
+        Err(last)
     }
 
     fn blob_ok(leaf: Option<&Leaf>, blob: &[u8]) -> bool {
@@ -225,7 +244,7 @@ impl SlotRepairer for Repairer<'_> {
                 &data,
                 (self.now_ms)(),
             ) {
-                Ok(Put::Stored | Put::Unchanged) => {}
+                Ok(Put::Stored | Put::Unchanged | Put::Staged) => {}
                 Err(e) => return Err(anyhow!("store MDU {mdu}: {e}")),
             }
             committed.push((slot, mdu));

@@ -208,7 +208,7 @@ impl<C: ChainView> Service<C> {
                 PutError::Committed { .. } => NetError::Conflict(e.to_string()),
                 PutError::Io(e) => internal(e),
             })?;
-        if put == Put::Stored {
+        if put != Put::Unchanged {
             self.counters
                 .shards_stored
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -216,7 +216,7 @@ impl<C: ChainView> Service<C> {
         Ok(UploadAck {
             mdu_root: v.mdu_root,
             bytes: v.data.len() as u64,
-            fresh: put == Put::Stored,
+            fresh: put != Put::Unchanged,
         })
     }
 

@@ -17,8 +17,13 @@ use nilstore_net::proto::{Leaf, BLOB_BYTES};
 use redb::{Database, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-/// `(deal, slot, mdu)` → encoded [`ShardMeta`].
+/// `(deal, slot, mdu)` → encoded [`ShardMeta`]: the shard reads and proofs use.
 const SHARDS: TableDefinition<(u64, u32, u32), &[u8]> = TableDefinition::new("shards");
+
+/// `(deal, slot, mdu)` → encoded [`ShardMeta`] of a later generation that replaces a
+/// committed shard once the chain commits that generation ([`Store::promote`]). Until then
+/// the committed shard keeps being served and proven.
+const STAGED: TableDefinition<(u64, u32, u32), &[u8]> = TableDefinition::new("staged");
 
 /// Largest encoded index entry read back.
 const MAX_META: usize = 1 << 20;
@@ -60,6 +65,8 @@ pub enum Put {
     Stored,
     /// The identical shard was already stored.
     Unchanged,
+    /// A later generation of a committed shard: kept aside until the chain commits it.
+    Staged,
 }
 
 /// What recovery found and repaired at open.
@@ -114,6 +121,7 @@ impl Store {
                 let db = Database::create(&fresh).context("create index.redb")?;
                 let w = db.begin_write()?;
                 w.open_table(SHARDS)?;
+                w.open_table(STAGED)?;
                 w.commit()?;
             }
             fs::File::open(&fresh)?.sync_all()?;
@@ -121,6 +129,13 @@ impl Store {
             sync_dir(root)?;
         }
         let db = Database::create(&path).context("open index.redb")?;
+        {
+            // Indexes made before a table existed gain it (one atomic transaction).
+            let w = db.begin_write()?;
+            w.open_table(SHARDS)?;
+            w.open_table(STAGED)?;
+            w.commit()?;
+        }
         let store = Store {
             root: root.to_path_buf(),
             db,
@@ -134,8 +149,8 @@ impl Store {
     }
 
     /// Stores a verified shard (`blobs` concatenated, each [`BLOB_BYTES`]). Idempotent for
-    /// identical content; replaces a different pending shard; refuses to replace a committed
-    /// one.
+    /// identical content; replaces a different pending shard; stages a later generation of a
+    /// committed one ([`Store::promote`]); refuses other content for a committed one.
     #[allow(clippy::too_many_arguments)]
     pub fn put(
         &self,
@@ -153,13 +168,24 @@ impl Store {
             )));
         }
         let file_blake3 = H256(*blake3::hash(data).as_bytes());
-        let old = self.meta(deal, slot, mdu)?;
-        if let Some(old) = &old {
-            if old.file_blake3 == file_blake3 && old.leaves == leaves {
+        let mut old = self.meta(deal, slot, mdu)?;
+        let mut staging = false;
+        if let Some(o) = &old {
+            if o.file_blake3 == file_blake3 && o.leaves == leaves {
                 return Ok(Put::Unchanged);
             }
-            if old.state == ShardState::Committed {
-                return Err(PutError::Committed { deal, slot, mdu });
+            if o.state == ShardState::Committed {
+                if generation <= o.generation {
+                    return Err(PutError::Committed { deal, slot, mdu });
+                }
+                // A later generation: staged beside the committed shard.
+                staging = true;
+                old = self.staged(deal, slot, mdu)?;
+                if let Some(st) = &old {
+                    if st.file_blake3 == file_blake3 && st.leaves == leaves {
+                        return Ok(Put::Unchanged);
+                    }
+                }
             }
         }
         let name = format!("{slot}-{mdu}-{}.shard", hex::encode(&file_blake3.0[..8]));
@@ -189,7 +215,9 @@ impl Store {
         };
         let w = self.db.begin_write().map_err(anyhow::Error::from)?;
         {
-            let mut t = w.open_table(SHARDS).map_err(anyhow::Error::from)?;
+            let mut t = w
+                .open_table(if staging { STAGED } else { SHARDS })
+                .map_err(anyhow::Error::from)?;
             t.insert(
                 (deal, slot, mdu),
                 chain_light::codec::encode(&meta).as_slice(),
@@ -203,7 +231,67 @@ impl Store {
                 let _ = fs::remove_file(dir.join(old.file));
             }
         }
-        Ok(Put::Stored)
+        Ok(if staging { Put::Staged } else { Put::Stored })
+    }
+
+    /// The staged (next-generation) entry of a shard.
+    pub fn staged(&self, deal: u64, slot: u32, mdu: u32) -> Result<Option<ShardMeta>> {
+        let r = self.db.begin_read()?;
+        let t = r.open_table(STAGED)?;
+        match t.get((deal, slot, mdu))? {
+            Some(v) => Ok(Some(chain_light::codec::decode(v.value(), MAX_META)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The chain committed `generation` of `deal`: staged shards of that generation replace
+    /// the committed ones (and become committed); staged shards of older generations were
+    /// abandoned and are removed. One index transaction; replaced files are deleted after
+    /// it. Returns the shards promoted.
+    pub fn promote(&self, deal: u64, generation: u64) -> Result<usize> {
+        let mut garbage = Vec::new();
+        let mut promoted = 0;
+        let w = self.db.begin_write()?;
+        {
+            let mut staged = w.open_table(STAGED)?;
+            let mut main = w.open_table(SHARDS)?;
+            let mut entries = Vec::new();
+            for e in staged.range((deal, 0, 0)..=(deal, u32::MAX, u32::MAX))? {
+                let (k, v) = e?;
+                entries.push((
+                    k.value(),
+                    chain_light::codec::decode::<ShardMeta>(v.value(), MAX_META)?,
+                ));
+            }
+            for (k, m) in entries {
+                if m.generation > generation {
+                    continue; // still ahead of the chain
+                }
+                staged.remove(k)?;
+                if m.generation < generation {
+                    garbage.push(m.file);
+                    continue;
+                }
+                if let Some(old) = main.get(k)? {
+                    let old: ShardMeta = chain_light::codec::decode(old.value(), MAX_META)?;
+                    if old.file != m.file {
+                        garbage.push(old.file);
+                    }
+                }
+                let m = ShardMeta {
+                    state: ShardState::Committed,
+                    ..m
+                };
+                main.insert(k, chain_light::codec::encode(&m).as_slice())?;
+                promoted += 1;
+            }
+        }
+        w.commit()?;
+        let dir = self.deal_dir(deal);
+        for f in garbage {
+            let _ = fs::remove_file(dir.join(f));
+        }
+        Ok(promoted)
     }
 
     /// The index entry of a shard.
@@ -218,8 +306,21 @@ impl Store {
 
     /// Every stored shard of a deal, in (slot, mdu) order.
     pub fn deal_shards(&self, deal: u64) -> Result<Vec<((u32, u32), ShardMeta)>> {
+        self.deal_entries(SHARDS, deal)
+    }
+
+    /// Every staged (next-generation) shard of a deal, in (slot, mdu) order.
+    pub fn deal_staged(&self, deal: u64) -> Result<Vec<((u32, u32), ShardMeta)>> {
+        self.deal_entries(STAGED, deal)
+    }
+
+    fn deal_entries(
+        &self,
+        table: TableDefinition<(u64, u32, u32), &[u8]>,
+        deal: u64,
+    ) -> Result<Vec<((u32, u32), ShardMeta)>> {
         let r = self.db.begin_read()?;
-        let t = r.open_table(SHARDS)?;
+        let t = r.open_table(table)?;
         let mut out = Vec::new();
         for e in t.range((deal, 0, 0)..=(deal, u32::MAX, u32::MAX))? {
             let (k, v) = e?;
@@ -311,6 +412,14 @@ impl Store {
             for (slot, mdu) in &keys {
                 t.remove((deal, *slot, *mdu))?;
             }
+            let mut st = w.open_table(STAGED)?;
+            let staged: Vec<(u64, u32, u32)> = st
+                .range((deal, 0, 0)..=(deal, u32::MAX, u32::MAX))?
+                .map(|e| e.map(|(k, _)| k.value()))
+                .collect::<Result<_, _>>()?;
+            for k in staged {
+                st.remove(k)?;
+            }
         }
         w.commit()?;
         let dir = self.deal_dir(deal);
@@ -333,38 +442,38 @@ impl Store {
         Ok(total)
     }
 
-    /// Re-hashes every stored file; returns the shards whose bytes no longer match.
+    /// Re-hashes every stored file (committed and staged); returns the shards whose bytes no
+    /// longer match.
     pub fn scrub(&self) -> Result<Vec<(u64, u32, u32)>> {
         let r = self.db.begin_read()?;
-        let t = r.open_table(SHARDS)?;
         let mut bad = Vec::new();
-        for e in t.iter()? {
-            let (k, v) = e?;
-            let (deal, slot, mdu) = k.value();
-            let m: ShardMeta = chain_light::codec::decode(v.value(), MAX_META)?;
-            let ok = fs::read(self.deal_dir(deal).join(&m.file))
-                .is_ok_and(|b| blake3::hash(&b).as_bytes() == &m.file_blake3.0);
-            if !ok {
-                bad.push((deal, slot, mdu));
+        for table in [SHARDS, STAGED] {
+            let t = r.open_table(table)?;
+            for e in t.iter()? {
+                let (k, v) = e?;
+                let (deal, slot, mdu) = k.value();
+                let m: ShardMeta = chain_light::codec::decode(v.value(), MAX_META)?;
+                let ok = fs::read(self.deal_dir(deal).join(&m.file))
+                    .is_ok_and(|b| blake3::hash(&b).as_bytes() == &m.file_blake3.0);
+                if !ok {
+                    bad.push((deal, slot, mdu));
+                }
             }
         }
         Ok(bad)
     }
 
-    /// Removes temporary files and files the index does not name; drops index entries whose
-    /// file is missing or has the wrong size.
-    fn recover(&self) -> Result<Recovery> {
-        let mut rec = Recovery::default();
-        for e in fs::read_dir(self.root.join("tmp"))? {
-            fs::remove_file(e?.path())?;
-            rec.temp_removed += 1;
-        }
-        // Index entries: check their files.
-        let mut named: std::collections::BTreeSet<PathBuf> = Default::default();
+    /// Checks one table's entries against their files: collects the files named, drops the
+    /// entries whose file is missing or has the wrong size; returns how many were dropped.
+    fn check_entries(
+        &self,
+        table: TableDefinition<(u64, u32, u32), &[u8]>,
+        named: &mut std::collections::BTreeSet<PathBuf>,
+    ) -> Result<usize> {
         let mut bad = Vec::new();
         {
             let r = self.db.begin_read()?;
-            let t = r.open_table(SHARDS)?;
+            let t = r.open_table(table)?;
             for e in t.iter()? {
                 let (k, v) = e?;
                 let (deal, slot, mdu) = k.value();
@@ -388,13 +497,28 @@ impl Store {
         if !bad.is_empty() {
             let w = self.db.begin_write()?;
             {
-                let mut t = w.open_table(SHARDS)?;
+                let mut t = w.open_table(table)?;
                 for k in &bad {
                     t.remove(*k)?;
                 }
             }
             w.commit()?;
-            rec.entries_dropped = bad.len();
+        }
+        Ok(bad.len())
+    }
+
+    /// Removes temporary files and files the index does not name; drops index entries whose
+    /// file is missing or has the wrong size.
+    fn recover(&self) -> Result<Recovery> {
+        let mut rec = Recovery::default();
+        for e in fs::read_dir(self.root.join("tmp"))? {
+            fs::remove_file(e?.path())?;
+            rec.temp_removed += 1;
+        }
+        // Index entries: check their files.
+        let mut named: std::collections::BTreeSet<PathBuf> = Default::default();
+        for table in [SHARDS, STAGED] {
+            rec.entries_dropped += self.check_entries(table, &mut named)?;
         }
         // Files: remove what no entry names.
         for d in fs::read_dir(self.root.join("shards"))? {
@@ -475,16 +599,49 @@ mod tests {
         );
         assert_eq!(fs::read_dir(d.join("shards/5")).unwrap().count(), 1);
         assert_eq!(s.meta(5, 1, 3).unwrap().unwrap().generation, 2);
-        // A committed one may not.
+        // A committed one may not, in its generation.
         s.set_committed(5, &[(1, 3)]).unwrap();
         assert!(matches!(
-            s.put(k, 3, &leaf(3), H256([9; 32]), &a, 13),
+            s.put(k, 2, &leaf(3), H256([9; 32]), &a, 13),
             Err(PutError::Committed { .. })
         ));
         assert_eq!(
             s.meta(5, 1, 3).unwrap().unwrap().state,
             ShardState::Committed
         );
+        // A later generation is staged: the committed shard is still what reads see...
+        assert_eq!(
+            s.put(k, 3, &leaf(3), H256([9; 32]), &a, 13).unwrap(),
+            Put::Staged
+        );
+        assert_eq!(
+            s.put(k, 3, &leaf(3), H256([9; 32]), &a, 14).unwrap(),
+            Put::Unchanged
+        );
+        assert_eq!(s.meta(5, 1, 3).unwrap().unwrap().generation, 2);
+        assert_eq!(s.read(5, 1, 3, 0, 1).unwrap().unwrap(), vec![2u8]);
+        assert_eq!(fs::read_dir(d.join("shards/5")).unwrap().count(), 2);
+        // ...it survives a reopen, and a chain still at generation 2 promotes nothing...
+        drop(s);
+        let (s, rec) = Store::open(&d).unwrap();
+        assert_eq!(rec, Recovery::default());
+        assert_eq!(s.promote(5, 2).unwrap(), 0);
+        assert_eq!(s.staged(5, 1, 3).unwrap().unwrap().generation, 3);
+        // ...until the chain commits generation 3: then it replaces the old one.
+        assert_eq!(s.promote(5, 3).unwrap(), 1);
+        let m = s.meta(5, 1, 3).unwrap().unwrap();
+        assert_eq!((m.generation, m.state), (3, ShardState::Committed));
+        assert!(s.staged(5, 1, 3).unwrap().is_none());
+        assert_eq!(s.read(5, 1, 3, 0, 1).unwrap().unwrap(), vec![1u8]);
+        assert_eq!(fs::read_dir(d.join("shards/5")).unwrap().count(), 1);
+        // A staged generation the chain skipped is dropped.
+        assert_eq!(
+            s.put(k, 4, &leaf(4), H256([9; 32]), &b, 15).unwrap(),
+            Put::Staged
+        );
+        assert_eq!(s.promote(5, 5).unwrap(), 0);
+        assert!(s.staged(5, 1, 3).unwrap().is_none());
+        assert_eq!(fs::read_dir(d.join("shards/5")).unwrap().count(), 1);
         // Not whole blobs: refused.
         assert!(s
             .put((5, 0, 0), 1, &leaf(1), H256([9; 32]), &[0u8; 100], 1)

@@ -359,11 +359,21 @@ impl Worker {
         Ok(())
     }
 
-    /// Marks the shards of the committed generation as committed (they must be kept and
-    /// proven; a later upload may no longer replace them).
+    /// Promotes staged shards of the committed generation and marks the shards of that
+    /// generation as committed (they must be kept and proven; only a later generation may
+    /// replace them, staged until the chain commits it).
     fn mark_committed(&self, id: u64, deal: &Deal) -> Result<()> {
         if deal.manifest_root.is_none() {
             return Ok(());
+        }
+        let promoted = self.svc.store().promote(id, deal.generation)?;
+        if promoted > 0 {
+            tracing::info!(
+                deal = id,
+                generation = deal.generation,
+                shards = promoted,
+                "a new generation is committed"
+            );
         }
         let keys: Vec<(u32, u32)> = self
             .svc

@@ -180,12 +180,21 @@ fn store_commit_serve_and_prove() {
     // Non-canonical z.
     assert_eq!(status(svc.prove("chain", 0, challenge([0xff; 32]))), 400);
 
-    // Committed content cannot be replaced (next generation, other bytes).
+    // The next generation's content is staged: the committed shard is still what is served
+    // and proven until the chain commits the new generation.
     let other = encoded(8);
     let mut up = upload(2, slot, leaves(&other.leaves), &other.shards[slot as usize]);
     up.generation = 1;
     let up = up.sign(&owner(), u64::MAX);
-    assert_eq!(status(svc.upload("client", 0, up)), 409);
+    assert!(svc.upload("client", 0, up).unwrap().fresh);
+    assert_eq!(svc.store().meta(1, slot, 2).unwrap().unwrap().generation, 0);
+    assert_eq!(
+        svc.store().staged(1, slot, 2).unwrap().unwrap().generation,
+        1
+    );
+    let p = svc.prove("chain", 0, challenge(z)).unwrap();
+    let proof = wasm_core::proof::TripleProof::from_bytes(&p.proof.0).unwrap();
+    wasm_core::proof::verify(kzg, &manifest_root, &proof).unwrap();
     // Unknown deal; a slot now assigned elsewhere.
     let mut up = upload(2, 2, leaves(&e.leaves), &e.shards[2]);
     up.deal = 9;

@@ -58,12 +58,16 @@ fn child(dir: &Path, seed: u64) -> ! {
             1 | 2 => {
                 store.set_committed(key.0, &[(key.1, key.2)]).unwrap();
             }
+            3 => {
+                store.promote(key.0, v).unwrap();
+            }
             _ => {
                 v += 1;
                 let blobs = rng.gen_range(1..3);
                 let data = version(key, v, blobs);
                 match store.put(key, v, &leaves(v), H256([1; 32]), &data, v) {
-                    Ok(Put::Stored | Put::Unchanged) | Err(PutError::Committed { .. }) => {}
+                    Ok(Put::Stored | Put::Unchanged | Put::Staged)
+                    | Err(PutError::Committed { .. }) => {}
                     Err(e) => panic!("{e}"),
                 }
             }
@@ -147,7 +151,7 @@ fn kill_9_at_random_points_never_tears_the_store() {
             .deals()
             .unwrap()
             .iter()
-            .map(|d| store.deal_shards(*d).unwrap().len())
+            .map(|d| store.deal_shards(*d).unwrap().len() + store.deal_staged(*d).unwrap().len())
             .sum();
         assert_eq!(files, entries, "iteration {i}: files without index entries");
     }
