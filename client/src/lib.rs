@@ -10,5 +10,7 @@
 pub mod bench;
 #[cfg(feature = "network")]
 pub mod devnet;
+#[cfg(feature = "network")]
+pub mod remote;
 pub mod slabdir;
 pub mod vectors;

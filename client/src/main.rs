@@ -8,6 +8,9 @@
 //! nilstore bench kzg|rs|pack
 //! nilstore demo                                  pack, verify, lose M slots, rebuild
 //! nilstore devnet up [--dir D] [--providers N] [--relays R]   a local network, one process
+//! nilstore put FILE... [--deal ID | --k K --m M --term T --escrow X] [--as PATH] [--json]
+//! nilstore get DEAL PATH --out FILE | ls DEAL | rm DEAL PATH... | mirror DEAL DIR | resume
+//! nilstore deal create|show|extend|cancel|fund | provider register|status | delegate DEAL
 //! ```
 
 use std::fs;
@@ -25,6 +28,9 @@ use wasm_core::constants::BYTES_PER_BLOB;
 use wasm_core::kzg::KzgSettings;
 use wasm_core::rs::Profile;
 
+#[cfg(feature = "network")]
+mod netcli;
+
 #[derive(Parser)]
 #[command(
     name = "nilstore",
@@ -34,6 +40,9 @@ use wasm_core::rs::Profile;
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+    #[cfg(feature = "network")]
+    #[command(flatten)]
+    net: netcli::NetArgs,
 }
 
 #[derive(Subcommand)]
@@ -71,6 +80,9 @@ enum Cmd {
         #[arg(long)]
         file: Option<PathBuf>,
     },
+    #[cfg(feature = "network")]
+    #[command(flatten)]
+    Net(netcli::NetCmd),
     /// A local network: validator, providers and relays in this process.
     #[cfg(feature = "network")]
     Devnet {
@@ -225,6 +237,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             file,
         } => demo(size_mib, workdir, file),
         #[cfg(feature = "network")]
+        Cmd::Net(cmd) => netcli::run(cmd, &cli.net),
+        #[cfg(feature = "network")]
         Cmd::Devnet {
             cmd:
                 DevnetCmd::Up {
@@ -374,6 +388,9 @@ fn do_pack(
             capacity_user_mdus: capacity,
             nonce: &mut nonce,
             progress: &progress,
+            base: None,
+            delete: Vec::new(),
+            names: None,
         },
     )?;
     pb.finish_and_clear();

@@ -88,11 +88,13 @@ pub fn slot_dir(dir: &Path, s: usize) -> PathBuf {
     dir.join(format!("slot-{s}"))
 }
 
-fn shard_path(dir: &Path, s: usize, mdu: u64) -> PathBuf {
+/// Slot `s`'s shard of user MDU `mdu`.
+pub fn shard_path(dir: &Path, s: usize, mdu: u64) -> PathBuf {
     slot_dir(dir, s).join(format!("shard-{mdu:06}.bin"))
 }
 
-fn mdu_path(dir: &Path, s: usize, mdu: u64) -> PathBuf {
+/// Slot `s`'s copy of metadata MDU `mdu`.
+pub fn mdu_path(dir: &Path, s: usize, mdu: u64) -> PathBuf {
     slot_dir(dir, s).join(format!("mdu-{mdu:06}.bin"))
 }
 
@@ -128,6 +130,13 @@ pub struct PackOptions<'a> {
     pub nonce: &'a mut dyn FnMut() -> StreamNonce,
     /// Called with bytes done, for a progress bar.
     pub progress: &'a dyn Fn(u64),
+    /// Append to this slab (its next generation) instead of starting a new one: existing
+    /// user MDUs stay; only new user MDUs are written, with fresh metadata.
+    pub base: Option<SlabState>,
+    /// Paths to delete (tombstone) in the base slab.
+    pub delete: Vec<String>,
+    /// Names the files take in the slab, one per file (`None`: their base names).
+    pub names: Option<Vec<String>>,
 }
 
 /// What [`pack`] made.
@@ -162,7 +171,14 @@ pub fn pack(
     out: &Path,
     opts: PackOptions<'_>,
 ) -> Result<PackReport> {
-    ensure!(!files.is_empty(), "no input files");
+    ensure!(
+        !files.is_empty() || !opts.delete.is_empty(),
+        "no input files"
+    );
+    ensure!(
+        opts.base.is_some() || opts.delete.is_empty(),
+        "deleting needs a base slab"
+    );
     let mut sizes = Vec::with_capacity(files.len());
     for f in files {
         let len = fs::metadata(f)
@@ -175,17 +191,33 @@ pub fn pack(
         });
     }
     let stored: u64 = sizes.iter().sum();
-    let needed = stored.div_ceil(PAYLOAD_BYTES_PER_MDU as u64).max(1);
-    let capacity = opts.capacity_user_mdus.unwrap_or((2 * needed).max(4));
-    ensure!(
-        capacity >= needed,
-        "capacity {capacity} MDUs < {needed} needed"
-    );
-    let layout = Layout::new(opts.profile, capacity)?;
+    let mut builder = match opts.base {
+        Some(base) => {
+            let free = base.layout.user_capacity() - base.user_leaves.len() as u64;
+            let needed = stored.div_ceil(PAYLOAD_BYTES_PER_MDU as u64);
+            ensure!(
+                needed <= free,
+                "the deal has room for {free} more MDUs; these files need {needed}"
+            );
+            let mut b = SlabBuilder::append(settings, base);
+            for path in &opts.delete {
+                b.delete(path)?;
+            }
+            b
+        }
+        None => {
+            let needed = stored.div_ceil(PAYLOAD_BYTES_PER_MDU as u64).max(1);
+            let capacity = opts.capacity_user_mdus.unwrap_or((2 * needed).max(4));
+            ensure!(
+                capacity >= needed,
+                "capacity {capacity} MDUs < {needed} needed"
+            );
+            SlabBuilder::new(settings, Layout::new(opts.profile, capacity)?)
+        }
+    };
     for s in 0..opts.profile.slots() {
         fs::create_dir_all(slot_dir(out, s))?;
     }
-    let mut builder = SlabBuilder::new(settings, layout);
     let mut sink = DirSink {
         dir: out,
         progress: opts.progress,
@@ -195,8 +227,14 @@ pub fn pack(
         .map(|r| DealKey::derive(&r, opts.deal_id, KeyPurpose::FileData));
     let mut buf = vec![0u8; READ_CHUNK];
     let mut ct = Vec::with_capacity(READ_CHUNK + 2 * aead::CIPHERTEXT_CHUNK);
-    for f in files {
-        let name = slab_name(f)?;
+    if let Some(n) = &opts.names {
+        ensure!(n.len() == files.len(), "one name per file");
+    }
+    for (i, f) in files.iter().enumerate() {
+        let name = match &opts.names {
+            Some(n) => n[i].clone(),
+            None => slab_name(f)?,
+        };
         let flags = if key.is_some() { FLAG_ENCRYPTED } else { 0 };
         builder.begin_file(&name, mtime(f), flags)?;
         let mut enc = key
@@ -541,10 +579,32 @@ pub fn unpack(
     root_secret: Option<[u8; 32]>,
     progress: &dyn Fn(u64),
 ) -> Result<UnpackReport> {
+    let slots = slab.meta.profile()?.slots();
+    unpack_from(
+        slab,
+        out,
+        root_secret,
+        &|_| true,
+        &mut |mdu| Ok((0..slots).map(|s| slab.read_shard(s, mdu)).collect()),
+        progress,
+    )
+}
+
+/// [`unpack`] of the `select`ed live files, with shards from `shards`: called once per user
+/// MDU that a selected file touches, in order, it returns every slot's shard of that MDU
+/// or `None` (any K good ones suffice; each blob is verified against its leaf here).
+pub fn unpack_from(
+    slab: &OpenSlab,
+    out: &Path,
+    root_secret: Option<[u8; 32]>,
+    select: &dyn Fn(&FileRecord) -> bool,
+    shards: &mut dyn FnMut(u64) -> Result<Vec<Option<Vec<u8>>>>,
+    progress: &dyn Fn(u64),
+) -> Result<UnpackReport> {
     let code = slab.code()?;
     let layout = slab.meta.layout()?;
     let key = root_secret.map(|r| DealKey::derive(&r, slab.meta.deal_id, KeyPurpose::FileData));
-    let mut files: Vec<FileRecord> = slab.table.live().cloned().collect();
+    let mut files: Vec<FileRecord> = slab.table.live().filter(|r| select(r)).cloned().collect();
     files.sort_by_key(|r| r.start);
     if files.iter().any(FileRecord::is_encrypted) && key.is_none() {
         bail!("the slab holds encrypted files: pass --key-file");
@@ -589,11 +649,18 @@ pub fn unpack(
             next += 1;
         }
         if open_files.is_empty() {
-            continue; // nothing live in this MDU (deleted files)
+            if next == files.len() {
+                break; // every selected file is done
+            }
+            continue; // nothing live in this MDU (deleted or unselected files)
         }
-        let shards: Vec<Option<Vec<u8>>> = (0..layout.profile.slots())
-            .map(|s| slab.read_shard(s, mdu))
-            .collect();
+        let shards = shards(mdu)?;
+        ensure!(
+            shards.len() == layout.profile.slots(),
+            "shard source returned {} slots, not {}",
+            shards.len(),
+            layout.profile.slots()
+        );
         let refs: Vec<Option<&[u8]>> = shards.iter().map(|s| s.as_deref()).collect();
         let (data, bad) = slab::decode_user_mdu(&code, mdu, leaves, &refs)?;
         let k = layout.profile.k();

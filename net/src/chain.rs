@@ -279,6 +279,22 @@ impl HttpChain {
         ))
     }
 
+    /// The result of an included transaction as the API reports it (`{outcome, events}`):
+    /// a hint (a new deal's id, say), to be confirmed by proven reads.
+    pub fn tx_result(&self, hash: &str) -> Result<Value> {
+        let v = self
+            .agent
+            .get(&format!("{}/tx/{hash}", self.base))
+            .call()
+            .with_context(|| format!("GET /tx/{hash}"))?
+            .into_json::<Value>()
+            .context("GET /tx: JSON")?;
+        if v["status"] != "included" {
+            bail!("transaction {hash} is not included");
+        }
+        Ok(v["result"].clone())
+    }
+
     /// Follows the validator's event feed (`GET /events`, server-sent events), calling `f`
     /// with each block's JSON until the stream ends or `f` returns false. Events are hints:
     /// act on them only after reading the named records with proofs.

@@ -1,0 +1,730 @@
+//! Reads: list a deal, get a file, mirror a whole deal. Nothing is used before it is
+//! verified: metadata MDUs against the chain's manifest root (leaves → MDU roots →
+//! manifest commitment), every blob against its leaf.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use chain_light::bytes::{Address, G1Bytes, Sig65, H256};
+use chain_light::state::{Deal, SlotStatus};
+use chain_light::tx::{Msg, Receipt};
+use futures::stream::FuturesUnordered;
+use futures::StreamExt as _;
+use nilstore_net::proto::{
+    DeputyRequest, DeputyResponse, FetchRequest, FetchWhat, Leaf, ReceiptSubmit, BLOB_BYTES,
+};
+use nilstore_net::read::{blob_matches, fraud_evidence, mdu_root};
+use nilstore_net::requester::RequestError;
+use serde::{Deserialize, Serialize};
+use wasm_core::merkle::MerkleTree;
+use wasm_core::rs::{Code, Profile};
+use wasm_core::slab::table::FileRecord;
+use wasm_core::slab::Layout;
+
+use super::{Client, Endpoint, Event, Progress};
+use crate::slabdir::{self, OpenSlab, SlotMeta, DIR_FORMAT_VERSION};
+
+/// One file of a deal.
+#[derive(Clone, Debug, Serialize)]
+pub struct FileEntry {
+    /// Path in the deal.
+    pub path: String,
+    /// Plaintext bytes.
+    pub size: u64,
+    /// Stored bytes (ciphertext when encrypted).
+    pub stored: u64,
+    /// Modification time (Unix seconds).
+    pub mtime: i64,
+    /// Encrypted.
+    pub encrypted: bool,
+}
+
+/// What `ls` shows.
+#[derive(Clone, Debug, Serialize)]
+pub struct Listing {
+    /// Deal.
+    pub deal: u64,
+    /// Committed generation.
+    pub generation: u64,
+    /// Manifest root, hex.
+    pub manifest_root: String,
+    /// Live files.
+    pub files: Vec<FileEntry>,
+}
+
+/// What a read did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct GetReport {
+    /// Deal.
+    pub deal: u64,
+    /// Files written.
+    pub files: usize,
+    /// Plaintext bytes written.
+    pub bytes: u64,
+    /// Seconds.
+    pub seconds: f64,
+    /// Milliseconds to the first verified shard.
+    pub first_byte_ms: f64,
+    /// User MDUs rebuilt from parity.
+    pub reconstructed_mdus: u64,
+    /// Slots that failed and were replaced by others or by a deputy.
+    pub fallbacks: usize,
+    /// Blobs fetched through a deputy.
+    pub deputy_blobs: u64,
+    /// Fraud evidence submitted.
+    pub fraud_reports: usize,
+}
+
+/// Plaintext length of `stored` AEAD bytes (inverse of `aead::ciphertext_len`).
+fn plaintext_len(stored: u64) -> u64 {
+    use wasm_core::aead::{CIPHERTEXT_CHUNK, HEADER_LEN, TAG_LEN};
+    let body = stored.saturating_sub(HEADER_LEN as u64);
+    let chunks = body.div_ceil(CIPHERTEXT_CHUNK as u64).max(1);
+    body.saturating_sub(chunks * TAG_LEN as u64)
+}
+
+fn proto(l: &[wasm_core::merkle::Leaf]) -> Vec<Leaf> {
+    l.iter()
+        .map(|l| Leaf {
+            commitment: G1Bytes(l.commitment),
+            blake3: H256(l.blake3),
+        })
+        .collect()
+}
+
+/// Why one slot's shard could not be used.
+enum Miss {
+    /// No (timely) answer or a refusal: try another slot, then a deputy.
+    Withheld(String),
+    /// Bytes that do not match their leaf: evidence submitted; never ask again.
+    Fraud(String),
+}
+
+/// Served blobs per provider during one read (for receipts).
+#[derive(Default)]
+struct Tally {
+    blobs: BTreeMap<Address, (Endpoint, u64)>,
+    fallbacks: AtomicUsize,
+    deputy_blobs: AtomicU64,
+    fraud: AtomicUsize,
+}
+
+/// `receipts.json`: the cumulative receipt last signed per (deal, provider).
+#[derive(Default, Serialize, Deserialize)]
+struct ReceiptBook {
+    signed: BTreeMap<String, (u64, u64, u64)>,
+}
+
+impl Client {
+    /// Lists a deal's live files (from verified metadata).
+    pub fn ls(&self, id: u64) -> Result<Listing> {
+        let deal = self.deal(id)?;
+        if deal.manifest_root.is_none() {
+            return Ok(Listing {
+                deal: id,
+                generation: deal.generation,
+                manifest_root: String::new(),
+                files: Vec::new(),
+            });
+        }
+        let slab = self.remote_slab(id, &deal, &|_| {})?;
+        Ok(Listing {
+            deal: id,
+            generation: deal.generation,
+            manifest_root: slab.meta.manifest_root.clone(),
+            files: slab
+                .table
+                .live()
+                .map(|r| FileEntry {
+                    path: r.path.clone(),
+                    size: if r.is_encrypted() {
+                        plaintext_len(r.len)
+                    } else {
+                        r.len
+                    },
+                    stored: r.len,
+                    mtime: r.mtime,
+                    encrypted: r.is_encrypted(),
+                })
+                .collect(),
+        })
+    }
+
+    /// Reads `path` of deal `id` into the file `out` (written only once verified).
+    pub fn get(
+        &self,
+        id: u64,
+        path: &str,
+        out: &Path,
+        progress: Progress<'_>,
+    ) -> Result<GetReport> {
+        let deal = self.deal(id)?;
+        ensure!(deal.manifest_root.is_some(), "deal {id} holds no files yet");
+        let slab = self.remote_slab(id, &deal, progress)?;
+        ensure!(
+            slab.table.get(path).is_some_and(|r| !r.is_tombstone()),
+            "deal {id} has no file {path} (see `nilstore ls {id}`)"
+        );
+        let parent = out
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| Path::new("."));
+        fs::create_dir_all(parent)?;
+        let tmp = tempdir_in(parent)?;
+        let r = self.read_files(id, &deal, &slab, &tmp, &|rec| rec.path == path, progress);
+        let moved = r.and_then(|rep| {
+            fs::rename(tmp.join(path), out)
+                .with_context(|| format!("move into {}", out.display()))?;
+            Ok(rep)
+        });
+        let _ = fs::remove_dir_all(&tmp);
+        moved
+    }
+
+    /// Reads every live file of deal `id` under `dir`.
+    pub fn mirror(&self, id: u64, dir: &Path, progress: Progress<'_>) -> Result<GetReport> {
+        let deal = self.deal(id)?;
+        ensure!(deal.manifest_root.is_some(), "deal {id} holds no files yet");
+        let slab = self.remote_slab(id, &deal, progress)?;
+        fs::create_dir_all(dir)?;
+        self.read_files(id, &deal, &slab, dir, &|_| true, progress)
+    }
+
+    fn read_files(
+        &self,
+        id: u64,
+        deal: &Deal,
+        slab: &OpenSlab,
+        dir: &Path,
+        select: &dyn Fn(&FileRecord) -> bool,
+        progress: Progress<'_>,
+    ) -> Result<GetReport> {
+        let t0 = Instant::now();
+        let eps = self.endpoints(deal)?;
+        let deputies = self.deputies()?;
+        let tally = Mutex::new(Tally::default());
+        let first = Mutex::new(None::<f64>);
+        let total: u64 = slab.table.live().filter(|r| select(r)).map(|r| r.len).sum();
+        let done = AtomicU64::new(0);
+        let step = |n: u64| {
+            let d = (done.fetch_add(n, Ordering::Relaxed) + n).min(total);
+            progress(&Event::Downloading {
+                done: d,
+                total,
+                mb_per_s: d as f64 / 1e6 / t0.elapsed().as_secs_f64().max(1e-3),
+            });
+        };
+        let mut shards = |mdu: u64| -> Result<Vec<Option<Vec<u8>>>> {
+            let got = self.rt.block_on(self.fetch_mdu(
+                id, deal, slab, &eps, &deputies, mdu as u32, &tally, progress,
+            ))?;
+            let mut f = first.lock().map_err(|_| anyhow!("poisoned"))?;
+            f.get_or_insert_with(|| t0.elapsed().as_secs_f64() * 1e3);
+            Ok(got)
+        };
+        let secret = if slab.table.live().any(|r| select(r) && r.is_encrypted()) {
+            Some(self.deal_secret(id, false)?)
+        } else {
+            None
+        };
+        let rep = slabdir::unpack_from(slab, dir, secret, select, &mut shards, &step)?;
+        let tally = tally.into_inner().map_err(|_| anyhow!("poisoned"))?;
+        self.send_receipts(id, &tally);
+        Ok(GetReport {
+            deal: id,
+            files: rep.files,
+            bytes: rep.bytes,
+            seconds: t0.elapsed().as_secs_f64(),
+            first_byte_ms: first.into_inner().ok().flatten().unwrap_or(0.0),
+            reconstructed_mdus: rep.reconstructed_mdus,
+            fallbacks: tally.fallbacks.load(Ordering::Relaxed),
+            deputy_blobs: tally.deputy_blobs.load(Ordering::Relaxed),
+            fraud_reports: tally.fraud.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Any K verified shards of user MDU `mdu`: data slots first (no decoding), a slot that
+    /// withholds or lies is replaced by the next, and withheld rows go through a deputy
+    /// when too few slots answer.
+    #[allow(clippy::too_many_arguments)]
+    async fn fetch_mdu(
+        &self,
+        id: u64,
+        deal: &Deal,
+        slab: &OpenSlab,
+        eps: &[Endpoint],
+        deputies: &[Endpoint],
+        mdu: u32,
+        tally: &Mutex<Tally>,
+        progress: Progress<'_>,
+    ) -> Result<Vec<Option<Vec<u8>>>> {
+        let n = eps.len();
+        let k = deal.k as usize;
+        let mut order: Vec<usize> = (0..n)
+            .filter(|&s| deal.slots[s].status == SlotStatus::Active)
+            .collect();
+        order.extend((0..n).filter(|&s| deal.slots[s].status != SlotStatus::Active));
+        let mut got: Vec<Option<Vec<u8>>> = vec![None; n];
+        let mut have = 0usize;
+        let mut withheld = Vec::new();
+        let mut next = 0usize;
+        let start =
+            |s: usize| async move { (s, self.fetch_shard(id, slab, &eps[s], s as u32, mdu).await) };
+        let mut inflight = FuturesUnordered::new();
+        while next < order.len() && inflight.len() < k {
+            let s = order[next];
+            next += 1;
+            inflight.push(start(s));
+        }
+        while let Some((s, r)) = inflight.next().await {
+            match r {
+                Ok(bytes) => {
+                    self.count(tally, &eps[s], bytes.len() as u64 / BLOB_BYTES as u64)?;
+                    got[s] = Some(bytes);
+                    have += 1;
+                }
+                Err(miss) => {
+                    let why = match miss {
+                        Miss::Withheld(w) => {
+                            withheld.push(s);
+                            w
+                        }
+                        Miss::Fraud(w) => {
+                            tally
+                                .lock()
+                                .map_err(|_| anyhow!("poisoned"))?
+                                .fraud
+                                .fetch_add(1, Ordering::Relaxed);
+                            w
+                        }
+                    };
+                    tally
+                        .lock()
+                        .map_err(|_| anyhow!("poisoned"))?
+                        .fallbacks
+                        .fetch_add(1, Ordering::Relaxed);
+                    progress(&Event::Fallback {
+                        slot: s as u32,
+                        mdu,
+                        why: why.clone(),
+                    });
+                    tracing::warn!(slot = s, mdu, %why, "slot failed; reading another");
+                    if next < order.len() {
+                        let s = order[next];
+                        next += 1;
+                        inflight.push(start(s));
+                    }
+                }
+            }
+        }
+        // Too few slots answered: ask deputies for the withheld ones (SPEC §7).
+        for s in withheld {
+            if have >= k {
+                break;
+            }
+            if let Some(bytes) = self
+                .via_deputy(id, slab, &eps[s], deputies, s as u32, mdu)
+                .await
+            {
+                tally
+                    .lock()
+                    .map_err(|_| anyhow!("poisoned"))?
+                    .deputy_blobs
+                    .fetch_add(bytes.len() as u64 / BLOB_BYTES as u64, Ordering::Relaxed);
+                progress(&Event::Fallback {
+                    slot: s as u32,
+                    mdu,
+                    why: "read through a deputy".into(),
+                });
+                got[s] = Some(bytes);
+                have += 1;
+            }
+        }
+        ensure!(
+            have >= k,
+            "MDU {mdu}: only {have} of the {k} slots needed served verified bytes"
+        );
+        Ok(got)
+    }
+
+    fn count(&self, tally: &Mutex<Tally>, ep: &Endpoint, blobs: u64) -> Result<()> {
+        let mut t = tally.lock().map_err(|_| anyhow!("poisoned"))?;
+        t.blobs
+            .entry(ep.account)
+            .or_insert_with(|| (ep.clone(), 0))
+            .1 += blobs;
+        Ok(())
+    }
+
+    /// One slot's shard of a user MDU, every row checked against its leaf.
+    async fn fetch_shard(
+        &self,
+        id: u64,
+        slab: &OpenSlab,
+        ep: &Endpoint,
+        slot: u32,
+        mdu: u32,
+    ) -> Result<Vec<u8>, Miss> {
+        let layout = slab
+            .meta
+            .layout()
+            .map_err(|e| Miss::Withheld(e.to_string()))?;
+        let rows = layout.profile.rows();
+        let leaves = slab
+            .user_leaves
+            .get((u64::from(mdu) - layout.first_user_mdu()) as usize)
+            .ok_or_else(|| Miss::Withheld(format!("MDU {mdu} beyond the slab")))?;
+        let leaves = proto(leaves);
+        let req = FetchRequest {
+            deal: id,
+            slot,
+            mdu,
+            what: FetchWhat::Shard,
+        };
+        let r = tokio::time::timeout(
+            self.tuning.read_timeout,
+            self.net.fetch(ep.peer, ep.addrs.clone(), req),
+        )
+        .await
+        .map_err(|_| {
+            Miss::Withheld(format!(
+                "slot {slot}: no answer in {:?}",
+                self.tuning.read_timeout
+            ))
+        })?
+        .map_err(|e: RequestError| Miss::Withheld(format!("slot {slot}: {e}")))?;
+        let bytes = r.bytes.0;
+        if bytes.len() != rows * BLOB_BYTES {
+            return Err(Miss::Withheld(format!(
+                "slot {slot}: {} bytes, not a shard",
+                bytes.len()
+            )));
+        }
+        for (row, blob) in bytes.chunks(BLOB_BYTES).enumerate() {
+            let leaf = (slot as usize * rows + row) as u32;
+            if blob_matches(&leaves, leaf, blob) {
+                continue;
+            }
+            let served = r
+                .served
+                .iter()
+                .find(|(s, _)| s.leaf == leaf)
+                .map(|(_, sig)| *sig);
+            let why = match served {
+                Some(sig) => match self.report_fraud(id, slot, mdu, leaf, &leaves, slab, blob, sig).await {
+                    Ok(()) => format!("slot {slot}: row {row} does not match its leaf; fraud evidence submitted"),
+                    Err(e) => format!("slot {slot}: row {row} does not match its leaf; evidence not accepted: {e:#}"),
+                },
+                None => format!("slot {slot}: row {row} does not match its leaf (unsigned)"),
+            };
+            return Err(Miss::Fraud(why));
+        }
+        Ok(bytes)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn report_fraud(
+        &self,
+        id: u64,
+        slot: u32,
+        mdu: u32,
+        leaf: u32,
+        leaves: &[Leaf],
+        slab: &OpenSlab,
+        bytes: &[u8],
+        sig: Sig65,
+    ) -> Result<()> {
+        let ev = fraud_evidence(
+            self.kzg,
+            id,
+            slot,
+            mdu,
+            leaf,
+            leaves,
+            &slab.mdu_roots,
+            bytes,
+            sig,
+        )
+        .map_err(|e| anyhow!("{e}"))?;
+        tokio::task::block_in_place(|| {
+            self.send(Msg::SubmitFraud {
+                evidence: Box::new(ev),
+            })
+        })?;
+        tracing::warn!(deal = id, slot, mdu, leaf, "fraud evidence accepted");
+        Ok(())
+    }
+
+    /// Every row of a withheld shard through the first deputy that serves them all.
+    async fn via_deputy(
+        &self,
+        id: u64,
+        slab: &OpenSlab,
+        ep: &Endpoint,
+        deputies: &[Endpoint],
+        slot: u32,
+        mdu: u32,
+    ) -> Option<Vec<u8>> {
+        let layout = slab.meta.layout().ok()?;
+        let rows = layout.profile.rows();
+        let leaves = proto(
+            slab.user_leaves
+                .get((u64::from(mdu) - layout.first_user_mdu()) as usize)?,
+        );
+        'deputy: for d in deputies {
+            let mut out = Vec::with_capacity(rows * BLOB_BYTES);
+            for row in 0..rows as u32 {
+                let mut req = DeputyRequest {
+                    chain_id: self.chain.chain_id(),
+                    provider: ep.account,
+                    fetch: FetchRequest {
+                        deal: id,
+                        slot,
+                        mdu,
+                        what: FetchWhat::Blob { row },
+                    },
+                    reader: self.address(),
+                    sig: Sig65([0; 65]),
+                    nonce: rand::random(),
+                };
+                req.sig = self.signer.key().sign_digest(&req.digest());
+                match self.net.deputy(d.peer, d.addrs.clone(), req).await {
+                    Ok(DeputyResponse::Data(r))
+                        if blob_matches(&leaves, slot * rows as u32 + row, &r.bytes.0) =>
+                    {
+                        out.extend_from_slice(&r.bytes.0);
+                    }
+                    Ok(DeputyResponse::Data(_)) => {
+                        tracing::warn!(deputy = %d.account, slot, mdu, row, "deputy returned bytes that do not match the leaf");
+                        continue 'deputy;
+                    }
+                    Ok(DeputyResponse::Failed { attestation, .. }) => {
+                        tracing::warn!(deputy = %d.account, slot, mdu, row, transcript = ?attestation, "the provider did not answer the deputy; attested");
+                        return None; // the provider withholds: no other deputy will fare better now
+                    }
+                    Err(e) => {
+                        tracing::warn!(deputy = %d.account, %e, "deputy unavailable");
+                        continue 'deputy;
+                    }
+                }
+            }
+            return Some(out);
+        }
+        None
+    }
+
+    /// Hands every provider that served this read its cumulative signed receipt
+    /// (best effort: a provider that misses one redeems the next).
+    fn send_receipts(&self, id: u64, tally: &Tally) {
+        let Ok(_guard) = self.receipts.lock() else {
+            return;
+        };
+        let path = self.home.join("receipts.json");
+        let mut book: ReceiptBook = fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        for (provider, (ep, blobs)) in &tally.blobs {
+            let key = format!("{id}:{provider}");
+            let (mut cum_blobs, mut cum_bytes, mut nonce) =
+                book.signed.get(&key).copied().unwrap_or((0, 0, 0));
+            if let Ok(st) = self.chain.receipt_state(id, provider) {
+                if st.nonce > nonce || st.blobs > cum_blobs {
+                    nonce = nonce.max(st.nonce);
+                    cum_blobs = cum_blobs.max(st.blobs);
+                    cum_bytes = cum_bytes.max(st.blobs * BLOB_BYTES as u64);
+                }
+            }
+            cum_blobs += blobs;
+            cum_bytes += blobs * BLOB_BYTES as u64;
+            nonce += 1;
+            let receipt = Receipt {
+                deal: id,
+                provider: *provider,
+                deputy: Address::ZERO,
+                blobs: cum_blobs,
+                bytes: cum_bytes,
+                nonce,
+            };
+            let sig = self
+                .signer
+                .key()
+                .sign_digest(&receipt.digest(self.chain.chain_id()));
+            book.signed.insert(key, (cum_blobs, cum_bytes, nonce));
+            let sent = self.rt.block_on(self.net.receipt(
+                ep.peer,
+                ep.addrs.clone(),
+                ReceiptSubmit { receipt, sig },
+            ));
+            if let Err(e) = sent {
+                tracing::warn!(%provider, %e, "receipt not delivered (the next one covers it)");
+            }
+        }
+        let tmp = path.with_extension("json.tmp");
+        if let Ok(b) = serde_json::to_vec_pretty(&book) {
+            if fs::write(&tmp, b).is_ok() {
+                let _ = fs::rename(&tmp, &path);
+            }
+        }
+    }
+
+    /// The deal's verified metadata: fetched from one slot after another until a copy
+    /// matches the chain's manifest root.
+    pub(crate) fn remote_slab(
+        &self,
+        id: u64,
+        deal: &Deal,
+        progress: Progress<'_>,
+    ) -> Result<OpenSlab> {
+        let root = deal
+            .manifest_root
+            .ok_or_else(|| anyhow!("deal {id} holds no files yet"))?;
+        let eps = self.endpoints(deal)?;
+        let mut problems = Vec::new();
+        let mut order: Vec<usize> = (0..eps.len())
+            .filter(|&s| deal.slots[s].status == SlotStatus::Active)
+            .collect();
+        order.extend((0..eps.len()).filter(|&s| deal.slots[s].status != SlotStatus::Active));
+        for s in order {
+            let got = self
+                .rt
+                .block_on(self.metadata_from(id, deal, &eps[s], s as u32))
+                .and_then(|mdus| self.verify_metadata(id, deal, &root.0, mdus));
+            match got {
+                Ok(slab) => return Ok(slab),
+                Err(e) => {
+                    progress(&Event::Fallback {
+                        slot: s as u32,
+                        mdu: 0,
+                        why: format!("metadata: {e:#}"),
+                    });
+                    problems.push(format!("slot {s}: {e:#}"));
+                }
+            }
+        }
+        bail!(
+            "no slot of deal {id} served metadata matching the chain: {}",
+            problems.join("; ")
+        )
+    }
+
+    async fn metadata_from(
+        &self,
+        id: u64,
+        deal: &Deal,
+        ep: &Endpoint,
+        slot: u32,
+    ) -> Result<Vec<(Vec<u8>, [u8; 32])>> {
+        let mut out = Vec::new();
+        for j in 0..=deal.witness_mdus as u32 {
+            let ask = |what| {
+                tokio::time::timeout(
+                    self.tuning.read_timeout,
+                    self.net.fetch(
+                        ep.peer,
+                        ep.addrs.clone(),
+                        FetchRequest {
+                            deal: id,
+                            slot,
+                            mdu: j,
+                            what,
+                        },
+                    ),
+                )
+            };
+            let leaves = ask(FetchWhat::Leaves)
+                .await
+                .map_err(|_| anyhow!("no answer"))??
+                .leaves;
+            let bytes = ask(FetchWhat::Shard)
+                .await
+                .map_err(|_| anyhow!("no answer"))??
+                .bytes
+                .0;
+            ensure!(
+                leaves.len() == 64 && bytes.len() == 64 * BLOB_BYTES,
+                "metadata MDU {j}: malformed answer"
+            );
+            for (i, blob) in bytes.chunks(BLOB_BYTES).enumerate() {
+                ensure!(
+                    blob_matches(&leaves, i as u32, blob),
+                    "metadata MDU {j}: blob {i} does not match its leaf"
+                );
+            }
+            out.push((bytes, mdu_root(&leaves)));
+        }
+        Ok(out)
+    }
+
+    fn verify_metadata(
+        &self,
+        id: u64,
+        deal: &Deal,
+        root: &[u8; 48],
+        mdus: Vec<(Vec<u8>, [u8; 32])>,
+    ) -> Result<OpenSlab> {
+        let profile = Profile::new(deal.k as usize, deal.m as usize)?;
+        let layout = Layout::new(profile, deal.capacity_mdus)?;
+        ensure!(
+            layout.witness_mdus == deal.witness_mdus,
+            "witness MDUs disagree with the deal"
+        );
+        let user_mdus = deal.user_mdus();
+        let table = wasm_core::slab::decode_file_table(&mdus[0].0)?;
+        let w: Vec<&[u8]> = mdus[1..].iter().map(|(b, _)| b.as_slice()).collect();
+        let user_leaves = wasm_core::slab::decode_witness(&layout, &w, user_mdus)?;
+        let mut roots: Vec<[u8; 32]> = mdus.iter().map(|(_, r)| *r).collect();
+        let code = Code::new(profile);
+        for (i, l) in user_leaves.iter().enumerate() {
+            let r = MerkleTree::new(l).root_fr();
+            wasm_core::slab::check_user_mdu_leaves(&code, l, &r)
+                .with_context(|| format!("user MDU {i}: parity commitments"))?;
+            roots.push(r);
+        }
+        let manifest = wasm_core::slab::manifest_polynomial(&roots)?;
+        ensure!(
+            self.kzg.commit_poly(&manifest).to_compressed() == *root,
+            "the metadata does not match the deal's manifest root"
+        );
+        let slots = profile.slots();
+        Ok(OpenSlab {
+            dir: PathBuf::new(),
+            meta: SlotMeta {
+                format: DIR_FORMAT_VERSION,
+                slot: 0,
+                k: profile.k(),
+                m: profile.m(),
+                witness_mdus: deal.witness_mdus,
+                user_mdus,
+                total_mdus: deal.total_mdus,
+                generation: deal.generation,
+                deal_id: id,
+                manifest_root: hex::encode(root),
+            },
+            present: vec![true; slots],
+            mdu_roots: roots,
+            table,
+            user_leaves,
+            problems: Vec::new(),
+        })
+    }
+}
+
+/// A fresh directory under `parent` (same file system, so the result is renamed in).
+fn tempdir_in(parent: &Path) -> Result<PathBuf> {
+    for _ in 0..16 {
+        let p = parent.join(format!(".nilstore-get-{:016x}", rand::random::<u64>()));
+        if fs::create_dir(&p).is_ok() {
+            return Ok(p);
+        }
+    }
+    bail!(
+        "cannot create a temporary directory in {}",
+        parent.display()
+    )
+}

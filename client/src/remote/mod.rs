@@ -1,0 +1,457 @@
+//! The user side of the protocol over a live network: a [`Client`] uploads files into
+//! deals, reads them back verified, lists and deletes, and manages deals.
+//!
+//! ```text
+//!  put:  pack+encrypt ─► create deal ─► stripe ─► upload shards (every slot in parallel,
+//!        retries with backoff, journal) ─► acks ─► CommitContent ─► proven read of the deal
+//!  get:  proven deal ─► metadata MDUs (leaves → manifest_root) ─► K shards per MDU, every
+//!        blob checked against its leaf ─► RS decode ─► decrypt ─► file; withheld → other
+//!        slots, then a deputy; wrong bytes → fraud evidence; receipts to the providers
+//! ```
+//! The chain is read through the light client (`nilstore_net::chain`): every deal, provider
+//! and account record is checked against a verified header.
+
+mod download;
+mod upload;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use chain_light::bytes::Address;
+use chain_light::crypto::SecretKey;
+use chain_light::state::Deal;
+use chain_light::tx::Msg;
+use nilstore_net::chain::{HttpChain, Signer, TxStatus};
+use nilstore_net::libp2p::{Multiaddr, PeerId};
+use nilstore_net::requester::Requester;
+use serde::Serialize;
+use wasm_core::kzg::KzgSettings;
+
+pub use download::{GetReport, Listing};
+pub use upload::{PutOptions, PutReport};
+
+use crate::devnet::{dev_keys, DevnetInfo};
+
+/// Environment variable naming the network file (`devnet.json`).
+pub const NETWORK_ENV: &str = "NILSTORE_NETWORK";
+/// Environment variable holding the account key (hex).
+pub const KEY_ENV: &str = "NILSTORE_KEY";
+/// Environment variable naming the client's state directory.
+pub const HOME_ENV: &str = "NILSTORE_HOME";
+
+/// Something a long operation reports, for progress bars and UIs.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// Bytes packed, encrypted and committed so far.
+    Packing {
+        /// Done.
+        done: u64,
+        /// Total.
+        total: u64,
+    },
+    /// The deal exists.
+    DealCreated {
+        /// Its id.
+        deal: u64,
+    },
+    /// Shard bytes acknowledged by providers.
+    Uploading {
+        /// Bytes acknowledged.
+        done: u64,
+        /// Bytes to send.
+        total: u64,
+        /// Slots whose every shard is acknowledged.
+        slots_acked: usize,
+        /// Slots.
+        slots: usize,
+        /// Throughput so far.
+        mb_per_s: f64,
+    },
+    /// A request failed and will be retried.
+    Retry {
+        /// Slot.
+        slot: u32,
+        /// MDU.
+        mdu: u32,
+        /// Attempt that failed (1-based).
+        attempt: u32,
+        /// Why.
+        error: String,
+    },
+    /// The chain holds the new content.
+    Committed {
+        /// Deal.
+        deal: u64,
+        /// Generation.
+        generation: u64,
+    },
+    /// Verified file bytes written.
+    Downloading {
+        /// Done.
+        done: u64,
+        /// Total.
+        total: u64,
+        /// Throughput so far.
+        mb_per_s: f64,
+    },
+    /// A slot could not serve and the read went elsewhere.
+    Fallback {
+        /// Slot.
+        slot: u32,
+        /// MDU.
+        mdu: u32,
+        /// What happened and where the read went.
+        why: String,
+    },
+}
+
+/// Where progress goes.
+pub type Progress<'a> = &'a (dyn Fn(&Event) + Sync);
+
+/// Tuning knobs (defaults suit a devnet on loopback).
+#[derive(Clone, Debug)]
+pub struct Tuning {
+    /// Attempts per request before giving up.
+    pub attempts: u32,
+    /// First retry delay; doubled each attempt.
+    pub backoff: Duration,
+    /// Longest retry delay.
+    pub max_backoff: Duration,
+    /// Uploads in flight per slot.
+    pub per_slot: usize,
+    /// How long a read waits for a provider before it goes elsewhere.
+    pub read_timeout: Duration,
+    /// How long to wait for a transaction to be included.
+    pub tx_timeout: Duration,
+}
+
+impl Default for Tuning {
+    fn default() -> Tuning {
+        Tuning {
+            attempts: 6,
+            backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(8),
+            per_slot: 2,
+            read_timeout: Duration::from_secs(10),
+            tx_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// A network the client talks to: today the devnet's `devnet.json`.
+#[derive(Clone, Debug)]
+pub struct Network {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// Its contents.
+    pub info: DevnetInfo,
+}
+
+impl Network {
+    /// Reads `path`, or the file named by `NILSTORE_NETWORK`, or `./devnet/devnet.json`.
+    pub fn locate(path: Option<&Path>) -> Result<Network> {
+        let path = match path {
+            Some(p) => p.to_path_buf(),
+            None => std::env::var_os(NETWORK_ENV)
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("devnet/devnet.json")),
+        };
+        let info = DevnetInfo::read(&path).with_context(|| {
+            format!(
+                "no network: start one with `nilstore devnet up` or pass --network (tried {})",
+                path.display()
+            )
+        })?;
+        Ok(Network { path, info })
+    }
+
+    /// The account key: `NILSTORE_KEY`, else `key_file`, else the first dev account the
+    /// devnet's daemons do not use.
+    pub fn account(&self, key_file: Option<&Path>) -> Result<SecretKey> {
+        if std::env::var_os(KEY_ENV).is_some() || key_file.is_some() {
+            let path = key_file.map_or_else(|| PathBuf::from("/nonexistent"), Path::to_path_buf);
+            return nilstore_net::chain::account_key(KEY_ENV, &path);
+        }
+        let keys = dev_keys(&self.info.dev_keys)?;
+        keys.into_iter()
+            .enumerate()
+            .find(|(i, _)| !self.info.reserved_dev_accounts.contains(i))
+            .map(|(_, k)| k)
+            .ok_or_else(|| anyhow!("the devnet has no free dev account: pass --key-file"))
+    }
+}
+
+/// The client's state directory: `NILSTORE_HOME`, else `~/.nilstore`.
+pub fn default_home() -> PathBuf {
+    std::env::var_os(HOME_ENV)
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".nilstore")))
+        .unwrap_or_else(|| PathBuf::from(".nilstore"))
+}
+
+/// One slot's provider, resolved from proven chain state.
+#[derive(Clone, Debug)]
+pub(crate) struct Endpoint {
+    pub account: Address,
+    pub peer: PeerId,
+    pub addrs: Vec<Multiaddr>,
+}
+
+/// A connected client: light client, account, libp2p node.
+pub struct Client {
+    rt: tokio::runtime::Runtime,
+    chain: HttpChain,
+    signer: Signer,
+    net: Requester,
+    network: Network,
+    home: PathBuf,
+    kzg: &'static KzgSettings,
+    tuning: Tuning,
+    /// Serializes read-modify-write of `receipts.json`.
+    receipts: Mutex<()>,
+}
+
+/// Addresses a native node can dial (TCP, QUIC).
+pub(crate) fn dialable(endpoints: &[String]) -> Vec<Multiaddr> {
+    endpoints
+        .iter()
+        .filter(|e| (e.contains("/tcp/") && !e.contains("/ws")) || e.contains("/quic-v1"))
+        .filter_map(|e| e.parse().ok())
+        .collect()
+}
+
+impl Client {
+    /// Connects: verifies the chain from genesis and starts a libp2p node.
+    pub fn connect(
+        network: Network,
+        key: SecretKey,
+        home: PathBuf,
+        tuning: Tuning,
+    ) -> Result<Client> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let genesis = nilstore_net::chain::read_genesis(&network.info.genesis)?;
+        let chain = HttpChain::new(&network.info.api, &genesis)?;
+        chain.sync().context("sync the light client")?;
+        let net = {
+            let _guard = rt.enter();
+            Requester::ephemeral(Duration::from_secs(60)).map_err(|e| anyhow!("libp2p: {e}"))?
+        };
+        std::fs::create_dir_all(&home).with_context(|| format!("create {}", home.display()))?;
+        Ok(Client {
+            rt,
+            chain,
+            signer: Signer::new(key),
+            net,
+            network,
+            home,
+            kzg: KzgSettings::ethereum(),
+            tuning,
+            receipts: Mutex::new(()),
+        })
+    }
+
+    /// The account's address.
+    pub fn address(&self) -> Address {
+        self.signer.address()
+    }
+
+    /// The light client.
+    pub fn chain(&self) -> &HttpChain {
+        &self.chain
+    }
+
+    /// The network description.
+    pub fn network(&self) -> &Network {
+        &self.network
+    }
+
+    fn key_path(&self, id: u64) -> PathBuf {
+        self.home
+            .join("keys")
+            .join(format!("{}-deal-{id}.key", self.chain.chain_id()))
+    }
+
+    /// The random secret a deal's files are encrypted under (`HOME/keys/`, mode 0600),
+    /// created when `create`. Forgetting it ([`Client::forget_deal_key`]) erases the
+    /// deal's content for good: crypto-erasure.
+    pub(crate) fn deal_secret(&self, id: u64, create: bool) -> Result<[u8; 32]> {
+        let path = self.key_path(id);
+        if !path.exists() {
+            ensure!(
+                create,
+                "no key for deal {id} at {}: its encrypted files cannot be read here",
+                path.display()
+            );
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let mut b = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
+            chain_light::secret_file::write(&path, hex::encode(b).as_bytes())
+                .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        }
+        let raw = chain_light::secret_file::read(&path)
+            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        hex::decode(String::from_utf8_lossy(&raw).trim())
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .ok_or_else(|| anyhow!("{}: not a 32-byte hex key", path.display()))
+    }
+
+    /// Deletes a deal's key (after a cancel): what providers still hold is noise.
+    pub fn forget_deal_key(&self, id: u64) -> Result<bool> {
+        let path = self.key_path(id);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Submits `msg` and waits until it is included; returns the result's events.
+    pub fn send(&self, msg: Msg) -> Result<serde_json::Value> {
+        let name = msg.name();
+        let hash = self.signer.send(&self.chain, msg)?;
+        let t0 = std::time::Instant::now();
+        loop {
+            match self.chain.tx_status(&hash)? {
+                TxStatus::Included(h, Ok(())) => {
+                    let v = self.chain.tx_result(&hash)?;
+                    tracing::debug!(tx = %hash, height = h, "{name} included");
+                    return Ok(v);
+                }
+                TxStatus::Included(_, Err(e)) => bail!("{name} failed on chain: {e}"),
+                TxStatus::Pending => {}
+            }
+            if t0.elapsed() > self.tuning.tx_timeout {
+                bail!(
+                    "{name} ({hash}) not included within {:?}",
+                    self.tuning.tx_timeout
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// A deal at the latest verified height.
+    pub fn deal(&self, id: u64) -> Result<Deal> {
+        self.chain.sync()?;
+        self.chain
+            .deal(id)?
+            .ok_or_else(|| anyhow!("deal {id} does not exist (or has ended)"))
+    }
+
+    /// Where to reach the provider of every slot of `deal` (the pending one while a slot is
+    /// repairing counts only once it is active).
+    pub(crate) fn endpoints(&self, deal: &Deal) -> Result<Vec<Endpoint>> {
+        deal.slots
+            .iter()
+            .map(|s| {
+                let p = self
+                    .chain
+                    .provider(&s.provider)?
+                    .ok_or_else(|| anyhow!("provider {} is not registered", s.provider))?;
+                Ok(Endpoint {
+                    account: s.provider,
+                    peer: p
+                        .peer_id
+                        .parse()
+                        .map_err(|e| anyhow!("provider {} peer id: {e}", s.provider))?,
+                    addrs: dialable(&p.endpoints),
+                })
+            })
+            .collect()
+    }
+
+    /// The devnet's deputies (relays), from their proven registrations.
+    pub(crate) fn deputies(&self) -> Result<Vec<Endpoint>> {
+        let mut out = Vec::new();
+        for r in &self.network.info.relays {
+            if let Some(d) = self.chain.deputy(&r.account)? {
+                if let Ok(peer) = d.peer_id.parse() {
+                    out.push(Endpoint {
+                        account: r.account,
+                        peer,
+                        addrs: dialable(&d.endpoints),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Creates a deal; returns its id.
+    pub fn create_deal(&self, d: &DealTerms) -> Result<u64> {
+        let v = self.send(Msg::CreateDeal {
+            k: d.k,
+            m: d.m,
+            capacity_mdus: d.capacity_mdus,
+            term_epochs: d.term_epochs,
+            escrow: d.escrow,
+            spend_cap: d.spend_cap,
+        })?;
+        v["events"]
+            .as_array()
+            .and_then(|evs| evs.iter().find_map(|e| e["deal"].as_u64()))
+            .ok_or_else(|| anyhow!("CreateDeal result names no deal: {v}"))
+    }
+
+    /// Default terms for `user_mdus` of capacity at RS(`k`, `m`): the escrow covers rent for
+    /// the whole term plus a read budget.
+    pub fn default_terms(
+        &self,
+        k: u32,
+        m: u32,
+        capacity_mdus: u64,
+        term_epochs: u64,
+    ) -> Result<DealTerms> {
+        let p = self.chain.globals()?.params;
+        let profile = wasm_core::rs::Profile::new(k as usize, m as usize)?;
+        let layout = wasm_core::slab::Layout::new(profile, capacity_mdus)?;
+        let total = 1 + layout.witness_mdus + capacity_mdus;
+        let rent = p
+            .rent_per_mdu_epoch
+            .saturating_mul(total as u128)
+            .saturating_mul(term_epochs as u128);
+        let reads = p.price_per_blob.saturating_mul(1 << 20);
+        Ok(DealTerms {
+            k,
+            m,
+            capacity_mdus,
+            term_epochs,
+            escrow: rent.saturating_add(reads),
+            spend_cap: reads,
+        })
+    }
+}
+
+/// What a new deal asks for.
+#[derive(Clone, Debug)]
+pub struct DealTerms {
+    /// Data slots.
+    pub k: u32,
+    /// Parity slots.
+    pub m: u32,
+    /// User MDUs of capacity.
+    pub capacity_mdus: u64,
+    /// Term.
+    pub term_epochs: u64,
+    /// Escrow.
+    pub escrow: chain_light::Amount,
+    /// Most the deal may spend on reads per epoch.
+    pub spend_cap: chain_light::Amount,
+}
+
+/// Retry delay before attempt `n` (1-based): exponential with jitter, capped.
+pub(crate) fn backoff(t: &Tuning, n: u32) -> Duration {
+    let base = t.backoff.saturating_mul(1 << n.min(16).saturating_sub(1));
+    let capped = base.min(t.max_backoff);
+    let jitter = rand::random::<f64>() * 0.5 + 0.75;
+    capped.mul_f64(jitter)
+}

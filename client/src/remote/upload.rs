@@ -1,0 +1,636 @@
+//! Content changes: put (new deal or append) and rm, through a resumable job.
+//!
+//! A job lives in `HOME/uploads/deal-<id>-g<generation>/`: `job.json` (what and how far),
+//! `slab/` (the packed slot directories) and `acked.log` (one `slot mdu` line per shard a
+//! provider acknowledged, fsynced). [`Client::resume`] finishes any job an interruption
+//! left behind: it sends only what was not acknowledged, then commits.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use chain_light::bytes::{Address, Blob, G1Bytes, Sig65, H256};
+use chain_light::state::Deal;
+use chain_light::tx::Msg;
+use futures::{StreamExt as _, TryStreamExt as _};
+use nilstore_net::proto::{Leaf, UploadAuth, UploadShard, BLOB_BYTES};
+use serde::{Deserialize, Serialize};
+use wasm_core::constants::PAYLOAD_BYTES_PER_MDU;
+use wasm_core::rs::Profile;
+
+use super::{backoff, Client, Endpoint, Event, Progress};
+use crate::slabdir::{self, OpenSlab};
+
+/// How to put files.
+#[derive(Clone, Debug)]
+pub struct PutOptions {
+    /// Append to this deal; `None` creates one.
+    pub deal: Option<u64>,
+    /// Data slots of a new deal.
+    pub k: u32,
+    /// Parity slots of a new deal.
+    pub m: u32,
+    /// Term of a new deal, in epochs.
+    pub term_epochs: u64,
+    /// Escrow of a new deal (`None`: rent for the term plus a read budget).
+    pub escrow: Option<chain_light::Amount>,
+    /// User MDUs of capacity of a new deal (`None`: twice what the files need, ≥ 4).
+    pub capacity_mdus: Option<u64>,
+    /// Names in the deal, one per file (`None`: the files' base names).
+    pub names: Option<Vec<String>>,
+    /// Encrypt (the default); plaintext only on request.
+    pub encrypt: bool,
+}
+
+/// What a put (or rm) did.
+#[derive(Clone, Debug, Serialize)]
+pub struct PutReport {
+    /// Deal.
+    pub deal_id: u64,
+    /// The committed generation.
+    pub generation: u64,
+    /// The committed manifest root, hex.
+    pub manifest_root: String,
+    /// Paths stored (or deleted).
+    pub paths: Vec<String>,
+    /// File bytes in.
+    pub bytes: u64,
+    /// Shard bytes acknowledged by providers.
+    pub shard_bytes: u64,
+    /// Seconds from start to the verified commit.
+    pub seconds: f64,
+}
+
+/// `job.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Job {
+    deal: u64,
+    generation: u64,
+    files: Vec<PathBuf>,
+    names: Vec<String>,
+    delete: Vec<String>,
+    encrypt: bool,
+    /// First user MDU this job writes (earlier ones are committed already).
+    first_new_mdu: u64,
+    /// Packing finished.
+    packed: bool,
+    bytes: u64,
+}
+
+impl Job {
+    fn save(&self, dir: &Path) -> Result<()> {
+        let tmp = dir.join("job.json.tmp");
+        let mut f = fs::File::create(&tmp)?;
+        serde_json::to_writer_pretty(&mut f, self)?;
+        f.sync_all()?;
+        fs::rename(&tmp, dir.join("job.json"))?;
+        Ok(())
+    }
+}
+
+fn job_dir(home: &Path, deal: u64, generation: u64) -> PathBuf {
+    home.join("uploads")
+        .join(format!("deal-{deal}-g{generation}"))
+}
+
+/// The acknowledgement log.
+struct Acks {
+    file: fs::File,
+    done: BTreeSet<(u32, u32)>,
+}
+
+impl Acks {
+    fn open(path: &Path) -> Result<Acks> {
+        let done = match fs::read_to_string(path) {
+            Ok(s) => s
+                .lines()
+                .filter_map(|l| {
+                    let (a, b) = l.split_once(' ')?;
+                    Some((a.parse().ok()?, b.parse().ok()?))
+                })
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeSet::new(),
+            Err(e) => return Err(e.into()),
+        };
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        Ok(Acks { file, done })
+    }
+
+    fn add(&mut self, slot: u32, mdu: u32) -> Result<()> {
+        // A torn last line (crash mid-write) parses as nothing and is re-sent.
+        writeln!(self.file, "{slot} {mdu}")?;
+        self.file.sync_data()?;
+        self.done.insert((slot, mdu));
+        Ok(())
+    }
+}
+
+/// Everything the slot tasks share.
+struct Send<'a> {
+    deal: u64,
+    generation: u64,
+    slab: &'a OpenSlab,
+    /// Leaves per MDU index (metadata and new user MDUs).
+    leaves: Vec<Option<Vec<Leaf>>>,
+    acks: Mutex<Acks>,
+    done_bytes: AtomicU64,
+    total_bytes: u64,
+    slots_done: AtomicUsize,
+    t0: Instant,
+    progress: Progress<'a>,
+}
+
+fn proto_leaves(l: &[wasm_core::merkle::Leaf]) -> Vec<Leaf> {
+    l.iter()
+        .map(|l| Leaf {
+            commitment: G1Bytes(l.commitment),
+            blake3: H256(l.blake3),
+        })
+        .collect()
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Client {
+    /// Stores `files` in a new deal or appends them to `opts.deal`; returns once the chain
+    /// shows the new content.
+    pub fn put(
+        &self,
+        files: &[PathBuf],
+        opts: &PutOptions,
+        progress: Progress<'_>,
+    ) -> Result<PutReport> {
+        ensure!(!files.is_empty(), "no files to put");
+        let names = match &opts.names {
+            Some(n) => {
+                ensure!(n.len() == files.len(), "one name per file");
+                n.clone()
+            }
+            None => files
+                .iter()
+                .map(|f| {
+                    f.file_name()
+                        .and_then(|n| n.to_str())
+                        .map(str::to_string)
+                        .ok_or_else(|| anyhow!("{} has no UTF-8 file name", f.display()))
+                })
+                .collect::<Result<_>>()?,
+        };
+        for n in &names {
+            wasm_core::slab::table::validate_path(n).map_err(|e| anyhow!("{n}: {e}"))?;
+        }
+        let mut bytes = 0u64;
+        for f in files {
+            let md = fs::metadata(f).with_context(|| format!("{}", f.display()))?;
+            ensure!(md.is_file(), "{} is not a file", f.display());
+            bytes += md.len();
+        }
+        let files: Vec<PathBuf> = files
+            .iter()
+            .map(|f| fs::canonicalize(f).with_context(|| format!("{}", f.display())))
+            .collect::<Result<_>>()?;
+        let (id, deal) = match opts.deal {
+            Some(id) => (id, self.deal(id)?),
+            None => {
+                let stored: u64 = files
+                    .iter()
+                    .map(|f| {
+                        let len = fs::metadata(f).map_or(0, |m| m.len());
+                        if opts.encrypt {
+                            wasm_core::aead::ciphertext_len(len)
+                        } else {
+                            len
+                        }
+                    })
+                    .sum();
+                let needed = stored.div_ceil(PAYLOAD_BYTES_PER_MDU as u64).max(1);
+                let capacity = opts.capacity_mdus.unwrap_or((2 * needed).max(4));
+                ensure!(
+                    capacity >= needed,
+                    "capacity {capacity} MDUs < {needed} needed"
+                );
+                let mut terms = self.default_terms(opts.k, opts.m, capacity, opts.term_epochs)?;
+                if let Some(e) = opts.escrow {
+                    terms.escrow = e;
+                }
+                let id = self.create_deal(&terms)?;
+                progress(&Event::DealCreated { deal: id });
+                (id, self.deal(id)?)
+            }
+        };
+        self.change(
+            id,
+            &deal,
+            files,
+            names,
+            Vec::new(),
+            opts.encrypt,
+            bytes,
+            progress,
+        )
+    }
+
+    /// Deletes `paths` from a deal: a tombstone in the file table, committed as the next
+    /// generation (the bytes stay until the deal ends; without the key they are noise).
+    pub fn rm(&self, id: u64, paths: &[String], progress: Progress<'_>) -> Result<PutReport> {
+        ensure!(!paths.is_empty(), "nothing to delete");
+        let deal = self.deal(id)?;
+        self.change(
+            id,
+            &deal,
+            Vec::new(),
+            Vec::new(),
+            paths.to_vec(),
+            false,
+            0,
+            progress,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn change(
+        &self,
+        id: u64,
+        deal: &Deal,
+        files: Vec<PathBuf>,
+        names: Vec<String>,
+        delete: Vec<String>,
+        encrypt: bool,
+        bytes: u64,
+        progress: Progress<'_>,
+    ) -> Result<PutReport> {
+        let epoch = self.chain.epoch();
+        ensure!(
+            deal.is_authorized(&self.address(), epoch),
+            "deal {id} belongs to {}; this account ({}) is not a delegate",
+            deal.owner,
+            self.address()
+        );
+        let generation = deal.next_generation();
+        let base = if deal.manifest_root.is_some() {
+            let slab = self.remote_slab(id, deal, progress)?;
+            for p in &delete {
+                ensure!(slab.table.get(p).is_some(), "deal {id} has no file {p}");
+            }
+            Some(slab.state()?)
+        } else {
+            ensure!(delete.is_empty(), "deal {id} holds no files yet");
+            None
+        };
+        let first_new_mdu =
+            1 + deal.witness_mdus + base.as_ref().map_or(0, |b| b.user_leaves.len() as u64);
+        let dir = job_dir(&self.home, id, generation);
+        if dir.exists() {
+            fs::remove_dir_all(&dir)?; // an unfinished job of the same generation: redo it
+        }
+        fs::create_dir_all(&dir)?;
+        let mut job = Job {
+            deal: id,
+            generation,
+            files,
+            names,
+            delete,
+            encrypt,
+            first_new_mdu,
+            packed: false,
+            bytes,
+        };
+        job.save(&dir)?;
+        self.pack_job(&dir, &job, deal, base, progress)?;
+        job.packed = true;
+        job.save(&dir)?;
+        self.finish_job(&dir, &job, progress)
+    }
+
+    fn pack_job(
+        &self,
+        dir: &Path,
+        job: &Job,
+        deal: &Deal,
+        base: Option<wasm_core::slab::SlabState>,
+        progress: Progress<'_>,
+    ) -> Result<()> {
+        let total = job.bytes;
+        let done = AtomicU64::new(0);
+        let step = |n: u64| {
+            let d = done.fetch_add(n, Ordering::Relaxed) + n;
+            progress(&Event::Packing {
+                done: d.min(total),
+                total,
+            });
+        };
+        let mut nonce = || {
+            let mut n = [0u8; wasm_core::aead::STREAM_NONCE_LEN];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut n);
+            n
+        };
+        slabdir::pack(
+            self.kzg,
+            &job.files,
+            &dir.join("slab"),
+            slabdir::PackOptions {
+                profile: Profile::new(deal.k as usize, deal.m as usize)?,
+                root_secret: if job.encrypt {
+                    Some(self.deal_secret(job.deal, deal.manifest_root.is_none())?)
+                } else {
+                    None
+                },
+                deal_id: job.deal,
+                capacity_user_mdus: Some(deal.capacity_mdus),
+                nonce: &mut nonce,
+                progress: &step,
+                base,
+                delete: job.delete.clone(),
+                names: Some(job.names.clone()),
+            },
+        )?;
+        Ok(())
+    }
+
+    /// Finishes every job an interruption left in `HOME/uploads`.
+    pub fn resume(&self, progress: Progress<'_>) -> Result<Vec<PutReport>> {
+        let root = self.home.join("uploads");
+        let mut dirs: Vec<PathBuf> = match fs::read_dir(&root) {
+            Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
+        dirs.sort();
+        let mut out = Vec::new();
+        for dir in dirs {
+            let Ok(raw) = fs::read(dir.join("job.json")) else {
+                continue;
+            };
+            let job: Job = serde_json::from_slice(&raw)
+                .with_context(|| format!("{}/job.json", dir.display()))?;
+            let deal = self.deal(job.deal)?;
+            if deal.manifest_root.is_some() && deal.generation >= job.generation {
+                // Committed before the interruption (or superseded): nothing left to do.
+                fs::remove_dir_all(&dir)?;
+                continue;
+            }
+            ensure!(
+                deal.next_generation() == job.generation,
+                "{}: the deal moved on to generation {}",
+                dir.display(),
+                deal.generation
+            );
+            if !job.packed {
+                // Packing is redone from the files (shards only go out after packing).
+                out.push(self.change(
+                    job.deal,
+                    &deal,
+                    job.files,
+                    job.names,
+                    job.delete,
+                    job.encrypt,
+                    job.bytes,
+                    progress,
+                )?);
+            } else {
+                out.push(self.finish_job(&dir, &job, progress)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sends what providers have not acknowledged, commits and verifies.
+    fn finish_job(&self, dir: &Path, job: &Job, progress: Progress<'_>) -> Result<PutReport> {
+        let t0 = Instant::now();
+        let slab = slabdir::open(self.kzg, &dir.join("slab"))?;
+        let deal = self.deal(job.deal)?;
+        let eps = self.endpoints(&deal)?;
+        let n = deal.slots.len();
+        ensure!(
+            slab.meta.k + slab.meta.m == n,
+            "the packed slab has {} slots, the deal {n}",
+            slab.meta.k + slab.meta.m
+        );
+        let total = slab.meta.total_mdus;
+        let w = slab.meta.witness_mdus;
+        // Leaves of what this job sends: metadata MDUs (recomputed) and the new user MDUs.
+        let mut leaves: Vec<Option<Vec<Leaf>>> = vec![None; total as usize];
+        for j in 0..=w {
+            let p = slabdir::mdu_path(&dir.join("slab"), 0, j);
+            let bytes = fs::read(&p).with_context(|| format!("{}", p.display()))?;
+            let (l, root) = wasm_core::slab::encode_metadata_mdu(self.kzg, &bytes)?;
+            ensure!(
+                root == slab.mdu_roots[j as usize],
+                "metadata MDU {j}: root mismatch"
+            );
+            leaves[j as usize] = Some(proto_leaves(&l));
+        }
+        let first_user = 1 + w;
+        for j in job.first_new_mdu..total {
+            leaves[j as usize] = Some(proto_leaves(&slab.user_leaves[(j - first_user) as usize]));
+        }
+        let mdus: Vec<u32> = (0..=w)
+            .chain(job.first_new_mdu..total)
+            .map(|j| j as u32)
+            .collect();
+        let rows = slab.meta.profile()?.rows() as u64;
+        let per_slot: u64 = mdus
+            .iter()
+            .map(|&j| {
+                if u64::from(j) <= w {
+                    (BLOB_BYTES * 64) as u64
+                } else {
+                    rows * BLOB_BYTES as u64
+                }
+            })
+            .sum();
+        let acks = Acks::open(&dir.join("acked.log"))?;
+        let already: u64 = acks
+            .done
+            .iter()
+            .map(|&(_, j)| {
+                if u64::from(j) <= w {
+                    (BLOB_BYTES * 64) as u64
+                } else {
+                    rows * BLOB_BYTES as u64
+                }
+            })
+            .sum();
+        let ctx = Send {
+            deal: job.deal,
+            generation: job.generation,
+            slab: &slab,
+            leaves,
+            acks: Mutex::new(acks),
+            done_bytes: AtomicU64::new(already),
+            total_bytes: per_slot * n as u64,
+            slots_done: AtomicUsize::new(0),
+            t0,
+            progress,
+        };
+        let sent = self.rt.block_on(futures::future::try_join_all(
+            eps.iter()
+                .enumerate()
+                .map(|(s, ep)| self.send_slot(&ctx, dir, s as u32, ep, &mdus)),
+        ));
+        sent?;
+        let size: u64 = slab
+            .table
+            .records()
+            .iter()
+            .map(|r| r.start + r.len)
+            .max()
+            .unwrap_or(0);
+        let root = slab.meta.manifest_root()?;
+        self.send(Msg::CommitContent {
+            deal: job.deal,
+            generation: job.generation,
+            manifest_root: G1Bytes(root),
+            total_mdus: total,
+            size_bytes: size,
+        })?;
+        let d = self.deal(job.deal)?;
+        ensure!(
+            d.manifest_root == Some(G1Bytes(root)) && d.generation == job.generation,
+            "the chain does not show the commit (generation {}, root {:?})",
+            d.generation,
+            d.manifest_root
+        );
+        progress(&Event::Committed {
+            deal: job.deal,
+            generation: job.generation,
+        });
+        let paths = if job.delete.is_empty() {
+            job.names.clone()
+        } else {
+            job.delete.clone()
+        };
+        let report = PutReport {
+            deal_id: job.deal,
+            generation: job.generation,
+            manifest_root: hex::encode(root),
+            paths,
+            bytes: job.bytes,
+            shard_bytes: ctx.done_bytes.load(Ordering::Relaxed),
+            seconds: t0.elapsed().as_secs_f64(),
+        };
+        drop(ctx);
+        fs::remove_dir_all(dir)?;
+        Ok(report)
+    }
+
+    async fn send_slot(
+        &self,
+        ctx: &Send<'_>,
+        dir: &Path,
+        slot: u32,
+        ep: &Endpoint,
+        mdus: &[u32],
+    ) -> Result<()> {
+        let todo: Vec<u32> = {
+            let a = ctx.acks.lock().map_err(|_| anyhow!("ack log poisoned"))?;
+            mdus.iter()
+                .copied()
+                .filter(|&j| !a.done.contains(&(slot, j)))
+                .collect()
+        };
+        futures::stream::iter(todo)
+            .map(|mdu| self.send_one(ctx, dir, slot, ep, mdu))
+            .buffer_unordered(self.tuning.per_slot.max(1))
+            .try_collect::<Vec<()>>()
+            .await?;
+        let slots_acked = ctx.slots_done.fetch_add(1, Ordering::Relaxed) + 1;
+        self.report_upload(ctx, slots_acked);
+        Ok(())
+    }
+
+    fn report_upload(&self, ctx: &Send<'_>, slots_acked: usize) {
+        let done = ctx.done_bytes.load(Ordering::Relaxed);
+        (ctx.progress)(&Event::Uploading {
+            done,
+            total: ctx.total_bytes,
+            slots_acked,
+            slots: ctx.slab.present.len(),
+            mb_per_s: done as f64 / 1e6 / ctx.t0.elapsed().as_secs_f64().max(1e-3),
+        });
+    }
+
+    async fn send_one(
+        &self,
+        ctx: &Send<'_>,
+        dir: &Path,
+        slot: u32,
+        ep: &Endpoint,
+        mdu: u32,
+    ) -> Result<()> {
+        let w = ctx.slab.meta.witness_mdus;
+        let path = if u64::from(mdu) <= w {
+            slabdir::mdu_path(&dir.join("slab"), slot as usize, mdu.into())
+        } else {
+            slabdir::shard_path(&dir.join("slab"), slot as usize, mdu.into())
+        };
+        let data = tokio::fs::read(&path)
+            .await
+            .with_context(|| format!("{}", path.display()))?;
+        let leaves = ctx.leaves[mdu as usize]
+            .clone()
+            .ok_or_else(|| anyhow!("no leaves for MDU {mdu}"))?;
+        let up = UploadShard {
+            chain_id: self.chain.chain_id(),
+            deal: ctx.deal,
+            slot,
+            mdu,
+            generation: ctx.generation,
+            leaves,
+            blobs: data.chunks(BLOB_BYTES).map(|b| Blob(b.to_vec())).collect(),
+            auth: UploadAuth {
+                signer: Address::ZERO,
+                expires_ms: 0,
+                sig: Sig65([0; 65]),
+            },
+        }
+        .sign(self.signer.key(), now_ms() + 3_600_000);
+        let want = ctx.slab.mdu_roots[mdu as usize];
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.net.upload(ep.peer, ep.addrs.clone(), up.clone()).await {
+                Ok(ack) => {
+                    ensure!(
+                        ack.mdu_root.0 == want,
+                        "slot {slot} ({}) acknowledged MDU {mdu} with another root",
+                        ep.account
+                    );
+                    ctx.acks
+                        .lock()
+                        .map_err(|_| anyhow!("ack log poisoned"))?
+                        .add(slot, mdu)?;
+                    ctx.done_bytes
+                        .fetch_add(data.len() as u64, Ordering::Relaxed);
+                    self.report_upload(ctx, ctx.slots_done.load(Ordering::Relaxed));
+                    return Ok(());
+                }
+                Err(e) if e.is_transient() && attempt < self.tuning.attempts => {
+                    (ctx.progress)(&Event::Retry {
+                        slot,
+                        mdu,
+                        attempt,
+                        error: e.to_string(),
+                    });
+                    tokio::time::sleep(backoff(&self.tuning, attempt)).await;
+                }
+                Err(e) => bail!(
+                    "slot {slot} (provider {}) did not take MDU {mdu} after {attempt} attempts: {e}",
+                    ep.account
+                ),
+            }
+        }
+    }
+}
