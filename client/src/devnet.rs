@@ -34,6 +34,10 @@ pub struct Options {
     pub chain_id: u64,
     /// Minimum time between blocks.
     pub block_interval: Duration,
+    /// Run providers and relays as child processes of these binaries
+    /// (`DIR/nilstore-provider`, `DIR/nilstore-relay`) instead of in this process, so that
+    /// each can be killed or stopped on its own (end-to-end tests).
+    pub processes: Option<PathBuf>,
 }
 
 /// One daemon of the devnet.
@@ -47,6 +51,12 @@ pub struct NodeInfo {
     pub addrs: Vec<String>,
     /// Its HTTP API (`/health`, `/metrics`).
     pub http: String,
+    /// Its home directory.
+    #[serde(default)]
+    pub home: PathBuf,
+    /// Its process id when it runs as a child process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
 }
 
 /// `DIR/devnet.json`: what the other commands need to use the devnet.
@@ -124,6 +134,101 @@ fn http_addr(base: u16, i: usize) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
+/// Starts a daemon binary (`start --home HOME ...`) with `key` as its account; returns once
+/// it has written `HOME/node.json`.
+#[allow(clippy::too_many_arguments)]
+async fn spawn_daemon(
+    bin: &Path,
+    home: &Path,
+    key: &SecretKey,
+    api: &str,
+    genesis: &Path,
+    ports: ListenPorts,
+    http: SocketAddr,
+    extra: &[&str],
+) -> Result<(std::process::Child, NodeInfo)> {
+    std::fs::create_dir_all(home)?;
+    let key_file = home.join("account.key");
+    if !key_file.exists() {
+        chain_light::secret_file::write(&key_file, hex::encode(key.to_bytes()).as_bytes())?;
+    }
+    let node_file = nilstore_net::native::NodeFile::path(home);
+    let _ = std::fs::remove_file(&node_file);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(home.join("daemon.log"))?;
+    let mut child = std::process::Command::new(bin)
+        .arg("start")
+        .arg("--home")
+        .arg(home)
+        .args(["--chain", api])
+        .arg("--genesis")
+        .arg(genesis)
+        .args(["--tcp-port", &ports.tcp.to_string()])
+        .args(["--quic-port", &ports.quic.to_string()])
+        .args(["--webrtc-port", &ports.webrtc.to_string()])
+        .args(["--ws-port", &ports.ws.to_string()])
+        .args(["--http", &http.to_string()])
+        .args(extra)
+        .env_remove("NILSTORE_PROVIDER_KEY")
+        .env_remove("NILSTORE_RELAY_KEY")
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("start {}", bin.display()))?;
+    let t0 = std::time::Instant::now();
+    loop {
+        if let Ok(n) = nilstore_net::native::NodeFile::read(home) {
+            if n.pid == child.id() {
+                return Ok((
+                    child,
+                    NodeInfo {
+                        account: n.account,
+                        peer_id: n.peer_id,
+                        addrs: n.addrs,
+                        http: n.http,
+                        home: home.to_path_buf(),
+                        pid: Some(n.pid),
+                    },
+                ));
+            }
+        }
+        if let Some(status) = child.try_wait()? {
+            let log = std::fs::read_to_string(home.join("daemon.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(5).collect();
+            bail!(
+                "exited with {status}: {}",
+                tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+            );
+        }
+        if t0.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            bail!("did not start within 120 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Stops a child daemon: SIGTERM (a clean stop), then SIGKILL after 10 s.
+async fn stop_child(mut c: std::process::Child) {
+    if matches!(c.try_wait(), Ok(Some(_))) {
+        return; // already gone (a test killed it)
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &c.id().to_string()])
+        .status();
+    for _ in 0..100 {
+        if !matches!(c.try_wait(), Ok(None)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = c.kill();
+    let _ = c.wait();
+}
+
 /// Waits for transactions to be included and to succeed.
 fn await_included(chain: &HttpChain, hashes: &[String]) -> Result<()> {
     let t0 = std::time::Instant::now();
@@ -198,8 +303,27 @@ pub async fn up(
     let mut stops = Vec::new();
     let mut tasks = Vec::new();
     let mut providers = Vec::new();
+    let mut children = Vec::new();
     for i in 0..opts.providers {
         let key = next_key();
+        if let Some(bin) = &opts.processes {
+            let home = opts.dir.join(format!("provider-{i}"));
+            let (child, node) = spawn_daemon(
+                &bin.join("nilstore-provider"),
+                &home,
+                &key,
+                &api_url,
+                &genesis_path,
+                ports(opts.port_base, i),
+                http_addr(opts.port_base, i),
+                &[],
+            )
+            .await
+            .with_context(|| format!("provider {i}"))?;
+            children.push(child);
+            providers.push((key, node));
+            continue;
+        }
         let (stop, rx) = tokio::sync::oneshot::channel::<()>();
         let (tx, started) = tokio::sync::oneshot::channel();
         tasks.push(tokio::spawn(nilstore_provider::daemon::run(
@@ -241,15 +365,35 @@ pub async fn up(
                 peer_id: s.peer_id.to_string(),
                 addrs: s.addrs.iter().map(|a| a.to_string()).collect(),
                 http: s.http.to_string(),
+                home: opts.dir.join(format!("provider-{i}")),
+                pid: None,
             },
         ));
     }
     let mut relays = Vec::new();
     for j in 0..opts.relays {
         let key = next_key();
+        let slot = opts.providers + j;
+        if let Some(bin) = &opts.processes {
+            let home = opts.dir.join(format!("relay-{j}"));
+            let (child, node) = spawn_daemon(
+                &bin.join("nilstore-relay"),
+                &home,
+                &key,
+                &api_url,
+                &genesis_path,
+                ports(opts.port_base, slot),
+                http_addr(opts.port_base, slot),
+                &["--deputy-timeout-ms", "5000"],
+            )
+            .await
+            .with_context(|| format!("relay {j}"))?;
+            children.push(child);
+            relays.push((key, node));
+            continue;
+        }
         let (stop, rx) = tokio::sync::oneshot::channel::<()>();
         let (tx, started) = tokio::sync::oneshot::channel();
-        let slot = opts.providers + j;
         tasks.push(tokio::spawn(nilstore_relay::daemon::run(
             nilstore_relay::daemon::Options {
                 home: opts.dir.join(format!("relay-{j}")),
@@ -291,6 +435,8 @@ pub async fn up(
                 peer_id: s.peer_id.to_string(),
                 addrs: s.addrs.iter().map(|a| a.to_string()).collect(),
                 http: s.http.to_string(),
+                home: opts.dir.join(format!("relay-{j}")),
+                pid: None,
             },
         ));
     }
@@ -372,6 +518,9 @@ pub async fn up(
     shutdown.await;
     for s in stops {
         let _ = s.send(());
+    }
+    for c in children {
+        stop_child(c).await;
     }
     for t in tasks {
         match t.await {

@@ -117,6 +117,10 @@ enum DevnetCmd {
         /// Minimum time between blocks, ms.
         #[arg(long, default_value_t = 250)]
         block_ms: u64,
+        /// Run providers and relays as child processes (`nilstore-provider` and
+        /// `nilstore-relay` next to this binary), so each can be stopped on its own.
+        #[arg(long)]
+        processes: bool,
     },
 }
 
@@ -249,6 +253,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     port_base,
                     chain_id,
                     block_ms,
+                    processes,
                 },
         } => {
             let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -265,20 +270,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 port_base,
                 chain_id,
                 block_interval: std::time::Duration::from_millis(block_ms),
+                processes: processes.then(|| {
+                    std::env::current_exe()
+                        .ok()
+                        .and_then(|p| p.parent().map(Path::to_path_buf))
+                        .unwrap_or_default()
+                }),
             };
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async move {
                 let (tx, ready) = tokio::sync::oneshot::channel();
                 let net = tokio::spawn(nilstore_client::devnet::up(
                     opts,
-                    async {
-                        let _ = tokio::signal::ctrl_c().await;
-                    },
+                    nilstore_net::native::stop_signal(),
                     Some(tx),
                 ));
                 if let Ok(info) = ready.await {
                     println!("{}", serde_json::to_string_pretty(&info)?);
-                    eprintln!("devnet up; Ctrl-C stops it");
+                    eprintln!("devnet up; Ctrl-C (or SIGTERM) stops it");
                 }
                 net.await?
             })?;

@@ -33,6 +33,9 @@ pub struct NetArgs {
     /// Print one JSON object instead of text and progress bars.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Most deputies a read asks about a provider that does not answer.
+    #[arg(long, global = true, default_value_t = 5)]
+    pub deputies: usize,
 }
 
 /// Deal management.
@@ -287,7 +290,15 @@ fn connect(a: &NetArgs) -> Result<Client> {
     let network = Network::locate(a.network.as_deref())?;
     let key = network.account(a.key_file.as_deref())?;
     let home = a.home.clone().unwrap_or_else(remote::default_home);
-    Client::connect(network, key, home, Tuning::default())
+    Client::connect(
+        network,
+        key,
+        home,
+        Tuning {
+            max_deputies: a.deputies,
+            ..Tuning::default()
+        },
+    )
 }
 
 fn print(a: &NetArgs, v: serde_json::Value, text: impl FnOnce() -> String) {

@@ -277,3 +277,62 @@ pub fn load_or_create_webrtc_cert(path: &Path) -> Result<webrtc::tokio::Certific
     secret_file::write(path, cert.serialize_pem().as_bytes())?;
     Ok(cert)
 }
+
+/// `HOME/node.json`: how to reach a running daemon, written once it listens (operators and
+/// supervisors such as the devnet read it instead of parsing logs).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NodeFile {
+    /// Chain account.
+    pub account: chain_light::bytes::Address,
+    /// libp2p peer id.
+    pub peer_id: String,
+    /// p2p listen addresses (with `/p2p/<id>`).
+    pub addrs: Vec<String>,
+    /// HTTP API address.
+    pub http: String,
+    /// Process id.
+    pub pid: u32,
+}
+
+impl NodeFile {
+    /// The file's path in a daemon home.
+    pub fn path(home: &Path) -> std::path::PathBuf {
+        home.join("node.json")
+    }
+
+    /// Writes it atomically.
+    pub fn write(&self, home: &Path) -> std::io::Result<()> {
+        let tmp = home.join("node.json.tmp");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)?;
+        std::fs::rename(&tmp, Self::path(home))
+    }
+
+    /// Reads it.
+    pub fn read(home: &Path) -> std::io::Result<NodeFile> {
+        let raw = std::fs::read(Self::path(home))?;
+        serde_json::from_slice(&raw).map_err(std::io::Error::other)
+    }
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM: when a daemon should stop cleanly.
+pub async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

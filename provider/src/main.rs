@@ -157,13 +157,7 @@ fn main_inner(cli: Cli) -> Result<()> {
                 wss,
             };
             let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(run(
-                opts,
-                async {
-                    let _ = tokio::signal::ctrl_c().await;
-                },
-                None,
-            ))
+            rt.block_on(run(opts, nilstore_net::native::stop_signal(), None))
         }
         Cmd::Register {
             home,

@@ -321,6 +321,16 @@ pub async fn run(
         }
     });
     tracing::info!(%peer_id, ?addrs, %http, deputy = %account, "relay started");
+    let node = native::NodeFile {
+        account,
+        peer_id: peer_id.to_string(),
+        addrs: addrs.iter().map(|a| a.to_string()).collect(),
+        http: http.to_string(),
+        pid: std::process::id(),
+    };
+    if let Err(e) = node.write(&opts.home) {
+        tracing::warn!(%e, "cannot write node.json");
+    }
     if let Some(tx) = started {
         let _ = tx.send(Started {
             peer_id,

@@ -2,10 +2,10 @@
 //! verified: metadata MDUs against the chain's manifest root (leaves → MDU roots →
 //! manifest commitment), every blob against its leaf.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -78,6 +78,8 @@ pub struct GetReport {
     pub deputy_blobs: u64,
     /// Fraud evidence submitted.
     pub fraud_reports: usize,
+    /// Silent slots reported to deputies.
+    pub deputy_reports: usize,
 }
 
 /// Plaintext length of `stored` AEAD bytes (inverse of `aead::ciphertext_len`).
@@ -105,13 +107,19 @@ enum Miss {
     Fraud(String),
 }
 
-/// Served blobs per provider during one read (for receipts).
+/// What one read saw: served blobs per provider (for receipts) and failing slots.
 #[derive(Default)]
 struct Tally {
     blobs: BTreeMap<Address, (Endpoint, u64)>,
-    fallbacks: AtomicUsize,
-    deputy_blobs: AtomicU64,
-    fraud: AtomicUsize,
+    fallbacks: usize,
+    deputy_blobs: u64,
+    fraud: usize,
+    /// Slots that did not answer (asked last for the rest of the read).
+    withheld: BTreeSet<usize>,
+    /// Slots reported to deputies in this read.
+    reported: BTreeSet<usize>,
+    /// Slots that served wrong bytes (never asked again).
+    bad: BTreeSet<usize>,
 }
 
 /// `receipts.json`: the cumulative receipt last signed per (deal, provider).
@@ -233,6 +241,9 @@ impl Client {
             None
         };
         let rep = slabdir::unpack_from(slab, dir, secret, select, &mut shards, &step)?;
+        let reported = self
+            .rt
+            .block_on(self.report_silent(id, slab, &eps, &deputies, &tally, progress))?;
         let tally = tally.into_inner().map_err(|_| anyhow!("poisoned"))?;
         self.send_receipts(id, &tally);
         Ok(GetReport {
@@ -242,9 +253,10 @@ impl Client {
             seconds: t0.elapsed().as_secs_f64(),
             first_byte_ms: first.into_inner().ok().flatten().unwrap_or(0.0),
             reconstructed_mdus: rep.reconstructed_mdus,
-            fallbacks: tally.fallbacks.load(Ordering::Relaxed),
-            deputy_blobs: tally.deputy_blobs.load(Ordering::Relaxed),
-            fraud_reports: tally.fraud.load(Ordering::Relaxed),
+            fallbacks: tally.fallbacks,
+            deputy_blobs: tally.deputy_blobs,
+            fraud_reports: tally.fraud,
+            deputy_reports: reported,
         })
     }
 
@@ -265,10 +277,21 @@ impl Client {
     ) -> Result<Vec<Option<Vec<u8>>>> {
         let n = eps.len();
         let k = deal.k as usize;
-        let mut order: Vec<usize> = (0..n)
-            .filter(|&s| deal.slots[s].status == SlotStatus::Active)
-            .collect();
-        order.extend((0..n).filter(|&s| deal.slots[s].status != SlotStatus::Active));
+        let (known_withheld, bad) = {
+            let t = tally.lock().map_err(|_| anyhow!("poisoned"))?;
+            (t.withheld.clone(), t.bad.clone())
+        };
+        // Active slots that served so far first, then repairing ones, then slots that
+        // withheld earlier in this read; never a slot caught serving wrong bytes.
+        let rank = |s: &usize| {
+            (
+                known_withheld.contains(s),
+                deal.slots[*s].status != SlotStatus::Active,
+                *s,
+            )
+        };
+        let mut order: Vec<usize> = (0..n).filter(|s| !bad.contains(s)).collect();
+        order.sort_by_key(rank);
         let mut got: Vec<Option<Vec<u8>>> = vec![None; n];
         let mut have = 0usize;
         let mut withheld = Vec::new();
@@ -276,12 +299,29 @@ impl Client {
         let start =
             |s: usize| async move { (s, self.fetch_shard(id, slab, &eps[s], s as u32, mdu).await) };
         let mut inflight = FuturesUnordered::new();
+        let mut asked = Vec::new();
         while next < order.len() && inflight.len() < k {
             let s = order[next];
             next += 1;
+            asked.push(s);
             inflight.push(start(s));
         }
-        while let Some((s, r)) = inflight.next().await {
+        // Hedged: while fewer than K slots have answered, one more slot is asked every
+        // `hedge_after`, so a silent provider costs a hedge delay, not a timeout.
+        let hedge = tokio::time::sleep(self.tuning.hedge_after);
+        tokio::pin!(hedge);
+        while have < k && !inflight.is_empty() {
+            let (s, r) = tokio::select! {
+                Some(done) = inflight.next() => done,
+                _ = &mut hedge, if next < order.len() => {
+                    let s = order[next];
+                    next += 1;
+                    asked.push(s);
+                    inflight.push(start(s));
+                    hedge.as_mut().reset(tokio::time::Instant::now() + self.tuning.hedge_after);
+                    continue;
+                }
+            };
             match r {
                 Ok(bytes) => {
                     self.count(tally, &eps[s], bytes.len() as u64 / BLOB_BYTES as u64)?;
@@ -289,25 +329,22 @@ impl Client {
                     have += 1;
                 }
                 Err(miss) => {
-                    let why = match miss {
-                        Miss::Withheld(w) => {
-                            withheld.push(s);
-                            w
-                        }
-                        Miss::Fraud(w) => {
-                            tally
-                                .lock()
-                                .map_err(|_| anyhow!("poisoned"))?
-                                .fraud
-                                .fetch_add(1, Ordering::Relaxed);
-                            w
+                    let why = {
+                        let mut t = tally.lock().map_err(|_| anyhow!("poisoned"))?;
+                        t.fallbacks += 1;
+                        match miss {
+                            Miss::Withheld(w) => {
+                                withheld.push(s);
+                                t.withheld.insert(s);
+                                w
+                            }
+                            Miss::Fraud(w) => {
+                                t.fraud += 1;
+                                t.bad.insert(s);
+                                w
+                            }
                         }
                     };
-                    tally
-                        .lock()
-                        .map_err(|_| anyhow!("poisoned"))?
-                        .fallbacks
-                        .fetch_add(1, Ordering::Relaxed);
                     progress(&Event::Fallback {
                         slot: s as u32,
                         mdu,
@@ -317,29 +354,58 @@ impl Client {
                     if next < order.len() {
                         let s = order[next];
                         next += 1;
+                        asked.push(s);
                         inflight.push(start(s));
                     }
                 }
             }
         }
-        // Too few slots answered: ask deputies for the withheld ones (SPEC §7).
+        // Slots still silent when K answered are reported like withheld ones.
+        drop(inflight);
+        {
+            let mut t = tally.lock().map_err(|_| anyhow!("poisoned"))?;
+            for &s in &asked {
+                if got[s].is_none() && !t.bad.contains(&s) && !withheld.contains(&s) {
+                    t.withheld.insert(s);
+                    t.fallbacks += 1;
+                    progress(&Event::Fallback {
+                        slot: s as u32,
+                        mdu,
+                        why: format!("slot {s}: no answer while {k} other slots served"),
+                    });
+                }
+            }
+        }
+        if have >= k {
+            return Ok(got);
+        }
+        // Too few slots served: read the silent ones through deputies (SPEC §7), each
+        // fetching under a fresh identity and returning the data or attesting the failure.
         for s in withheld {
             if have >= k {
                 break;
             }
+            tally
+                .lock()
+                .map_err(|_| anyhow!("poisoned"))?
+                .reported
+                .insert(s);
+            let Some(d) = self
+                .probe_deputies(id, &eps[s], deputies, s as u32, mdu, slab)
+                .await
+            else {
+                continue;
+            };
             if let Some(bytes) = self
-                .via_deputy(id, slab, &eps[s], deputies, s as u32, mdu)
+                .via_deputy(id, slab, &eps[s], std::slice::from_ref(d), s as u32, mdu)
                 .await
             {
-                tally
-                    .lock()
-                    .map_err(|_| anyhow!("poisoned"))?
-                    .deputy_blobs
-                    .fetch_add(bytes.len() as u64 / BLOB_BYTES as u64, Ordering::Relaxed);
+                tally.lock().map_err(|_| anyhow!("poisoned"))?.deputy_blobs +=
+                    bytes.len() as u64 / BLOB_BYTES as u64;
                 progress(&Event::Fallback {
                     slot: s as u32,
                     mdu,
-                    why: "read through a deputy".into(),
+                    why: format!("read through deputy {}", d.account),
                 });
                 got[s] = Some(bytes);
                 have += 1;
@@ -350,6 +416,111 @@ impl Client {
             "MDU {mdu}: only {have} of the {k} slots needed served verified bytes"
         );
         Ok(got)
+    }
+
+    /// After a read: every slot that stayed silent (and was not asked through deputies
+    /// already) is reported to the deputies, which fetch from it and attest on chain if it
+    /// does not answer them either. The file is complete before this runs.
+    async fn report_silent(
+        &self,
+        id: u64,
+        slab: &OpenSlab,
+        eps: &[Endpoint],
+        deputies: &[Endpoint],
+        tally: &Mutex<Tally>,
+        progress: Progress<'_>,
+    ) -> Result<usize> {
+        let todo: Vec<usize> = {
+            let t = tally.lock().map_err(|_| anyhow!("poisoned"))?;
+            t.withheld.difference(&t.reported).copied().collect()
+        };
+        if todo.is_empty() || deputies.is_empty() {
+            return Ok(0);
+        }
+        let layout = slab.meta.layout()?;
+        let mdu = layout.first_user_mdu() as u32;
+        let probes = todo.iter().map(|&s| async move {
+            (
+                s,
+                self.probe_deputies(id, &eps[s], deputies, s as u32, mdu, slab)
+                    .await,
+            )
+        });
+        for (s, served) in futures::future::join_all(probes).await {
+            progress(&Event::Fallback {
+                slot: s as u32,
+                mdu,
+                why: match served {
+                    Some(d) => format!("deputy {} got an answer from the provider", d.account),
+                    None => "reported to the deputies (attested if it stays silent)".into(),
+                },
+            });
+        }
+        Ok(todo.len())
+    }
+
+    /// Asks every deputy, concurrently, for the first row of a withheld shard: returns a
+    /// deputy that got verified bytes, or `None` when all of them attested (or failed).
+    async fn probe_deputies<'d>(
+        &self,
+        id: u64,
+        ep: &Endpoint,
+        deputies: &'d [Endpoint],
+        slot: u32,
+        mdu: u32,
+        slab: &OpenSlab,
+    ) -> Option<&'d Endpoint> {
+        let layout = slab.meta.layout().ok()?;
+        let rows = layout.profile.rows() as u32;
+        let leaves = proto(
+            slab.user_leaves
+                .get((u64::from(mdu) - layout.first_user_mdu()) as usize)?,
+        );
+        let asks = deputies.iter().map(|d| {
+            let req = self.deputy_request(id, ep, slot, mdu, 0);
+            async move { (d, self.net.deputy(d.peer, d.addrs.clone(), req).await) }
+        });
+        let mut serving = None;
+        for (d, r) in futures::future::join_all(asks).await {
+            match r {
+                Ok(DeputyResponse::Data(r)) if blob_matches(&leaves, slot * rows, &r.bytes.0) => {
+                    serving.get_or_insert(d);
+                }
+                Ok(DeputyResponse::Data(_)) => {
+                    tracing::warn!(deputy = %d.account, slot, mdu, "deputy returned bytes that do not match the leaf")
+                }
+                Ok(DeputyResponse::Failed { .. }) => {
+                    tracing::warn!(deputy = %d.account, provider = %ep.account, slot, mdu, "the provider did not answer the deputy either; attested on chain")
+                }
+                Err(e) => tracing::warn!(deputy = %d.account, %e, "deputy unavailable"),
+            }
+        }
+        serving
+    }
+
+    fn deputy_request(
+        &self,
+        id: u64,
+        ep: &Endpoint,
+        slot: u32,
+        mdu: u32,
+        row: u32,
+    ) -> DeputyRequest {
+        let mut req = DeputyRequest {
+            chain_id: self.chain.chain_id(),
+            provider: ep.account,
+            fetch: FetchRequest {
+                deal: id,
+                slot,
+                mdu,
+                what: FetchWhat::Blob { row },
+            },
+            reader: self.address(),
+            sig: Sig65([0; 65]),
+            nonce: rand::random(),
+        };
+        req.sig = self.signer.key().sign_digest(&req.digest());
+        req
     }
 
     fn count(&self, tally: &Mutex<Tally>, ep: &Endpoint, blobs: u64) -> Result<()> {
@@ -479,20 +650,7 @@ impl Client {
         'deputy: for d in deputies {
             let mut out = Vec::with_capacity(rows * BLOB_BYTES);
             for row in 0..rows as u32 {
-                let mut req = DeputyRequest {
-                    chain_id: self.chain.chain_id(),
-                    provider: ep.account,
-                    fetch: FetchRequest {
-                        deal: id,
-                        slot,
-                        mdu,
-                        what: FetchWhat::Blob { row },
-                    },
-                    reader: self.address(),
-                    sig: Sig65([0; 65]),
-                    nonce: rand::random(),
-                };
-                req.sig = self.signer.key().sign_digest(&req.digest());
+                let req = self.deputy_request(id, ep, slot, mdu, row);
                 match self.net.deputy(d.peer, d.addrs.clone(), req).await {
                     Ok(DeputyResponse::Data(r))
                         if blob_matches(&leaves, slot * rows as u32 + row, &r.bytes.0) =>
@@ -590,27 +748,57 @@ impl Client {
             .filter(|&s| deal.slots[s].status == SlotStatus::Active)
             .collect();
         order.extend((0..eps.len()).filter(|&s| deal.slots[s].status != SlotStatus::Active));
-        for s in order {
-            let got = self
-                .rt
-                .block_on(self.metadata_from(id, deal, &eps[s], s as u32))
-                .and_then(|mdus| self.verify_metadata(id, deal, &root.0, mdus));
-            match got {
-                Ok(slab) => return Ok(slab),
-                Err(e) => {
-                    progress(&Event::Fallback {
-                        slot: s as u32,
-                        mdu: 0,
-                        why: format!("metadata: {e:#}"),
-                    });
-                    problems.push(format!("slot {s}: {e:#}"));
+        // Hedged like shard reads: another slot is asked every `hedge_after` until one
+        // copy verifies.
+        let found = self.rt.block_on(async {
+            let start = |s: usize| {
+                let ep = &eps[s];
+                async move { (s, self.metadata_from(id, deal, ep, s as u32).await) }
+            };
+            let mut next = 0;
+            let mut inflight = FuturesUnordered::new();
+            let hedge = tokio::time::sleep(self.tuning.hedge_after);
+            tokio::pin!(hedge);
+            loop {
+                if inflight.is_empty() {
+                    if next >= order.len() {
+                        return None;
+                    }
+                    inflight.push(start(order[next]));
+                    next += 1;
+                    hedge
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + self.tuning.hedge_after);
+                }
+                tokio::select! {
+                    Some((s, r)) = inflight.next() => {
+                        match r.and_then(|mdus| self.verify_metadata(id, deal, &root.0, mdus)) {
+                            Ok(slab) => return Some(slab),
+                            Err(e) => {
+                                progress(&Event::Fallback {
+                                    slot: s as u32,
+                                    mdu: 0,
+                                    why: format!("metadata: {e:#}"),
+                                });
+                                problems.push(format!("slot {s}: {e:#}"));
+                            }
+                        }
+                    }
+                    _ = &mut hedge, if next < order.len() => {
+                        inflight.push(start(order[next]));
+                        next += 1;
+                        hedge.as_mut().reset(tokio::time::Instant::now() + self.tuning.hedge_after);
+                    }
                 }
             }
+        });
+        match found {
+            Some(slab) => Ok(slab),
+            None => bail!(
+                "no slot of deal {id} served metadata matching the chain: {}",
+                problems.join("; ")
+            ),
         }
-        bail!(
-            "no slot of deal {id} served metadata matching the chain: {}",
-            problems.join("; ")
-        )
     }
 
     async fn metadata_from(

@@ -124,8 +124,13 @@ pub struct Tuning {
     pub per_slot: usize,
     /// How long a read waits for a provider before it goes elsewhere.
     pub read_timeout: Duration,
+    /// While fewer than K slots have answered, another slot is asked this often.
+    pub hedge_after: Duration,
     /// How long to wait for a transaction to be included.
     pub tx_timeout: Duration,
+    /// Most deputies asked about one withheld slot (the chain needs several distinct
+    /// deputies' attestations before it slashes).
+    pub max_deputies: usize,
 }
 
 impl Default for Tuning {
@@ -136,7 +141,9 @@ impl Default for Tuning {
             max_backoff: Duration::from_secs(8),
             per_slot: 2,
             read_timeout: Duration::from_secs(10),
+            hedge_after: Duration::from_millis(1500),
             tx_timeout: Duration::from_secs(120),
+            max_deputies: 5,
         }
     }
 }
@@ -214,13 +221,23 @@ pub struct Client {
     receipts: Mutex<()>,
 }
 
-/// Addresses a native node can dial (TCP, QUIC).
+/// Addresses a native node dials: TCP, or QUIC when a peer has no TCP endpoint. (A dead
+/// peer refuses TCP at once, while a QUIC dial waits for its handshake timeout; libp2p
+/// reports a dial failure only when every address failed.)
 pub(crate) fn dialable(endpoints: &[String]) -> Vec<Multiaddr> {
-    endpoints
-        .iter()
-        .filter(|e| (e.contains("/tcp/") && !e.contains("/ws")) || e.contains("/quic-v1"))
-        .filter_map(|e| e.parse().ok())
-        .collect()
+    let pick = |f: &dyn Fn(&str) -> bool| -> Vec<Multiaddr> {
+        endpoints
+            .iter()
+            .filter(|e| f(e))
+            .filter_map(|e| e.parse().ok())
+            .collect()
+    };
+    let tcp = pick(&|e| e.contains("/tcp/") && !e.contains("/ws") && !e.contains("/webrtc"));
+    if tcp.is_empty() {
+        pick(&|e| e.contains("/quic-v1"))
+    } else {
+        tcp
+    }
 }
 
 impl Client {
@@ -375,6 +392,9 @@ impl Client {
         for r in &self.network.info.relays {
             if let Some(d) = self.chain.deputy(&r.account)? {
                 if let Ok(peer) = d.peer_id.parse() {
+                    if out.len() >= self.tuning.max_deputies {
+                        break;
+                    }
                     out.push(Endpoint {
                         account: r.account,
                         peer,

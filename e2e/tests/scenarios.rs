@@ -1,0 +1,520 @@
+//! The end-to-end scenarios (issue 5), small forms by default, full forms with
+//! `E2E_FULL=1`. Each writes `target/evidence/<name>.json`.
+
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use chain_light::state::SlotStatus;
+use nilstore_e2e::{file_hash, full, random_file, scenario, send_signal, Action, Bins, Devnet};
+use serde_json::json;
+
+fn id(v: &serde_json::Value) -> Result<u64> {
+    v["deal_id"].as_u64().context("no deal_id")
+}
+
+/// Scenario 1: Happy path: a file across RS(8,4) on 12 providers comes back byte-identical; an
+/// upload killed mid-way (`kill -9` of the CLI) finishes with `nilstore resume`.
+#[test]
+fn s1_happy_path_and_resume() -> Result<()> {
+    scenario("s1_happy_path", |ev| {
+        let bins = Bins::locate()?;
+        let mib = if full() { 256 } else { 24 };
+        let d = Devnet::up(&bins, "s1", 12, 0, 250)?;
+        ev.step(
+            Action::Up {
+                providers: 12,
+                relays: 0,
+            },
+            json!(d.info.api),
+        );
+        let files = d.dir.join("files");
+        std::fs::create_dir_all(&files)?;
+        let big = files.join("big.bin");
+        let h = random_file(&big, mib << 20, 1)?;
+        let put = d.cli(
+            ev,
+            &["put", big.to_str().context("path")?, "--k", "8", "--m", "4"],
+        )?;
+        let deal = id(&put)?;
+        let rec = d.deal(deal)?;
+        ensure!(rec.slots.len() == 12, "12 slots");
+        let mut who: Vec<_> = rec.slots.iter().map(|s| s.provider).collect();
+        who.sort();
+        who.dedup();
+        ensure!(who.len() == 12, "12 distinct providers");
+        ensure!(
+            rec.manifest_root.map(|r| hex::encode(r.0))
+                == put["manifest_root"].as_str().map(str::to_string),
+            "the chain holds the manifest root the client committed"
+        );
+        let out = d.dir.join("out.bin");
+        let get = d.cli(
+            ev,
+            &[
+                "get",
+                &deal.to_string(),
+                "big.bin",
+                "--out",
+                out.to_str().context("path")?,
+            ],
+        )?;
+        ensure!(file_hash(&out)? == h, "retrieved bytes differ");
+        let mb = (mib << 20) as f64 / 1e6;
+        ev.set("file_mib", json!(mib));
+        ev.set(
+            "put_mb_per_s",
+            json!(mb / put["seconds"].as_f64().unwrap_or(f64::NAN)),
+        );
+        ev.set(
+            "get_mb_per_s",
+            json!(mb / get["seconds"].as_f64().unwrap_or(f64::NAN)),
+        );
+        ev.set("get_first_byte_ms", get["first_byte_ms"].clone());
+
+        // Interrupt an append as soon as one shard is acknowledged, then resume.
+        let second = files.join("second.bin");
+        let h2 = random_file(&second, 16 << 20, 2)?;
+        let mut child = d
+            .command(&[
+                "put",
+                second.to_str().context("path")?,
+                "--deal",
+                &deal.to_string(),
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let log = d
+            .home
+            .join("uploads")
+            .join(format!("deal-{deal}-g1"))
+            .join("acked.log");
+        let t0 = std::time::Instant::now();
+        while std::fs::read_to_string(&log).map_or(true, |s| s.lines().count() < 3) {
+            ensure!(
+                child.try_wait()?.is_none(),
+                "the upload ended before it could be interrupted"
+            );
+            ensure!(
+                t0.elapsed() < Duration::from_secs(120),
+                "no acknowledgement within 120 s"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        send_signal(child.id(), "KILL")?;
+        let _ = child.wait();
+        let acked = std::fs::read_to_string(&log)?.lines().count();
+        ev.step(
+            Action::Check {
+                what: "put interrupted (kill -9) after acknowledgements".into(),
+            },
+            json!({ "acked": acked }),
+        );
+        ensure!(
+            d.deal(deal)?.generation == 0,
+            "nothing committed before the resume"
+        );
+        let resumed = d.cli(ev, &["resume"])?;
+        ensure!(
+            resumed[0]["generation"] == 1,
+            "the resumed job commits generation 1: {resumed}"
+        );
+        let out2 = d.dir.join("out2.bin");
+        d.cli(
+            ev,
+            &[
+                "get",
+                &deal.to_string(),
+                "second.bin",
+                "--out",
+                out2.to_str().context("path")?,
+            ],
+        )?;
+        ensure!(file_hash(&out2)? == h2, "the resumed file differs");
+        d.cli(
+            ev,
+            &[
+                "get",
+                &deal.to_string(),
+                "big.bin",
+                "--out",
+                out.to_str().context("path")?,
+            ],
+        )?;
+        ensure!(file_hash(&out)? == h, "the first file changed");
+        let ls = d.cli(ev, &["ls", &deal.to_string()])?;
+        ensure!(
+            ls["files"].as_array().map(Vec::len) == Some(2),
+            "two files listed: {ls}"
+        );
+        ev.set("resumed_after_acks", json!(acked));
+        Ok(())
+    })
+}
+
+/// Scenario 2: Lose M providers (`kill -9`): reads go on from parity, the chain evicts them, spares
+/// rebuild the slots bit-exactly (readiness proofs) and the slots are ACTIVE again; reads
+/// never fail in between.
+#[test]
+fn s2_lose_m_providers_and_repair() -> Result<()> {
+    scenario("s2_lose_m", |ev| {
+        let bins = Bins::locate()?;
+        let d = Devnet::up(&bins, "s2", 8, 1, 100)?;
+        ev.step(
+            Action::Up {
+                providers: 8,
+                relays: 1,
+            },
+            json!(d.info.api),
+        );
+        let f = d.dir.join("data.bin");
+        let h = random_file(&f, 12 << 20, 3)?;
+        let deal = id(&d.cli(ev, &["put", f.to_str().context("path")?])?)?;
+        let before = d.deal(deal)?;
+        let lost: Vec<usize> = (0..2)
+            .map(|s| d.provider_of(&before, s))
+            .collect::<Result<_>>()?;
+        for &p in &lost {
+            d.kill(ev, p)?;
+        }
+        let out = d.dir.join("out.bin");
+        let outs = out.to_str().context("path")?.to_string();
+        let read = |ev: &mut nilstore_e2e::Evidence| -> Result<serde_json::Value> {
+            let r = d.cli(ev, &["get", &deal.to_string(), "data.bin", "--out", &outs])?;
+            ensure!(file_hash(&out)? == h, "a read returned other bytes");
+            Ok(r)
+        };
+        let r = read(ev)?;
+        ensure!(
+            r["reconstructed_mdus"].as_u64() > Some(0),
+            "two data slots lost: parity rebuilt the rows"
+        );
+        let mut reads = 1u32;
+        let lost_accounts: Vec<_> = lost.iter().map(|&p| d.provider(p).account).collect();
+        // Until both slots are ACTIVE with new providers, read every few seconds: reads
+        // must never fail in between.
+        let t0 = std::time::Instant::now();
+        let repaired = loop {
+            let now = d.deal(deal)?;
+            let done = (0..2).all(|s| {
+                now.slots[s].status == SlotStatus::Active
+                    && !lost_accounts.contains(&now.slots[s].provider)
+            });
+            if done {
+                break now;
+            }
+            ensure!(
+                t0.elapsed() < Duration::from_secs(300),
+                "slots not repaired within 300 s: {:?}",
+                now.slots
+            );
+            read(ev)?;
+            reads += 1;
+            std::thread::sleep(Duration::from_secs(2));
+        };
+        ev.step(
+            Action::Wait {
+                what: "both slots repaired by new providers and ACTIVE".into(),
+            },
+            json!({ "seconds": t0.elapsed().as_secs_f64(), "reads_meanwhile": reads - 1 }),
+        );
+        let r = read(ev)?;
+        reads += 1;
+        ev.set("reads", json!(reads));
+        ev.set("final_read", r);
+        ev.set(
+            "new_providers",
+            json!([repaired.slots[0].provider, repaired.slots[1].provider]),
+        );
+        Ok(())
+    })
+}
+
+/// Scenario 3: A ghosting provider (SIGSTOP: answers nothing): reads succeed from the other slots,
+/// deputies attest its silence; one deputy's attestation slashes nobody, three distinct
+/// deputies' do.
+#[test]
+fn s3_ghost_provider_deputies_and_slash() -> Result<()> {
+    scenario("s3_ghost", |ev| {
+        let bins = Bins::locate()?;
+        // 500 ms blocks: 10 s epochs, so the paused provider is not yet evicted for
+        // missed proofs while the reads run (deputies attest an active slot only).
+        let d = Devnet::up(&bins, "s3", 6, 3, 500)?;
+        ev.step(
+            Action::Up {
+                providers: 6,
+                relays: 3,
+            },
+            json!(d.info.api),
+        );
+        let f = d.dir.join("data.bin");
+        let h = random_file(&f, 4 << 20, 4)?;
+        let deal = id(&d.cli(ev, &["put", f.to_str().context("path")?])?)?;
+        let rec = d.deal(deal)?;
+        let ghost = d.provider_of(&rec, 0)?;
+        let account = d.provider(ghost).account;
+        let chain = d.chain()?;
+        let stake0 = chain.provider(&account)?.context("registered")?.stake;
+        d.pause(ev, ghost)?;
+        let out = d.dir.join("out.bin");
+        let outs = out.to_str().context("path")?.to_string();
+        let attested = |d: &Devnet| -> u64 {
+            d.info
+                .relays
+                .iter()
+                .map(|r| Devnet::metric(r, "nilstore_relay_attestations_total"))
+                .sum()
+        };
+
+        // One deputy: the read succeeds, one attestation, no slash.
+        let r = d.cli(
+            ev,
+            &[
+                "get",
+                &deal.to_string(),
+                "data.bin",
+                "--out",
+                &outs,
+                "--deputies",
+                "1",
+            ],
+        )?;
+        ensure!(file_hash(&out)? == h, "read with a ghost differs");
+        ensure!(
+            r["fallbacks"].as_u64() > Some(0),
+            "the ghost's slot was read elsewhere: {r}"
+        );
+        ensure!(attested(&d) == 1, "one deputy attested");
+        let height = d.chain()?.trusted()?.height;
+        d.wait(
+            ev,
+            "the attestation is included (3 blocks)",
+            Duration::from_secs(60),
+            |d| Ok((d.chain()?.trusted()?.height >= height + 3).then_some(())),
+        )?;
+        let p = d.chain()?.provider(&account)?.context("registered")?;
+        ensure!(p.stake == stake0, "one deputy alone slashed the provider");
+        ev.step(
+            Action::Check {
+                what: "a single deputy cannot cause a slash".into(),
+            },
+            json!({ "stake": p.stake.to_string() }),
+        );
+
+        // Every deputy: three distinct attestations cross the threshold.
+        let r = d.cli(ev, &["get", &deal.to_string(), "data.bin", "--out", &outs])?;
+        ensure!(file_hash(&out)? == h, "read with a ghost differs");
+        ev.set("read_with_ghost", r);
+        let slashed = d.wait(
+            ev,
+            "the ghost is slashed for non-response",
+            Duration::from_secs(60),
+            |d| {
+                let p = d.chain()?.provider(&account)?.context("registered")?;
+                Ok((p.stake < stake0).then_some(p))
+            },
+        )?;
+        ev.set("attestations", json!(attested(&d)));
+        ev.set("stake_before", json!(stake0.to_string()));
+        ev.set("stake_after", json!(slashed.stake.to_string()));
+        d.unpause(ev, ghost)?;
+        Ok(())
+    })
+}
+
+/// Scenario 4: A byzantine provider (a flipped byte on its disk serves wrong bytes): the reader
+/// rejects the blob, reads elsewhere and submits fraud evidence; the chain slashes and
+/// evicts it.
+#[test]
+fn s4_byzantine_provider_fraud() -> Result<()> {
+    scenario("s4_byzantine", |ev| {
+        let bins = Bins::locate()?;
+        let d = Devnet::up(&bins, "s4", 7, 1, 100)?;
+        ev.step(
+            Action::Up {
+                providers: 7,
+                relays: 1,
+            },
+            json!(d.info.api),
+        );
+        let f = d.dir.join("data.bin");
+        let h = random_file(&f, 4 << 20, 5)?;
+        let deal = id(&d.cli(ev, &["put", f.to_str().context("path")?])?)?;
+        let rec = d.deal(deal)?;
+        let bad = d.provider_of(&rec, 0)?;
+        let account = d.provider(bad).account;
+        let stake0 = d.chain()?.provider(&account)?.context("registered")?.stake;
+        let w = rec.witness_mdus as u32;
+        let shard = d
+            .shard_files(bad, deal)?
+            .into_iter()
+            .find(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(&format!("0-{}-", w + 1)))
+            })
+            .context("slot 0's shard of the first user MDU")?;
+        let mut bytes = std::fs::read(&shard)?;
+        bytes[1000] ^= 0x55;
+        std::fs::write(&shard, &bytes)?;
+        ev.step(
+            Action::Corrupt {
+                provider: bad,
+                file: shard.display().to_string(),
+            },
+            json!({ "offset": 1000 }),
+        );
+        let out = d.dir.join("out.bin");
+        let r = d.cli(
+            ev,
+            &[
+                "get",
+                &deal.to_string(),
+                "data.bin",
+                "--out",
+                out.to_str().context("path")?,
+            ],
+        )?;
+        ensure!(file_hash(&out)? == h, "bad bytes reached the user");
+        ensure!(
+            r["fraud_reports"].as_u64() >= Some(1),
+            "fraud evidence submitted: {r}"
+        );
+        let (p, now) = d.wait(
+            ev,
+            "the provider is slashed and its slot evicted",
+            Duration::from_secs(60),
+            |d| {
+                let p = d.chain()?.provider(&account)?.context("registered")?;
+                let now = d.deal(deal)?;
+                let evicted = now.slots[0].provider != account
+                    || now.slots[0].status == SlotStatus::Repairing;
+                Ok((p.stake < stake0 && evicted).then_some((p, now)))
+            },
+        )?;
+        ev.set("read", r);
+        ev.set("stake_before", json!(stake0.to_string()));
+        ev.set("stake_after", json!(p.stake.to_string()));
+        ev.set("slot0_after", serde_json::to_value(&now.slots[0])?);
+        Ok(())
+    })
+}
+
+/// Scenario 5: Challenges: every slot's provider proves each epoch; organic reads with receipts
+/// lower a slot's synthetic challenges; a provider that deleted its data fails its proofs
+/// and is evicted.
+#[test]
+fn s5_challenges_receipts_and_deleted_data() -> Result<()> {
+    scenario("s5_challenges", |ev| {
+        let bins = Bins::locate()?;
+        let d = Devnet::up(&bins, "s5", 7, 0, 100)?;
+        ev.step(
+            Action::Up {
+                providers: 7,
+                relays: 0,
+            },
+            json!(d.info.api),
+        );
+        let f = d.dir.join("data.bin");
+        // 4 user MDUs: each data slot serves 64 blobs per read, one receipt credit.
+        let h = random_file(&f, 24 << 20, 6)?;
+        let deal = id(&d.cli(ev, &["put", f.to_str().context("path")?])?)?;
+        let rec = d.deal(deal)?;
+        let slot_providers: Vec<usize> = (0..rec.slots.len())
+            .map(|s| d.provider_of(&rec, s))
+            .collect::<Result<_>>()?;
+        d.wait(
+            ev,
+            "every slot's provider has proofs accepted in two epochs",
+            Duration::from_secs(90),
+            |d| {
+                Ok(slot_providers
+                    .iter()
+                    .all(|&p| {
+                        Devnet::metric(d.provider(p), "nilstore_provider_proofs_submitted_total")
+                            >= 2
+                    })
+                    .then_some(()))
+            },
+        )?;
+        let params = d.chain()?.globals()?.params;
+        let out = d.dir.join("out.bin");
+        d.cli(
+            ev,
+            &[
+                "get",
+                &deal.to_string(),
+                "data.bin",
+                "--out",
+                out.to_str().context("path")?,
+            ],
+        )?;
+        ensure!(file_hash(&out)? == h, "read differs");
+        let credited = d.wait(
+            ev,
+            "a receipt is redeemed and credits a slot",
+            Duration::from_secs(60),
+            |d| {
+                let c = d.chain()?;
+                for s in 0..rec.k {
+                    let w = c.work(deal, s)?;
+                    if w.credit_blobs >= params.blobs_per_credit {
+                        return Ok(Some((s, w.credit_blobs)));
+                    }
+                }
+                Ok(None)
+            },
+        )?;
+        let quota = params
+            .challenges_per_slot
+            .saturating_sub((credited.1 / params.blobs_per_credit) as u32)
+            .max(params.min_challenges);
+        ensure!(
+            quota < params.challenges_per_slot,
+            "credits lower the synthetic challenges"
+        );
+        ev.set("credited_slot", json!(credited.0));
+        ev.set("credit_blobs", json!(credited.1));
+        ev.set(
+            "challenges_without_reads",
+            json!(params.challenges_per_slot),
+        );
+        ev.set("challenges_with_reads", json!(quota));
+
+        // Slot 5's provider loses its data.
+        let victim = slot_providers[5];
+        let account = d.provider(victim).account;
+        let files = d.shard_files(victim, deal)?;
+        ensure!(!files.is_empty(), "the provider stores shards");
+        for p in &files {
+            std::fs::remove_file(p)?;
+        }
+        ev.step(
+            Action::DeleteData {
+                provider: victim,
+                deal,
+            },
+            json!({ "files": files.len() }),
+        );
+        let now = d.wait(
+            ev,
+            "the provider fails its proofs and is evicted",
+            Duration::from_secs(120),
+            |d| {
+                let now = d.deal(deal)?;
+                Ok((now.slots[5].provider != account
+                    || now.slots[5].status == SlotStatus::Repairing)
+                    .then_some(now))
+            },
+        )?;
+        ev.set("slot5_after", serde_json::to_value(&now.slots[5])?);
+        ev.set(
+            "victim_proofs_failed",
+            json!(Devnet::metric(
+                d.provider(victim),
+                "nilstore_provider_proofs_failed_total"
+            )),
+        );
+        Ok(())
+    })
+}
