@@ -8,7 +8,9 @@
 #   d      native tests (cargo test --workspace)
 #   e      wasm-core tests on wasm32 in headless Chromium (main thread and a Web Worker)
 #   f      1 GiB streaming pack/unpack under 300 MiB resident (scripts/check-memory.sh)
-#   g      fuzz smoke, opt-in with NILSTORE_FUZZ_SECONDS (scripts/fuzz.sh)
+#   g      end-to-end scenarios on the real binaries (e2e/, evidence in target/evidence/)
+#   h      the README's run command, to the sample round trip (scripts/run.sh --exit)
+#   i      fuzz smoke, opt-in with NILSTORE_FUZZ_SECONDS (scripts/fuzz.sh)
 #
 # The last line is always `N passed, M failed` (tiers).
 set -euo pipefail
@@ -86,7 +88,7 @@ else
     skip_tier "c clippy wasm32" "route B: Debian's rustc-web ships no clippy"
 fi
 
-run_tier "d native tests" cargo test --workspace
+run_tier "d native tests" cargo test --workspace --exclude nilstore-e2e
 
 # wasm-bindgen-test-runner drives Chromium through chromedriver; it reads webdriver.json
 # (Chromium binary and flags) from the test's working directory, which cargo sets to the
@@ -106,9 +108,23 @@ run_tier "e wasm32 tests (Chromium)" wasm_tests
 # ---- tier f: streaming memory bound (release CLI, 1 GiB) -------------------------------
 run_tier "f 1 GiB pack < 300 MiB RSS" bash "$ROOT/scripts/check-memory.sh" 1024 300
 
-# ---- tier g: fuzz smoke (opt-in: cargo-fuzz and ASan builds add ~7 min cold) -----------
+# ---- tier g: end-to-end scenarios (small forms; E2E_FULL=1 for the full ones) ----------
+# One devnet at a time: each is a dozen processes on 2 cores.
+e2e() {
+    cargo build -p nilstore-client -p nilstore-provider -p nilstore-relay -p chain-light --bins &&
+        cargo test -p nilstore-e2e -- --test-threads 1
+}
+run_tier "g e2e scenarios" e2e
+
+# ---- tier h: the main job, to its sample round trip, on free ports ---------------------
+RUN_DIR="$(mktemp -d)"
+run_tier "h run.sh smoke" bash "$ROOT/scripts/run.sh" --dir "$RUN_DIR/devnet" --exit \
+    --api 127.0.0.1:0 --port-base 0
+rm -rf "$RUN_DIR"
+
+# ---- tier i: fuzz smoke (opt-in: cargo-fuzz and ASan builds add ~7 min cold) -----------
 if [ -n "${NILSTORE_FUZZ_SECONDS:-}" ]; then
-    run_tier "g fuzz smoke" bash "$ROOT/scripts/fuzz.sh" "$NILSTORE_FUZZ_SECONDS"
+    run_tier "i fuzz smoke" bash "$ROOT/scripts/fuzz.sh" "$NILSTORE_FUZZ_SECONDS"
 else
-    skip_tier "g fuzz smoke" "set NILSTORE_FUZZ_SECONDS=N to run every target N s (scripts/fuzz.sh)"
+    skip_tier "i fuzz smoke" "set NILSTORE_FUZZ_SECONDS=N to run every target N s (scripts/fuzz.sh)"
 fi
