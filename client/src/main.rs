@@ -64,9 +64,21 @@ enum Cmd {
         /// Timed samples per row (median reported).
         #[arg(long, default_value_t = 5)]
         samples: usize,
-        /// MiB to pack for `pack`.
+        /// MiB to pack for `pack` (the large file of `ingest`).
         #[arg(long, default_value_t = 64)]
         mib: usize,
+        /// `ingest`: 1 MiB files to put and get for the latency percentiles.
+        #[arg(long, default_value_t = 20)]
+        small: usize,
+        /// `ingest`: providers of the in-process devnet.
+        #[arg(long, default_value_t = 6)]
+        providers: usize,
+        /// `ingest`: data slots.
+        #[arg(long, default_value_t = 4)]
+        k: u32,
+        /// `ingest`: parity slots.
+        #[arg(long, default_value_t = 2)]
+        m: u32,
     },
     /// The main demo: pack a file, verify it, lose M slots, rebuild it, print timings.
     Demo {
@@ -196,6 +208,9 @@ enum BenchWhat {
     Kzg,
     Rs,
     Pack,
+    /// Put/get through an in-process devnet vs the KZG-only rate.
+    #[cfg(feature = "network")]
+    Ingest,
 }
 
 fn main() -> ExitCode {
@@ -222,7 +237,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Slab { cmd } => slab(cmd),
-        Cmd::Bench { what, samples, mib } => {
+        Cmd::Bench {
+            what,
+            samples,
+            mib,
+            small,
+            providers,
+            k,
+            m,
+        } => {
+            #[cfg(not(feature = "network"))]
+            let _ = (small, providers, k, m); // ingest needs the network feature
             match what {
                 BenchWhat::Kzg => bench::print("KZG (EIP-4844), per blob", &bench::kzg(samples)?),
                 BenchWhat::Rs => bench::print(
@@ -231,6 +256,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ),
                 BenchWhat::Pack => {
                     bench::print("Slab packing, end to end in memory", &bench::pack(mib)?)
+                }
+                #[cfg(feature = "network")]
+                BenchWhat::Ingest => {
+                    bench::print(
+                        "Through an in-process devnet (client, validator and providers share the cores)",
+                        &nilstore_client::remote::bench::ingest(
+                            &nilstore_client::remote::bench::IngestOptions {
+                                mib,
+                                small,
+                                providers,
+                                k,
+                                m,
+                            },
+                        )?,
+                    )
                 }
             }
             Ok(ExitCode::SUCCESS)

@@ -11,6 +11,7 @@
 //! The chain is read through the light client (`nilstore_net::chain`): every deal, provider
 //! and account record is checked against a verified header.
 
+pub mod bench;
 mod download;
 mod upload;
 

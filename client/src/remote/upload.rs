@@ -18,7 +18,8 @@ use chain_light::bytes::{Address, Blob, G1Bytes, Sig65, H256};
 use chain_light::state::Deal;
 use chain_light::tx::Msg;
 use futures::{StreamExt as _, TryStreamExt as _};
-use nilstore_net::proto::{Leaf, UploadAuth, UploadShard, BLOB_BYTES};
+use nilstore_net::proto::{Leaf, NetError, UploadAuth, UploadShard, BLOB_BYTES};
+use nilstore_net::requester::RequestError;
 use serde::{Deserialize, Serialize};
 use wasm_core::constants::PAYLOAD_BYTES_PER_MDU;
 use wasm_core::rs::Profile;
@@ -617,7 +618,13 @@ impl Client {
                     self.report_upload(ctx, ctx.slots_done.load(Ordering::Relaxed));
                     return Ok(());
                 }
-                Err(e) if e.is_transient() && attempt < self.tuning.attempts => {
+                // A provider that has not followed the chain to the deal yet says
+                // NotFound: retried like a transient failure.
+                Err(e)
+                    if (e.is_transient()
+                        || matches!(e, RequestError::Refused(NetError::NotFound(_))))
+                        && attempt < self.tuning.attempts =>
+                {
                     (ctx.progress)(&Event::Retry {
                         slot,
                         mdu,
