@@ -34,6 +34,8 @@ pub struct Options {
     pub chain_id: u64,
     /// Minimum time between blocks.
     pub block_interval: Duration,
+    /// Validators: 1 (embedded, no p2p) or more (simplex on loopback, one home each).
+    pub validators: usize,
     /// Run providers and relays as child processes of these binaries
     /// (`DIR/nilstore-provider`, `DIR/nilstore-relay`) instead of in this process, so that
     /// each can be killed or stopped on its own (end-to-end tests).
@@ -76,6 +78,9 @@ pub struct DevnetInfo {
     pub providers: Vec<NodeInfo>,
     /// Relays.
     pub relays: Vec<NodeInfo>,
+    /// Validators (`http` is each one's API; the first is `api`).
+    #[serde(default)]
+    pub validators: Vec<NodeInfo>,
 }
 
 impl DevnetInfo {
@@ -260,38 +265,13 @@ pub async fn up(
         bail!("at most 12 providers and relays together (16 dev accounts, 4 kept for users)");
     }
     std::fs::create_dir_all(&opts.dir)?;
-    let vhome = opts.dir.join("validator");
-
-    // The validator, on its own thread and runtime.
-    let (stop_v, stop_v_rx) = tokio::sync::oneshot::channel::<()>();
-    let (bound_tx, bound_rx) = std::sync::mpsc::channel();
-    let vopts = StartOptions {
-        home: vhome.clone(),
-        api: opts.api,
-        p2p: None,
-        tx_rate: 10_000,
-        chain_id: opts.chain_id,
-        block_interval: opts.block_interval,
-    };
-    let validator = std::thread::Builder::new()
-        .name("validator".into())
-        .spawn(move || {
-            start_until(
-                &vopts,
-                async move {
-                    let _ = stop_v_rx.await;
-                },
-                Some(bound_tx),
-            )
-        })?;
-    let api = tokio::task::spawn_blocking(move || bound_rx.recv_timeout(Duration::from_secs(120)))
-        .await?
-        .map_err(|_| anyhow!("the validator did not start"))?;
+    let vs = start_validators(&opts).await?;
+    let api = vs.api;
     let api_url = format!("http://{api}");
-    let genesis_path = vhome.join("genesis.json");
+    let genesis_path = vs.genesis.clone();
     let genesis = read_genesis(&genesis_path)?;
-    let keys = dev_keys(&vhome.join("dev-keys.json"))?;
-    tracing::info!(%api, chain_id = genesis.chain_id, "validator up");
+    let keys = dev_keys(&vs.dev_keys)?;
+    tracing::info!(%api, chain_id = genesis.chain_id, validators = vs.nodes.len(), "validators up");
 
     // Daemons take dev accounts from the end of the list.
     let mut reserved = Vec::new();
@@ -495,7 +475,7 @@ pub async fn up(
         chain_id: genesis.chain_id,
         api: api_url,
         genesis: genesis_path,
-        dev_keys: vhome.join("dev-keys.json"),
+        dev_keys: vs.dev_keys.clone(),
         reserved_dev_accounts: reserved.clone(),
         providers: providers
             .into_iter()
@@ -505,6 +485,7 @@ pub async fn up(
             })
             .collect(),
         relays: relays.into_iter().map(|(_, n)| n).collect(),
+        validators: vs.nodes.clone(),
     };
     let path = opts.dir.join("devnet.json");
     let tmp = opts.dir.join("devnet.json.tmp");
@@ -531,9 +512,194 @@ pub async fn up(
             Err(e) => tracing::warn!(%e, "a daemon task failed"),
         }
     }
-    let _ = stop_v.send(());
-    tokio::task::spawn_blocking(move || validator.join())
-        .await?
-        .map_err(|_| anyhow!("the validator thread panicked"))??;
-    Ok(())
+    vs.stop().await
+}
+
+/// The running validators of a devnet.
+struct Validators {
+    /// API of validator 0 (what clients use).
+    api: SocketAddr,
+    genesis: PathBuf,
+    dev_keys: PathBuf,
+    nodes: Vec<NodeInfo>,
+    stops: Vec<tokio::sync::oneshot::Sender<()>>,
+    threads: Vec<std::thread::JoinHandle<Result<()>>>,
+    children: Vec<std::process::Child>,
+}
+
+impl Validators {
+    async fn stop(self) -> Result<()> {
+        for s in self.stops {
+            let _ = s.send(());
+        }
+        for c in self.children {
+            stop_child(c).await;
+        }
+        for t in self.threads {
+            tokio::task::spawn_blocking(move || t.join())
+                .await?
+                .map_err(|_| anyhow!("a validator thread panicked"))??;
+        }
+        Ok(())
+    }
+}
+
+/// `n` consecutive free loopback TCP ports.
+fn free_ports(n: u16) -> Result<u16> {
+    for _ in 0..200 {
+        let p = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        if p < 60_000 && (1..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", p + i)).is_ok()) {
+            return Ok(p);
+        }
+    }
+    bail!("no {n} consecutive free ports")
+}
+
+/// Starts the validators: one (`DIR/validator`, no p2p) or `opts.validators` on loopback
+/// (`DIR/validators/validator-<i>`, simplex over authenticated p2p, `peers.json`), in
+/// threads of this process or, with `opts.processes`, as `nilstore-validator` children.
+async fn start_validators(opts: &Options) -> Result<Validators> {
+    let n = opts.validators.max(1);
+    let (root, homes) = if n == 1 {
+        let home = opts.dir.join("validator");
+        (home.clone(), vec![home])
+    } else {
+        let root = opts.dir.join("validators");
+        if !root.join("genesis.json").exists() {
+            let p2p = if opts.port_base == 0 {
+                free_ports(n as u16)?
+            } else {
+                opts.port_base + 300
+            };
+            let api = if opts.api.port() == 0 {
+                free_ports(n as u16)?
+            } else {
+                opts.api.port()
+            };
+            chain_light::validator::daemon::write_genesis(
+                &root,
+                (n as u64, 0),
+                opts.chain_id,
+                (p2p, api),
+            )?;
+        }
+        let homes = (0..n)
+            .map(|i| root.join(format!("validator-{i}")))
+            .collect();
+        (root, homes)
+    };
+    // API addresses: peers.json for a multi-validator network, the option for one.
+    let apis: Vec<SocketAddr> = if n == 1 {
+        vec![opts.api]
+    } else {
+        let peers: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(root.join("peers.json"))?)?;
+        (0..n)
+            .map(|i| {
+                peers[i]["api"]
+                    .as_str()
+                    .and_then(|a| a.parse().ok())
+                    .ok_or_else(|| anyhow!("peers.json: no API address for validator {i}"))
+            })
+            .collect::<Result<_>>()?
+    };
+    let mut vs = Validators {
+        api: apis[0],
+        genesis: root.join("genesis.json"),
+        dev_keys: root.join("dev-keys.json"),
+        nodes: Vec::new(),
+        stops: Vec::new(),
+        threads: Vec::new(),
+        children: Vec::new(),
+    };
+    for (i, home) in homes.iter().enumerate() {
+        let mut pid = None;
+        let api = if let (Some(bin), false) = (&opts.processes, n == 1) {
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(root.join(format!("validator-{i}.log")))?;
+            let child = std::process::Command::new(bin.join("nilstore-validator"))
+                .arg("start")
+                .arg("--home")
+                .arg(home)
+                .args(["--api", &apis[i].to_string()])
+                .args(["--block-ms", &opts.block_interval.as_millis().to_string()])
+                .args(["--chain-id", &opts.chain_id.to_string()])
+                .stdin(std::process::Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .spawn()
+                .with_context(|| format!("start {}", bin.join("nilstore-validator").display()))?;
+            pid = Some(child.id());
+            vs.children.push(child);
+            apis[i]
+        } else {
+            let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+            let (bound_tx, bound_rx) = std::sync::mpsc::channel();
+            let vopts = StartOptions {
+                home: home.clone(),
+                api: apis[i],
+                p2p: None,
+                tx_rate: 10_000,
+                chain_id: opts.chain_id,
+                block_interval: opts.block_interval,
+            };
+            vs.threads.push(
+                std::thread::Builder::new()
+                    .name(format!("validator-{i}"))
+                    .spawn(move || {
+                        start_until(
+                            &vopts,
+                            async move {
+                                let _ = stop_rx.await;
+                            },
+                            Some(bound_tx),
+                        )
+                    })?,
+            );
+            vs.stops.push(stop);
+            tokio::task::spawn_blocking(move || bound_rx.recv_timeout(Duration::from_secs(120)))
+                .await?
+                .map_err(|_| anyhow!("validator {i} did not start"))?
+        };
+        if i == 0 {
+            vs.api = api;
+        }
+        vs.nodes.push(NodeInfo {
+            account: Address::ZERO,
+            peer_id: String::new(),
+            addrs: Vec::new(),
+            http: api.to_string(),
+            home: home.clone(),
+            pid,
+        });
+    }
+    // Every validator answers before anything is sent to the chain.
+    for v in &vs.nodes {
+        let url = format!("http://{}/status", v.http);
+        let t0 = std::time::Instant::now();
+        loop {
+            let ok = tokio::task::spawn_blocking({
+                let url = url.clone();
+                move || {
+                    ureq::get(&url)
+                        .timeout(Duration::from_secs(2))
+                        .call()
+                        .is_ok()
+                }
+            })
+            .await?;
+            if ok {
+                break;
+            }
+            if t0.elapsed() > Duration::from_secs(120) {
+                bail!("validator API {} did not answer within 120 s", v.http);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    Ok(vs)
 }

@@ -117,6 +117,10 @@ enum DevnetCmd {
         /// Relays (deputies).
         #[arg(long, default_value_t = 1)]
         relays: usize,
+        /// Validators: 1 embedded, or more on loopback (simplex over authenticated p2p;
+        /// `--api` is validator 0's, the others take the next ports).
+        #[arg(long, default_value_t = 1)]
+        validators: usize,
         /// Validator API address.
         #[arg(long, default_value = "127.0.0.1:26657")]
         api: std::net::SocketAddr,
@@ -289,6 +293,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     dir,
                     providers,
                     relays,
+                    validators,
                     api,
                     port_base,
                     chain_id,
@@ -310,6 +315,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 port_base,
                 chain_id,
                 block_interval: std::time::Duration::from_millis(block_ms),
+                validators,
                 processes: processes.then(|| {
                     std::env::current_exe()
                         .ok()

@@ -38,10 +38,15 @@ impl Bins {
                 .map(Path::to_path_buf)
                 .ok_or_else(|| anyhow!("no directory above the test executable"))?,
         };
-        for b in ["nilstore", "nilstore-provider", "nilstore-relay"] {
+        for b in [
+            "nilstore",
+            "nilstore-provider",
+            "nilstore-relay",
+            "nilstore-validator",
+        ] {
             ensure!(
                 dir.join(b).is_file(),
-                "{} missing: build with `cargo build -p nilstore-client -p nilstore-provider -p nilstore-relay --bins` (or set NILSTORE_BIN_DIR)",
+                "{} missing: build with `cargo build -p nilstore-client -p nilstore-provider -p nilstore-relay -p chain-light --bins` (or set NILSTORE_BIN_DIR)",
                 dir.join(b).display()
             );
         }
@@ -93,6 +98,21 @@ pub enum Action {
         provider: usize,
         /// Deal.
         deal: u64,
+    },
+    /// `kill -9` a validator.
+    KillValidator {
+        /// Validator index.
+        validator: usize,
+    },
+    /// Start a killed validator again from its home.
+    RestartValidator {
+        /// Validator index.
+        validator: usize,
+    },
+    /// `kill -9` a CLI command while it runs.
+    Interrupt {
+        /// What was running.
+        what: String,
     },
     /// Wait until a condition holds.
     Wait {
@@ -169,6 +189,9 @@ impl Evidence {
 /// A running `nilstore devnet up --processes`, stopped on drop.
 pub struct Devnet {
     child: Option<Child>,
+    /// Validators the harness restarted itself (stopped on drop).
+    restarted: Vec<Child>,
+    block_ms: u64,
     bins: Bins,
     /// Its directory.
     pub dir: PathBuf,
@@ -185,6 +208,10 @@ impl Drop for Devnet {
                 signal(pid, "CONT"); // a paused provider must be able to stop
             }
         }
+        for mut c in self.restarted.drain(..) {
+            signal(c.id(), "TERM");
+            let _ = c.wait();
+        }
         if let Some(mut c) = self.child.take() {
             signal(c.id(), "TERM");
             let t0 = Instant::now();
@@ -196,7 +223,13 @@ impl Drop for Devnet {
             }
             let _ = c.kill();
             let _ = c.wait();
-            for p in self.info.providers.iter().chain(&self.info.relays) {
+            for p in self
+                .info
+                .providers
+                .iter()
+                .chain(&self.info.relays)
+                .chain(&self.info.validators)
+            {
                 if let Some(pid) = p.pid {
                     signal(pid, "KILL");
                 }
@@ -222,13 +255,25 @@ pub fn send_signal(pid: u32, sig: &str) -> Result<()> {
 }
 
 impl Devnet {
-    /// Starts a devnet under a fresh directory in the system temp dir.
+    /// Starts a devnet (one validator) under a fresh directory in the system temp dir.
     pub fn up(
         bins: &Bins,
         name: &str,
         providers: usize,
         relays: usize,
         block_ms: u64,
+    ) -> Result<Devnet> {
+        Devnet::up_with(bins, name, providers, relays, block_ms, 1)
+    }
+
+    /// Starts a devnet with `validators` validators (each its own process when > 1).
+    pub fn up_with(
+        bins: &Bins,
+        name: &str,
+        providers: usize,
+        relays: usize,
+        block_ms: u64,
+        validators: usize,
     ) -> Result<Devnet> {
         let dir = std::env::temp_dir().join(format!(
             "nilstore-e2e-{name}-{}-{:08x}",
@@ -252,6 +297,7 @@ impl Devnet {
             .args(["--providers", &providers.to_string()])
             .args(["--relays", &relays.to_string()])
             .args(["--block-ms", &block_ms.to_string()])
+            .args(["--validators", &validators.to_string()])
             .env(
                 "RUST_LOG",
                 "warn,nilstore_provider=info,nilstore_relay=info",
@@ -263,6 +309,8 @@ impl Devnet {
             .context("start nilstore devnet up")?;
         let mut d = Devnet {
             child: Some(child),
+            restarted: Vec::new(),
+            block_ms,
             bins: bins.clone(),
             home: dir.join("client"),
             info: DevnetInfo {
@@ -273,6 +321,7 @@ impl Devnet {
                 reserved_dev_accounts: Vec::new(),
                 providers: Vec::new(),
                 relays: Vec::new(),
+                validators: Vec::new(),
             },
             dir,
         };
@@ -366,6 +415,60 @@ impl Devnet {
             .iter()
             .position(|p| p.account == a)
             .ok_or_else(|| anyhow!("slot {slot}'s provider {a} is not a devnet provider"))
+    }
+
+    /// GET a validator API path as JSON.
+    pub fn validator_get(&self, i: usize, path: &str) -> Result<Value> {
+        let url = format!("http://{}{path}", self.info.validators[i].http);
+        Ok(serde_json::from_str(&ureq_get(&url)?)?)
+    }
+
+    /// A validator's finalized height (0 when it does not answer).
+    pub fn validator_height(&self, i: usize) -> u64 {
+        self.validator_get(i, "/status")
+            .ok()
+            .and_then(|v| v["height"].as_u64())
+            .unwrap_or(0)
+    }
+
+    /// `kill -9` validator `i`.
+    pub fn kill_validator(&self, ev: &mut Evidence, i: usize) -> Result<()> {
+        let pid = self.info.validators[i]
+            .pid
+            .ok_or_else(|| anyhow!("validator {i} has no pid"))?;
+        send_signal(pid, "KILL")?;
+        ev.step(
+            Action::KillValidator { validator: i },
+            json!({ "pid": pid }),
+        );
+        Ok(())
+    }
+
+    /// Starts validator `i` again from its home (`nilstore-validator start`).
+    pub fn restart_validator(&mut self, ev: &mut Evidence, i: usize) -> Result<()> {
+        let v = &self.info.validators[i];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("validator-{i}-restart.log")))?;
+        let child = Command::new(self.bins.dir.join("nilstore-validator"))
+            .arg("start")
+            .arg("--home")
+            .arg(&v.home)
+            .args(["--api", &v.http])
+            .args(["--block-ms", &self.block_ms.to_string()])
+            .args(["--chain-id", &self.info.chain_id.to_string()])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("restart nilstore-validator")?;
+        ev.step(
+            Action::RestartValidator { validator: i },
+            json!({ "pid": child.id() }),
+        );
+        self.restarted.push(child);
+        Ok(())
     }
 
     /// `kill -9` provider `i`.

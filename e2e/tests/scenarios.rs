@@ -105,8 +105,8 @@ fn s1_happy_path_and_resume() -> Result<()> {
         let _ = child.wait();
         let acked = std::fs::read_to_string(&log)?.lines().count();
         ev.step(
-            Action::Check {
-                what: "put interrupted (kill -9) after acknowledgements".into(),
+            Action::Interrupt {
+                what: "nilstore put (kill -9) after acknowledgements".into(),
             },
             json!({ "acked": acked }),
         );
@@ -515,6 +515,98 @@ fn s5_challenges_receipts_and_deleted_data() -> Result<()> {
                 "nilstore_provider_proofs_failed_total"
             )),
         );
+        Ok(())
+    })
+}
+
+/// Scenario 7: four validators; one is killed (`kill -9`) in the middle of an upload, the
+/// upload completes on the other three; restarted, it catches up and agrees.
+#[test]
+fn s7_validator_fault_mid_upload() -> Result<()> {
+    scenario("s7_validator_fault", |ev| {
+        let bins = Bins::locate()?;
+        let mut d = Devnet::up_with(&bins, "s7", 6, 0, 250, 4)?;
+        ev.step(
+            Action::Up {
+                providers: 6,
+                relays: 0,
+            },
+            json!({ "validators": 4 }),
+        );
+        let f = d.dir.join("data.bin");
+        let h = random_file(&f, 24 << 20, 7)?;
+        let mut child = d
+            .command(&["put", f.to_str().context("path")?])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        // Mid-upload: once providers have acknowledged shards.
+        let uploads = d.home.join("uploads");
+        let t0 = std::time::Instant::now();
+        loop {
+            let acked = std::fs::read_dir(&uploads)
+                .ok()
+                .into_iter()
+                .flatten()
+                .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("acked.log")).ok())
+                .map(|s| s.lines().count())
+                .sum::<usize>();
+            if acked >= 3 {
+                break;
+            }
+            ensure!(
+                child.try_wait()?.is_none(),
+                "the upload ended before the fault"
+            );
+            ensure!(
+                t0.elapsed() < Duration::from_secs(180),
+                "no acknowledgement within 180 s"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        d.kill_validator(ev, 3)?;
+        let out = child.wait_with_output()?;
+        ensure!(
+            out.status.success(),
+            "the upload failed with a validator down"
+        );
+        let put: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        ev.step(
+            Action::Check {
+                what: "the upload completed with 3 of 4 validators".into(),
+            },
+            put.clone(),
+        );
+        let deal = id(&put)?;
+        let got = d.dir.join("out.bin");
+        d.cli(
+            ev,
+            &[
+                "get",
+                &deal.to_string(),
+                "data.bin",
+                "--out",
+                got.to_str().context("path")?,
+            ],
+        )?;
+        ensure!(file_hash(&got)? == h, "read differs");
+        let h0 = d.validator_height(0);
+        d.restart_validator(ev, 3)?;
+        d.wait(
+            ev,
+            "the restarted validator catches up and agrees",
+            Duration::from_secs(180),
+            |d| {
+                if d.validator_height(3) < h0 {
+                    return Ok(None);
+                }
+                let a = d.validator_get(0, &format!("/headers/{h0}"))?;
+                let b = d.validator_get(3, &format!("/headers/{h0}"))?;
+                Ok((a["hash"].is_string() && a["hash"] == b["hash"]).then_some(()))
+            },
+        )?;
+        ev.set("caught_up_to", json!(h0));
+        ev.set("deal", json!(deal));
         Ok(())
     })
 }

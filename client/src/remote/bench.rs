@@ -94,6 +94,7 @@ pub fn ingest(o: &IngestOptions) -> Result<Vec<Row>> {
         port_base: 0,
         chain_id: 1337,
         block_interval: Duration::from_millis(100),
+        validators: 1,
         processes: None,
     };
     let net = rt.spawn(crate::devnet::up(
