@@ -36,6 +36,9 @@ pub struct Options {
     pub block_interval: Duration,
     /// Validators: 1 (embedded, no p2p) or more (simplex on loopback, one home each).
     pub validators: usize,
+    /// Chain parameters to change in a fresh genesis (a JSON object merged into the
+    /// devnet defaults, e.g. `{"min_fee": 5000}`); ignored when the chain exists.
+    pub params: Option<serde_json::Value>,
     /// Run providers and relays as child processes of these binaries
     /// (`DIR/nilstore-provider`, `DIR/nilstore-relay`) instead of in this process, so that
     /// each can be killed or stopped on its own (end-to-end tests).
@@ -544,6 +547,35 @@ impl Validators {
     }
 }
 
+/// Merges `params` into the parameters of fresh genesis files (checked: the result must
+/// parse and pass `Params::validate`).
+fn patch_params(files: &[PathBuf], params: Option<&serde_json::Value>) -> Result<()> {
+    let Some(over) = params else { return Ok(()) };
+    let over = over
+        .as_object()
+        .ok_or_else(|| anyhow!("--params must be a JSON object"))?;
+    for f in files {
+        let mut g: serde_json::Value = serde_json::from_slice(&std::fs::read(f)?)?;
+        let p = g["params"]
+            .as_object_mut()
+            .ok_or_else(|| anyhow!("{}: no params", f.display()))?;
+        for (k, v) in over {
+            if !p.contains_key(k) {
+                bail!("--params: no parameter {k}");
+            }
+            p.insert(k.clone(), v.clone());
+        }
+        let parsed: chain_light::block::Genesis =
+            serde_json::from_value(g.clone()).context("--params: genesis does not parse")?;
+        parsed
+            .params
+            .validate()
+            .map_err(|e| anyhow!("--params: {e}"))?;
+        std::fs::write(f, serde_json::to_vec_pretty(&g)?)?;
+    }
+    Ok(())
+}
+
 /// `n` consecutive free loopback TCP ports.
 fn free_ports(n: u16) -> Result<u16> {
     for _ in 0..200 {
@@ -564,6 +596,10 @@ async fn start_validators(opts: &Options) -> Result<Validators> {
     let n = opts.validators.max(1);
     let (root, homes) = if n == 1 {
         let home = opts.dir.join("validator");
+        if opts.params.is_some() && !home.join("genesis.json").exists() {
+            chain_light::validator::daemon::write_genesis(&home, (1, 0), opts.chain_id, (0, 0))?;
+            patch_params(&[home.join("genesis.json")], opts.params.as_ref())?;
+        }
         (home.clone(), vec![home])
     } else {
         let root = opts.dir.join("validators");
@@ -584,6 +620,9 @@ async fn start_validators(opts: &Options) -> Result<Validators> {
                 opts.chain_id,
                 (p2p, api),
             )?;
+            let mut files = vec![root.join("genesis.json")];
+            files.extend((0..n).map(|i| root.join(format!("validator-{i}")).join("genesis.json")));
+            patch_params(&files, opts.params.as_ref())?;
         }
         let homes = (0..n)
             .map(|i| root.join(format!("validator-{i}")))

@@ -117,6 +117,10 @@ enum DevnetCmd {
         /// Relays (deputies).
         #[arg(long, default_value_t = 1)]
         relays: usize,
+        /// Chain parameters for a fresh chain: a JSON object merged into the devnet
+        /// defaults, e.g. '{"min_fee": 5000, "price_per_blob": 1000}'.
+        #[arg(long)]
+        params: Option<String>,
         /// Validators: 1 embedded, or more on loopback (simplex over authenticated p2p;
         /// `--api` is validator 0's, the others take the next ports).
         #[arg(long, default_value_t = 1)]
@@ -293,6 +297,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     dir,
                     providers,
                     relays,
+                    params,
                     validators,
                     api,
                     port_base,
@@ -316,6 +321,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 chain_id,
                 block_interval: std::time::Duration::from_millis(block_ms),
                 validators,
+                params: params
+                    .map(|p| serde_json::from_str(&p))
+                    .transpose()
+                    .context("--params: not JSON")?,
                 processes: processes.then(|| {
                     std::env::current_exe()
                         .ok()

@@ -69,6 +69,7 @@ async fn devnet_comes_up_registers_and_restarts() {
         api: "127.0.0.1:0".parse().unwrap(),
         port_base: 0,
         validators: 1,
+        params: None,
         processes: None,
         chain_id: 4242,
         block_interval: Duration::from_millis(100),

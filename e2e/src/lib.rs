@@ -275,6 +275,18 @@ impl Devnet {
         block_ms: u64,
         validators: usize,
     ) -> Result<Devnet> {
+        Devnet::up_params(bins, name, (providers, relays, validators), block_ms, None)
+    }
+
+    /// Starts a devnet of (providers, relays, validators) whose genesis takes `params`
+    /// (merged into the devnet defaults).
+    pub fn up_params(
+        bins: &Bins,
+        name: &str,
+        (providers, relays, validators): (usize, usize, usize),
+        block_ms: u64,
+        params: Option<&Value>,
+    ) -> Result<Devnet> {
         let dir = std::env::temp_dir().join(format!(
             "nilstore-e2e-{name}-{}-{:08x}",
             std::process::id(),
@@ -282,16 +294,13 @@ impl Devnet {
         ));
         std::fs::create_dir_all(&dir)?;
         let log = std::fs::File::create(dir.join("devnet.log"))?;
-        let child = Command::new(bins.dir.join("nilstore"))
-            .args([
-                "devnet",
-                "up",
-                "--processes",
-                "--api",
-                "127.0.0.1:0",
-                "--port-base",
-                "0",
-            ])
+        let mut cmd = Command::new(bins.dir.join("nilstore"));
+        cmd.args(["devnet", "up"]);
+        if let Some(p) = params {
+            cmd.args(["--params", &p.to_string()]);
+        }
+        let child = cmd
+            .args(["--processes", "--api", "127.0.0.1:0", "--port-base", "0"])
             .arg("--dir")
             .arg(dir.join("net"))
             .args(["--providers", &providers.to_string()])

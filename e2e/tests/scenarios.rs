@@ -610,3 +610,138 @@ fn s7_validator_fault_mid_upload() -> Result<()> {
         Ok(())
     })
 }
+
+/// Scenario 6: economics, exact, under three parameter sets: the owner pays exactly
+/// escrow plus fees; a commit reserves exactly the rent of its MDUs for the rest of the
+/// term; receipts move exactly `paid blobs × price` out of escrow, of which
+/// `receipt_burn_bps` is burned; supply changes exactly by minted minus burned.
+#[test]
+fn s6_economics_three_parameter_sets() -> Result<()> {
+    scenario("s6_economics", |ev| {
+        let bins = Bins::locate()?;
+        let sets = [
+            json!({}),
+            json!({ "min_fee": 5000, "rent_per_mdu_epoch": 1, "price_per_blob": 1000,
+                    "receipt_burn_bps": 5000, "fee_burn_bps": 10000 }),
+            json!({ "min_fee": 1, "rent_per_mdu_epoch": 250000, "price_per_blob": 7,
+                    "receipt_burn_bps": 0, "fee_burn_bps": 0 }),
+        ];
+        let mut results = Vec::new();
+        for (i, set) in sets.iter().enumerate() {
+            let d = Devnet::up_params(&bins, &format!("s6-{i}"), (6, 0, 1), 100, Some(set))?;
+            ev.step(
+                Action::Up {
+                    providers: 6,
+                    relays: 0,
+                },
+                json!({ "params": set }),
+            );
+            let chain = d.chain()?;
+            let p = chain.globals()?.params;
+            let owner = chain_light::crypto::SecretKey::from_bytes(&{
+                let keys = nilstore_client::devnet::dev_keys(&d.info.dev_keys)?;
+                let free = (0..keys.len())
+                    .find(|i| !d.info.reserved_dev_accounts.contains(i))
+                    .context("a free dev account")?;
+                keys[free].to_bytes()
+            })
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .address();
+            let g0 = chain.globals()?;
+            let a0 = chain.account(&owner)?;
+
+            let f = d.dir.join("data.bin");
+            let h = random_file(&f, 24 << 20, 60 + i as u64)?;
+            let deal = id(&d.cli(ev, &["put", f.to_str().context("path")?])?)?;
+            let chain = d.chain()?;
+            let rec = chain.deal(deal)?.context("deal")?;
+            let a1 = chain.account(&owner)?;
+            let txs = (a1.nonce - a0.nonce) as u128;
+            // The CLI's default escrow: rent of the whole reservation for the term plus a
+            // read budget of 2^20 blobs.
+            let term = (rec.end_epoch - rec.start_epoch) as u128;
+            let escrow0 = p.rent_per_mdu_epoch * rec.reserved_mdus as u128 * term
+                + p.price_per_blob * (1 << 20);
+            ensure!(
+                a0.balance - a1.balance == escrow0 + txs * p.min_fee,
+                "the owner paid {} (expected escrow {escrow0} + {txs} fees of {})",
+                a0.balance - a1.balance,
+                p.min_fee
+            );
+            let rent = rec.total_mdus as u128
+                * p.rent_per_mdu_epoch
+                * (rec.end_epoch - rec.content_epoch) as u128;
+            ensure!(
+                txs == 2,
+                "a put is two transactions (create, commit): {txs}"
+            );
+            ensure!(
+                rec.escrow == escrow0 - rent,
+                "escrow after commit {} != deposited {escrow0} - rent {rent}",
+                rec.escrow
+            );
+
+            let out = d.dir.join("out.bin");
+            d.cli(
+                ev,
+                &[
+                    "get",
+                    &deal.to_string(),
+                    "data.bin",
+                    "--out",
+                    out.to_str().context("path")?,
+                ],
+            )?;
+            ensure!(file_hash(&out)? == h, "read differs");
+            let providers: Vec<_> = rec.slots.iter().map(|s| s.provider).collect();
+            let k = rec.k as usize;
+            let (paid_blobs, now) = d.wait(
+                ev,
+                "every data slot's receipt is redeemed",
+                Duration::from_secs(60),
+                |d| {
+                    let c = d.chain()?;
+                    for a in &providers[..k] {
+                        if c.receipt_state(deal, a)?.paid_blobs == 0 {
+                            return Ok(None);
+                        }
+                    }
+                    let mut all = 0u64;
+                    for a in &providers {
+                        all += c.receipt_state(deal, a)?.paid_blobs;
+                    }
+                    Ok(Some((all, c.deal(deal)?.context("deal")?)))
+                },
+            )?;
+            let paid = paid_blobs as u128 * p.price_per_blob;
+            ensure!(
+                rec.escrow - now.escrow == paid,
+                "escrow fell by {} for {paid_blobs} paid blobs at {} (expected {paid})",
+                rec.escrow - now.escrow,
+                p.price_per_blob
+            );
+            let g1 = d.chain()?.globals()?;
+            ensure!(
+                g1.supply + (g1.burned - g0.burned) == g0.supply + (g1.minted - g0.minted),
+                "supply identity broken: {} + burned {} != {} + minted {}",
+                g1.supply,
+                g1.burned - g0.burned,
+                g0.supply,
+                g1.minted - g0.minted
+            );
+            results.push(json!({
+                "params": set,
+                "escrow_deposited": escrow0.to_string(),
+                "rent_reserved_at_commit": rent.to_string(),
+                "fees": (txs * p.min_fee).to_string(),
+                "paid_blobs": paid_blobs,
+                "paid": paid.to_string(),
+                "receipt_burn": (paid * p.receipt_burn_bps as u128 / 10_000).to_string(),
+                "minted": (g1.minted - g0.minted).to_string(),
+                "burned": (g1.burned - g0.burned).to_string(),
+            }));
+        }
+        ev.set("sets", json!(results));
+        Ok(())
+    })
+}

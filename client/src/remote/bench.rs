@@ -95,6 +95,7 @@ pub fn ingest(o: &IngestOptions) -> Result<Vec<Row>> {
         chain_id: 1337,
         block_interval: Duration::from_millis(100),
         validators: 1,
+        params: None,
         processes: None,
     };
     let net = rt.spawn(crate::devnet::up(
