@@ -6,7 +6,8 @@
 #   b      clippy, native, all targets, -D warnings
 #   c      clippy, wasm-core on wasm32 (no default features), all targets, -D warnings
 #   d      native tests (cargo test --workspace)
-#   e      wasm-core tests on wasm32 in headless Chromium (main thread and a Web Worker)
+#   e      wasm-core tests on wasm32 in headless Chromium (main thread and a Web Worker),
+#          the light client and the browser libp2p node there, and scenario 8 (parity.sh)
 #   f      1 GiB streaming pack/unpack under 300 MiB resident (scripts/check-memory.sh)
 #   g      end-to-end scenarios on the real binaries (e2e/, evidence in target/evidence/)
 #   h      the README's run command, to the sample round trip (scripts/run.sh --exit)
@@ -101,7 +102,8 @@ wasm_tests() {
         WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-600}" \
             wasm_cargo test -p chain-light --target wasm32-unknown-unknown --no-default-features \
             --test light -- --nocapture &&
-        bash "$ROOT/scripts/browser-p2p.sh"
+        bash "$ROOT/scripts/browser-p2p.sh" &&
+        bash "$ROOT/scripts/parity.sh"
 }
 run_tier "e wasm32 tests (Chromium)" wasm_tests
 

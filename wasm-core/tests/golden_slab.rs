@@ -82,10 +82,29 @@ fn golden_slab() {
         sink.0,
         roots
     );
+    // Scenario 8 (scripts/parity.sh) compares this line from a native and a Chromium run.
+    let parity = format!(
+        "PARITY manifest_root={} leaves={}",
+        hex::encode(out.manifest_root),
+        leaves_hex(&out)
+    );
+    #[cfg(target_arch = "wasm32")]
+    wasm_bindgen_test::console_log!("{parity}");
+    #[cfg(not(target_arch = "wasm32"))]
+    println!("{parity}");
     let want = format!(
         "manifest {MANIFEST_ROOT}\nleaves {LEAVES_BLAKE3}\nshards {:?}\nroots {:?}",
         SHARDS_BLAKE3.to_vec(),
         MDU_ROOTS.to_vec()
     );
     assert_eq!(got, want);
+}
+
+fn leaves_hex(out: &wasm_core::slab::SlabOutput) -> String {
+    let mut h = blake3::Hasher::new();
+    for l in out.user_leaves.iter().flatten() {
+        h.update(&l.commitment);
+        h.update(&l.blake3);
+    }
+    h.finalize().to_hex().to_string()
 }
