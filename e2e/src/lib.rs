@@ -593,23 +593,11 @@ pub fn tail(s: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// A file of `len` pseudo-random bytes (seeded), and its BLAKE3.
+/// A file of `len` pseudo-random bytes (seeded, as `nilstore bench ingest` writes them),
+/// and its BLAKE3.
 pub fn random_file(path: &Path, len: usize, seed: u64) -> Result<String> {
-    use rand::{RngCore, SeedableRng};
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
-    let mut h = blake3::Hasher::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut left = len;
-    while left > 0 {
-        let n = left.min(buf.len());
-        rng.fill_bytes(&mut buf[..n]);
-        std::io::Write::write_all(&mut f, &buf[..n])?;
-        h.update(&buf[..n]);
-        left -= n;
-    }
-    std::io::Write::flush(&mut f)?;
-    Ok(h.finalize().to_hex().to_string())
+    nilstore_client::remote::bench::random_file(path, len, seed)?;
+    file_hash(path)
 }
 
 /// BLAKE3 of a file.
@@ -635,4 +623,57 @@ pub fn scenario(name: &str, f: impl FnOnce(&mut Evidence) -> Result<()>) -> Resu
 /// Scenario size: `E2E_FULL=1` runs the full forms (slow); CI runs the small ones.
 pub fn full() -> bool {
     std::env::var("E2E_FULL").is_ok_and(|v| v == "1")
+}
+
+impl Devnet {
+    /// [`Devnet::up`] with the binaries located and the step recorded.
+    pub fn start(
+        ev: &mut Evidence,
+        name: &str,
+        providers: usize,
+        relays: usize,
+        block_ms: u64,
+    ) -> Result<Devnet> {
+        let d = Devnet::up(&Bins::locate()?, name, providers, relays, block_ms)?;
+        ev.step(Action::Up { providers, relays }, json!(d.info.api));
+        Ok(d)
+    }
+
+    /// Writes `len` seeded random bytes to `DIR/<name>` and puts them in a new deal with
+    /// the CLI's defaults; returns the deal and the file's BLAKE3.
+    pub fn put_random(
+        &self,
+        ev: &mut Evidence,
+        name: &str,
+        len: usize,
+        seed: u64,
+    ) -> Result<(u64, String)> {
+        let f = self.dir.join(name);
+        let h = random_file(&f, len, seed)?;
+        let path = f.to_str().context("path")?;
+        let put = self.cli(ev, &["put", path])?;
+        Ok((put["deal_id"].as_u64().context("no deal_id")?, h))
+    }
+
+    /// Reads `path` of `deal` with the CLI (extra arguments appended) and checks its
+    /// BLAKE3; returns the CLI's report.
+    pub fn get_check(
+        &self,
+        ev: &mut Evidence,
+        deal: u64,
+        path: &str,
+        hash: &str,
+        extra: &[&str],
+    ) -> Result<Value> {
+        let out = self.dir.join(format!("{path}.out"));
+        let (d, o) = (deal.to_string(), out.to_str().context("path")?.to_string());
+        let mut args = vec!["get", &d, path, "--out", &o];
+        args.extend_from_slice(extra);
+        let r = self.cli(ev, &args)?;
+        ensure!(
+            file_hash(&out)? == hash,
+            "{path} of deal {deal} came back different"
+        );
+        Ok(r)
+    }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use chain_light::state::SlotStatus;
-use nilstore_e2e::{file_hash, full, random_file, scenario, send_signal, Action, Bins, Devnet};
+use nilstore_e2e::{full, random_file, scenario, send_signal, Action, Bins, Devnet};
 use serde_json::json;
 
 fn id(v: &serde_json::Value) -> Result<u64> {
@@ -47,18 +47,7 @@ fn s1_happy_path_and_resume() -> Result<()> {
                 == put["manifest_root"].as_str().map(str::to_string),
             "the chain holds the manifest root the client committed"
         );
-        let out = d.dir.join("out.bin");
-        let get = d.cli(
-            ev,
-            &[
-                "get",
-                &deal.to_string(),
-                "big.bin",
-                "--out",
-                out.to_str().context("path")?,
-            ],
-        )?;
-        ensure!(file_hash(&out)? == h, "retrieved bytes differ");
+        let get = d.get_check(ev, deal, "big.bin", &h, &[])?;
         let mb = (mib << 20) as f64 / 1e6;
         ev.set("file_mib", json!(mib));
         ev.set(
@@ -119,29 +108,8 @@ fn s1_happy_path_and_resume() -> Result<()> {
             resumed[0]["generation"] == 1,
             "the resumed job commits generation 1: {resumed}"
         );
-        let out2 = d.dir.join("out2.bin");
-        d.cli(
-            ev,
-            &[
-                "get",
-                &deal.to_string(),
-                "second.bin",
-                "--out",
-                out2.to_str().context("path")?,
-            ],
-        )?;
-        ensure!(file_hash(&out2)? == h2, "the resumed file differs");
-        d.cli(
-            ev,
-            &[
-                "get",
-                &deal.to_string(),
-                "big.bin",
-                "--out",
-                out.to_str().context("path")?,
-            ],
-        )?;
-        ensure!(file_hash(&out)? == h, "the first file changed");
+        d.get_check(ev, deal, "second.bin", &h2, &[])?;
+        d.get_check(ev, deal, "big.bin", &h, &[])?;
         let ls = d.cli(ev, &["ls", &deal.to_string()])?;
         ensure!(
             ls["files"].as_array().map(Vec::len) == Some(2),
@@ -158,18 +126,8 @@ fn s1_happy_path_and_resume() -> Result<()> {
 #[test]
 fn s2_lose_m_providers_and_repair() -> Result<()> {
     scenario("s2_lose_m", |ev| {
-        let bins = Bins::locate()?;
-        let d = Devnet::up(&bins, "s2", 8, 1, 100)?;
-        ev.step(
-            Action::Up {
-                providers: 8,
-                relays: 1,
-            },
-            json!(d.info.api),
-        );
-        let f = d.dir.join("data.bin");
-        let h = random_file(&f, 12 << 20, 3)?;
-        let deal = id(&d.cli(ev, &["put", f.to_str().context("path")?])?)?;
+        let d = Devnet::start(ev, "s2", 8, 1, 100)?;
+        let (deal, h) = d.put_random(ev, "data.bin", 12 << 20, 3)?;
         let before = d.deal(deal)?;
         let lost: Vec<usize> = (0..2)
             .map(|s| d.provider_of(&before, s))
@@ -177,11 +135,8 @@ fn s2_lose_m_providers_and_repair() -> Result<()> {
         for &p in &lost {
             d.kill(ev, p)?;
         }
-        let out = d.dir.join("out.bin");
-        let outs = out.to_str().context("path")?.to_string();
         let read = |ev: &mut nilstore_e2e::Evidence| -> Result<serde_json::Value> {
-            let r = d.cli(ev, &["get", &deal.to_string(), "data.bin", "--out", &outs])?;
-            ensure!(file_hash(&out)? == h, "a read returned other bytes");
+            let r = d.get_check(ev, deal, "data.bin", &h, &[])?;
             Ok(r)
         };
         let r = read(ev)?;
@@ -236,28 +191,16 @@ fn s2_lose_m_providers_and_repair() -> Result<()> {
 #[test]
 fn s3_ghost_provider_deputies_and_slash() -> Result<()> {
     scenario("s3_ghost", |ev| {
-        let bins = Bins::locate()?;
         // 500 ms blocks: 10 s epochs, so the paused provider is not yet evicted for
         // missed proofs while the reads run (deputies attest an active slot only).
-        let d = Devnet::up(&bins, "s3", 6, 3, 500)?;
-        ev.step(
-            Action::Up {
-                providers: 6,
-                relays: 3,
-            },
-            json!(d.info.api),
-        );
-        let f = d.dir.join("data.bin");
-        let h = random_file(&f, 4 << 20, 4)?;
-        let deal = id(&d.cli(ev, &["put", f.to_str().context("path")?])?)?;
+        let d = Devnet::start(ev, "s3", 6, 3, 500)?;
+        let (deal, h) = d.put_random(ev, "data.bin", 4 << 20, 4)?;
         let rec = d.deal(deal)?;
         let ghost = d.provider_of(&rec, 0)?;
         let account = d.provider(ghost).account;
         let chain = d.chain()?;
         let stake0 = chain.provider(&account)?.context("registered")?.stake;
         d.pause(ev, ghost)?;
-        let out = d.dir.join("out.bin");
-        let outs = out.to_str().context("path")?.to_string();
         let attested = |d: &Devnet| -> u64 {
             d.info
                 .relays
@@ -267,19 +210,7 @@ fn s3_ghost_provider_deputies_and_slash() -> Result<()> {
         };
 
         // One deputy: the read succeeds, one attestation, no slash.
-        let r = d.cli(
-            ev,
-            &[
-                "get",
-                &deal.to_string(),
-                "data.bin",
-                "--out",
-                &outs,
-                "--deputies",
-                "1",
-            ],
-        )?;
-        ensure!(file_hash(&out)? == h, "read with a ghost differs");
+        let r = d.get_check(ev, deal, "data.bin", &h, &["--deputies", "1"])?;
         ensure!(
             r["fallbacks"].as_u64() > Some(0),
             "the ghost's slot was read elsewhere: {r}"
@@ -302,8 +233,7 @@ fn s3_ghost_provider_deputies_and_slash() -> Result<()> {
         );
 
         // Every deputy: three distinct attestations cross the threshold.
-        let r = d.cli(ev, &["get", &deal.to_string(), "data.bin", "--out", &outs])?;
-        ensure!(file_hash(&out)? == h, "read with a ghost differs");
+        let r = d.get_check(ev, deal, "data.bin", &h, &[])?;
         ev.set("read_with_ghost", r);
         let slashed = d.wait(
             ev,
@@ -328,18 +258,8 @@ fn s3_ghost_provider_deputies_and_slash() -> Result<()> {
 #[test]
 fn s4_byzantine_provider_fraud() -> Result<()> {
     scenario("s4_byzantine", |ev| {
-        let bins = Bins::locate()?;
-        let d = Devnet::up(&bins, "s4", 7, 1, 100)?;
-        ev.step(
-            Action::Up {
-                providers: 7,
-                relays: 1,
-            },
-            json!(d.info.api),
-        );
-        let f = d.dir.join("data.bin");
-        let h = random_file(&f, 4 << 20, 5)?;
-        let deal = id(&d.cli(ev, &["put", f.to_str().context("path")?])?)?;
+        let d = Devnet::start(ev, "s4", 7, 1, 100)?;
+        let (deal, h) = d.put_random(ev, "data.bin", 4 << 20, 5)?;
         let rec = d.deal(deal)?;
         let bad = d.provider_of(&rec, 0)?;
         let account = d.provider(bad).account;
@@ -364,18 +284,7 @@ fn s4_byzantine_provider_fraud() -> Result<()> {
             },
             json!({ "offset": 1000 }),
         );
-        let out = d.dir.join("out.bin");
-        let r = d.cli(
-            ev,
-            &[
-                "get",
-                &deal.to_string(),
-                "data.bin",
-                "--out",
-                out.to_str().context("path")?,
-            ],
-        )?;
-        ensure!(file_hash(&out)? == h, "bad bytes reached the user");
+        let r = d.get_check(ev, deal, "data.bin", &h, &[])?;
         ensure!(
             r["fraud_reports"].as_u64() >= Some(1),
             "fraud evidence submitted: {r}"
@@ -406,15 +315,7 @@ fn s4_byzantine_provider_fraud() -> Result<()> {
 #[test]
 fn s5_challenges_receipts_and_deleted_data() -> Result<()> {
     scenario("s5_challenges", |ev| {
-        let bins = Bins::locate()?;
-        let d = Devnet::up(&bins, "s5", 7, 0, 100)?;
-        ev.step(
-            Action::Up {
-                providers: 7,
-                relays: 0,
-            },
-            json!(d.info.api),
-        );
+        let d = Devnet::start(ev, "s5", 7, 0, 100)?;
         let f = d.dir.join("data.bin");
         // 4 user MDUs: each data slot serves 64 blobs per read, one receipt credit.
         let h = random_file(&f, 24 << 20, 6)?;
@@ -438,18 +339,7 @@ fn s5_challenges_receipts_and_deleted_data() -> Result<()> {
             },
         )?;
         let params = d.chain()?.globals()?.params;
-        let out = d.dir.join("out.bin");
-        d.cli(
-            ev,
-            &[
-                "get",
-                &deal.to_string(),
-                "data.bin",
-                "--out",
-                out.to_str().context("path")?,
-            ],
-        )?;
-        ensure!(file_hash(&out)? == h, "read differs");
+        d.get_check(ev, deal, "data.bin", &h, &[])?;
         let credited = d.wait(
             ev,
             "a receipt is redeemed and credits a slot",
@@ -578,18 +468,7 @@ fn s7_validator_fault_mid_upload() -> Result<()> {
             put.clone(),
         );
         let deal = id(&put)?;
-        let got = d.dir.join("out.bin");
-        d.cli(
-            ev,
-            &[
-                "get",
-                &deal.to_string(),
-                "data.bin",
-                "--out",
-                got.to_str().context("path")?,
-            ],
-        )?;
-        ensure!(file_hash(&got)? == h, "read differs");
+        d.get_check(ev, deal, "data.bin", &h, &[])?;
         let h0 = d.validator_height(0);
         d.restart_validator(ev, 3)?;
         d.wait(
@@ -681,18 +560,7 @@ fn s6_economics_three_parameter_sets() -> Result<()> {
                 rec.escrow
             );
 
-            let out = d.dir.join("out.bin");
-            d.cli(
-                ev,
-                &[
-                    "get",
-                    &deal.to_string(),
-                    "data.bin",
-                    "--out",
-                    out.to_str().context("path")?,
-                ],
-            )?;
-            ensure!(file_hash(&out)? == h, "read differs");
+            d.get_check(ev, deal, "data.bin", &h, &[])?;
             let providers: Vec<_> = rec.slots.iter().map(|s| s.provider).collect();
             let k = rec.k as usize;
             let (paid_blobs, now) = d.wait(

@@ -295,6 +295,22 @@ pub struct NodeFile {
 }
 
 impl NodeFile {
+    /// This process's record.
+    pub fn of(
+        account: chain_light::bytes::Address,
+        peer_id: &libp2p::PeerId,
+        addrs: &[Multiaddr],
+        http: std::net::SocketAddr,
+    ) -> NodeFile {
+        NodeFile {
+            account,
+            peer_id: peer_id.to_string(),
+            addrs: addrs.iter().map(ToString::to_string).collect(),
+            http: http.to_string(),
+            pid: std::process::id(),
+        }
+    }
+
     /// The file's path in a daemon home.
     pub fn path(home: &Path) -> std::path::PathBuf {
         home.join("node.json")

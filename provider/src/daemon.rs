@@ -313,13 +313,7 @@ pub async fn run(
         }
     });
     tracing::info!(%peer_id, ?addrs, %http, "provider started");
-    let node = native::NodeFile {
-        account: opts.key.address(),
-        peer_id: peer_id.to_string(),
-        addrs: addrs.iter().map(|a| a.to_string()).collect(),
-        http: http.to_string(),
-        pid: std::process::id(),
-    };
+    let node = native::NodeFile::of(opts.key.address(), &peer_id, &addrs, http);
     if let Err(e) = node.write(&opts.home) {
         tracing::warn!(%e, "cannot write node.json");
     }

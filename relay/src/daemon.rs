@@ -321,13 +321,7 @@ pub async fn run(
         }
     });
     tracing::info!(%peer_id, ?addrs, %http, deputy = %account, "relay started");
-    let node = native::NodeFile {
-        account,
-        peer_id: peer_id.to_string(),
-        addrs: addrs.iter().map(|a| a.to_string()).collect(),
-        http: http.to_string(),
-        pid: std::process::id(),
-    };
+    let node = native::NodeFile::of(account, &peer_id, &addrs, http);
     if let Err(e) = node.write(&opts.home) {
         tracing::warn!(%e, "cannot write node.json");
     }

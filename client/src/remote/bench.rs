@@ -39,7 +39,8 @@ fn percentile(v: &mut [Duration], p: f64) -> Duration {
     v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
 
-fn random_file(path: &Path, len: usize, seed: u64) -> Result<()> {
+/// Writes `len` pseudo-random bytes (seeded) to `path`.
+pub fn random_file(path: &Path, len: usize, seed: u64) -> Result<()> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
     let mut buf = vec![0u8; 1 << 20];
