@@ -188,7 +188,8 @@ pub enum NetCmd {
         cmd: ProviderCmd,
     },
     /// A scoped, funded, expiring key for a third-party upload job: it may commit to one
-    /// deal until an epoch.
+    /// deal until an epoch. Writes a client home for the job (its key and the deal's
+    /// encryption key): `nilstore --home DIR --key-file DIR/account.key put F --deal ID`.
     Delegate {
         /// Deal id.
         deal: u64,
@@ -198,7 +199,7 @@ pub enum NetCmd {
         /// Tokens moved to the new key for fees.
         #[arg(long, default_value_t = 1_000_000_000)]
         fund: u128,
-        /// Where to write the new key (hex, mode 0600).
+        /// The job's client home to create (must not exist).
         #[arg(long)]
         out: PathBuf,
     },
@@ -567,15 +568,19 @@ fn delegate(c: &Client, deal: u64, epochs: u64, fund: u128, out: &Path, a: &NetA
         to: who,
         amount: fund,
     })?;
-    chain_light::secret_file::write(out, hex::encode(key.to_bytes()).as_bytes())
-        .with_context(|| format!("write {}", out.display()))?;
+    std::fs::create_dir_all(out)?;
+    let key_file = out.join("account.key");
+    chain_light::secret_file::write(&key_file, hex::encode(key.to_bytes()).as_bytes())
+        .with_context(|| format!("write {}", key_file.display()))?;
+    c.share_deal_key(deal, out)?;
     print(
         a,
-        json!({ "deal_id": deal, "delegate": who, "until_epoch": until, "key_file": out }),
+        json!({ "deal_id": deal, "delegate": who, "until_epoch": until, "home": out, "key_file": key_file }),
         || {
             format!(
-                "delegate {who} may commit to deal {deal} until epoch {until}; key in {} (pass --key-file)",
-                out.display()
+                "delegate {who} may commit to deal {deal} until epoch {until}: nilstore --home {} --key-file {} put FILE --deal {deal}",
+                out.display(),
+                key_file.display()
             )
         },
     );

@@ -203,6 +203,16 @@ pub struct Devnet {
 
 impl Drop for Devnet {
     fn drop(&mut self) {
+        self.stop_all();
+        // Devnets hold hundreds of MiB; E2E_KEEP=1 keeps them for a look.
+        if std::env::var_os("E2E_KEEP").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+impl Devnet {
+    fn stop_all(&mut self) {
         for p in &self.info.providers {
             if let Some(pid) = p.pid {
                 signal(pid, "CONT"); // a paused provider must be able to stop
@@ -362,11 +372,19 @@ impl Devnet {
 
     /// A CLI command line (not started) with this devnet's network and home.
     pub fn command(&self, args: &[&str]) -> Command {
+        self.command_as(&self.home, None, args)
+    }
+
+    /// A CLI command line acting from another client `home` (and account key file).
+    pub fn command_as(&self, home: &Path, key_file: Option<&Path>, args: &[&str]) -> Command {
         let mut c = Command::new(self.bins.dir.join("nilstore"));
+        if let Some(k) = key_file {
+            c.arg("--key-file").arg(k);
+        }
         c.arg("--network")
             .arg(self.network_file())
             .arg("--home")
-            .arg(&self.home)
+            .arg(home)
             .arg("--json")
             .args(args)
             .env_remove("NILSTORE_KEY")
@@ -377,8 +395,23 @@ impl Devnet {
 
     /// Runs a CLI command; returns its JSON output (records the step).
     pub fn cli(&self, ev: &mut Evidence, args: &[&str]) -> Result<Value> {
+        self.run_cli(ev, self.command(args), args)
+    }
+
+    /// [`Devnet::cli`] from another client home and key (a delegate's job).
+    pub fn cli_as(
+        &self,
+        ev: &mut Evidence,
+        home: &Path,
+        key_file: &Path,
+        args: &[&str],
+    ) -> Result<Value> {
+        self.run_cli(ev, self.command_as(home, Some(key_file), args), args)
+    }
+
+    fn run_cli(&self, ev: &mut Evidence, mut cmd: Command, args: &[&str]) -> Result<Value> {
         let t0 = Instant::now();
-        let out = self.command(args).output().context("run nilstore")?;
+        let out = cmd.output().context("run nilstore")?;
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         let action = Action::Cli {

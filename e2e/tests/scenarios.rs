@@ -116,6 +116,32 @@ fn s1_happy_path_and_resume() -> Result<()> {
             "two files listed: {ls}"
         );
         ev.set("resumed_after_acks", json!(acked));
+
+        // A delegate: a scoped, funded, expiring key in its own client home appends a file
+        // the owner reads back (the deal key travels with the job's home).
+        let job = d.dir.join("job-home");
+        let job_s = job.to_str().context("path")?;
+        let del = d.cli(ev, &["delegate", &deal.to_string(), "--out", job_s])?;
+        let key_file = job.join("account.key");
+        let third = d.dir.join("third.bin");
+        let h3 = random_file(&third, 3 << 20, 3)?;
+        let put3 = d.cli_as(
+            ev,
+            &job,
+            &key_file,
+            &[
+                "put",
+                third.to_str().context("path")?,
+                "--deal",
+                &deal.to_string(),
+            ],
+        )?;
+        ensure!(
+            put3["generation"] == 2,
+            "the delegate committed generation 2: {put3}"
+        );
+        d.get_check(ev, deal, "third.bin", &h3, &[])?;
+        ev.set("delegate", del["delegate"].clone());
         Ok(())
     })
 }

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
-use chain_light::bytes::{Address, G1Bytes, Sig65, H256};
+use chain_light::bytes::{Address, Sig65};
 use chain_light::state::{Deal, SlotStatus};
 use chain_light::tx::{Msg, Receipt};
 use futures::stream::FuturesUnordered;
@@ -26,7 +26,7 @@ use wasm_core::rs::{Code, Profile};
 use wasm_core::slab::table::FileRecord;
 use wasm_core::slab::Layout;
 
-use super::{Client, Endpoint, Event, Progress};
+use super::{proto_leaves, Client, Endpoint, Event, Progress};
 use crate::slabdir::{self, OpenSlab, SlotMeta, DIR_FORMAT_VERSION};
 
 /// One file of a deal.
@@ -90,15 +90,6 @@ fn plaintext_len(stored: u64) -> u64 {
     body.saturating_sub(chunks * TAG_LEN as u64)
 }
 
-fn proto(l: &[wasm_core::merkle::Leaf]) -> Vec<Leaf> {
-    l.iter()
-        .map(|l| Leaf {
-            commitment: G1Bytes(l.commitment),
-            blake3: H256(l.blake3),
-        })
-        .collect()
-}
-
 /// Why one slot's shard could not be used.
 enum Miss {
     /// No (timely) answer or a refusal: try another slot, then a deputy.
@@ -110,7 +101,9 @@ enum Miss {
 /// What one read saw: served blobs per provider (for receipts) and failing slots.
 #[derive(Default)]
 struct Tally {
-    blobs: BTreeMap<Address, (Endpoint, u64)>,
+    /// Per provider: where to reach it, blobs served, the deputy that fetched them (its
+    /// receipt then names the deputy, who earns the premium).
+    blobs: BTreeMap<Address, (Endpoint, u64, Option<Address>)>,
     fallbacks: usize,
     deputy_blobs: u64,
     fraud: usize,
@@ -324,7 +317,7 @@ impl Client {
             };
             match r {
                 Ok(bytes) => {
-                    self.count(tally, &eps[s], bytes.len() as u64 / BLOB_BYTES as u64)?;
+                    self.count(tally, &eps[s], bytes.len() as u64 / BLOB_BYTES as u64, None)?;
                     got[s] = Some(bytes);
                     have += 1;
                 }
@@ -400,8 +393,9 @@ impl Client {
                 .via_deputy(id, slab, &eps[s], std::slice::from_ref(d), s as u32, mdu)
                 .await
             {
-                tally.lock().map_err(|_| anyhow!("poisoned"))?.deputy_blobs +=
-                    bytes.len() as u64 / BLOB_BYTES as u64;
+                let blobs = bytes.len() as u64 / BLOB_BYTES as u64;
+                tally.lock().map_err(|_| anyhow!("poisoned"))?.deputy_blobs += blobs;
+                self.count(tally, &eps[s], blobs, Some(d.account))?;
                 progress(&Event::Fallback {
                     slot: s as u32,
                     mdu,
@@ -472,7 +466,7 @@ impl Client {
     ) -> Option<&'d Endpoint> {
         let layout = slab.meta.layout().ok()?;
         let rows = layout.profile.rows() as u32;
-        let leaves = proto(
+        let leaves = proto_leaves(
             slab.user_leaves
                 .get((u64::from(mdu) - layout.first_user_mdu()) as usize)?,
         );
@@ -523,12 +517,22 @@ impl Client {
         req
     }
 
-    fn count(&self, tally: &Mutex<Tally>, ep: &Endpoint, blobs: u64) -> Result<()> {
+    fn count(
+        &self,
+        tally: &Mutex<Tally>,
+        ep: &Endpoint,
+        blobs: u64,
+        deputy: Option<Address>,
+    ) -> Result<()> {
         let mut t = tally.lock().map_err(|_| anyhow!("poisoned"))?;
-        t.blobs
+        let e = t
+            .blobs
             .entry(ep.account)
-            .or_insert_with(|| (ep.clone(), 0))
-            .1 += blobs;
+            .or_insert_with(|| (ep.clone(), 0, None));
+        e.1 += blobs;
+        if deputy.is_some() {
+            e.2 = deputy;
+        }
         Ok(())
     }
 
@@ -550,7 +554,7 @@ impl Client {
             .user_leaves
             .get((u64::from(mdu) - layout.first_user_mdu()) as usize)
             .ok_or_else(|| Miss::Withheld(format!("MDU {mdu} beyond the slab")))?;
-        let leaves = proto(leaves);
+        let leaves = proto_leaves(leaves);
         let req = FetchRequest {
             deal: id,
             slot,
@@ -643,7 +647,7 @@ impl Client {
     ) -> Option<Vec<u8>> {
         let layout = slab.meta.layout().ok()?;
         let rows = layout.profile.rows();
-        let leaves = proto(
+        let leaves = proto_leaves(
             slab.user_leaves
                 .get((u64::from(mdu) - layout.first_user_mdu()) as usize)?,
         );
@@ -687,7 +691,7 @@ impl Client {
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
-        for (provider, (ep, blobs)) in &tally.blobs {
+        for (provider, (ep, blobs, deputy)) in &tally.blobs {
             let key = format!("{id}:{provider}");
             let (mut cum_blobs, mut cum_bytes, mut nonce) =
                 book.signed.get(&key).copied().unwrap_or((0, 0, 0));
@@ -704,7 +708,7 @@ impl Client {
             let receipt = Receipt {
                 deal: id,
                 provider: *provider,
-                deputy: Address::ZERO,
+                deputy: deputy.unwrap_or(Address::ZERO),
                 blobs: cum_blobs,
                 bytes: cum_bytes,
                 nonce,

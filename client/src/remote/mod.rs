@@ -179,9 +179,16 @@ impl Network {
     /// The account key: `NILSTORE_KEY`, else `key_file`, else the first dev account the
     /// devnet's daemons do not use.
     pub fn account(&self, key_file: Option<&Path>) -> Result<SecretKey> {
-        if std::env::var_os(KEY_ENV).is_some() || key_file.is_some() {
-            let path = key_file.map_or_else(|| PathBuf::from("/nonexistent"), Path::to_path_buf);
-            return nilstore_net::chain::account_key(KEY_ENV, &path);
+        if let Some(path) = key_file {
+            ensure!(
+                std::env::var_os(KEY_ENV).is_some() || path.is_file(),
+                "no key file at {}",
+                path.display()
+            );
+            return nilstore_net::chain::account_key(KEY_ENV, path);
+        }
+        if std::env::var_os(KEY_ENV).is_some() {
+            return nilstore_net::chain::account_key(KEY_ENV, Path::new("/nonexistent"));
         }
         let keys = dev_keys(&self.info.dev_keys)?;
         keys.into_iter()
@@ -198,6 +205,11 @@ pub fn default_home() -> PathBuf {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".nilstore")))
         .unwrap_or_else(|| PathBuf::from(".nilstore"))
+}
+
+/// Where a client home keeps deal `id`'s key.
+fn key_path_in(home: &Path, chain_id: u64, id: u64) -> PathBuf {
+    home.join("keys").join(format!("{chain_id}-deal-{id}.key"))
 }
 
 /// One slot's provider, resolved from proven chain state.
@@ -290,9 +302,21 @@ impl Client {
     }
 
     fn key_path(&self, id: u64) -> PathBuf {
-        self.home
-            .join("keys")
-            .join(format!("{}-deal-{id}.key", self.chain.chain_id()))
+        key_path_in(&self.home, self.chain.chain_id(), id)
+    }
+
+    /// Copies deal `id`'s key (created now if the deal holds nothing yet) into another
+    /// client home, so a delegate's upload job encrypts under the owner's key.
+    pub fn share_deal_key(&self, id: u64, home: &Path) -> Result<PathBuf> {
+        let empty = self.deal(id)?.manifest_root.is_none();
+        let key = self.deal_secret(id, empty)?;
+        let path = key_path_in(home, self.chain.chain_id(), id);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        chain_light::secret_file::write(&path, hex::encode(key).as_bytes())
+            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        Ok(path)
     }
 
     /// The random secret a deal's files are encrypted under (`HOME/keys/`, mode 0600),
@@ -467,6 +491,16 @@ pub struct DealTerms {
     pub escrow: chain_light::Amount,
     /// Most the deal may spend on reads per epoch.
     pub spend_cap: chain_light::Amount,
+}
+
+/// The wire form of an MDU's leaves.
+pub(crate) fn proto_leaves(l: &[wasm_core::merkle::Leaf]) -> Vec<nilstore_net::proto::Leaf> {
+    l.iter()
+        .map(|l| nilstore_net::proto::Leaf {
+            commitment: chain_light::bytes::G1Bytes(l.commitment),
+            blake3: chain_light::bytes::H256(l.blake3),
+        })
+        .collect()
 }
 
 /// Retry delay before attempt `n` (1-based): exponential with jitter, capped.

@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
-use chain_light::bytes::{Address, Blob, G1Bytes, Sig65, H256};
+use chain_light::bytes::{Address, Blob, G1Bytes, Sig65};
 use chain_light::state::Deal;
 use chain_light::tx::Msg;
 use futures::{StreamExt as _, TryStreamExt as _};
@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use wasm_core::constants::PAYLOAD_BYTES_PER_MDU;
 use wasm_core::rs::Profile;
 
-use super::{backoff, Client, Endpoint, Event, Progress};
+use super::{backoff, proto_leaves, Client, Endpoint, Event, Progress};
 use crate::slabdir::{self, OpenSlab};
 
 /// How to put files.
@@ -147,15 +147,6 @@ struct Send<'a> {
     slots_done: AtomicUsize,
     t0: Instant,
     progress: Progress<'a>,
-}
-
-fn proto_leaves(l: &[wasm_core::merkle::Leaf]) -> Vec<Leaf> {
-    l.iter()
-        .map(|l| Leaf {
-            commitment: G1Bytes(l.commitment),
-            blake3: H256(l.blake3),
-        })
-        .collect()
 }
 
 fn now_ms() -> u64 {
