@@ -7,7 +7,10 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$NILSTORE_ROOT"
 
-cargo build -p nilstore-net --example browser_peer
+# The workspace's test build (scripts/test.sh tier d) builds the example with the same
+# features; `cargo build -p nilstore-net --example` would resolve them anew and compile
+# libp2p again. After tier d this is a no-op.
+nilstore_native_tests_build
 addrs="$(mktemp)"
 rm -f "$addrs"
 fifo="$(mktemp -u)"

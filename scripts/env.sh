@@ -86,3 +86,17 @@ wasm_cargo() {
         cargo "$@"
     fi
 }
+
+# The one native debug build every tier shares. Cargo resolves features per invocation, so
+# `-p X` or `--bins` builds (no dev-dependencies) compile libp2p and commonware again with
+# other features; every native test command goes through these instead.
+#   nilstore_native_tests_build          build every test, bin and example (no-op when fresh)
+#   nilstore_native_tests TARGET [ARGS]  run one integration test target by name
+nilstore_native_tests_build() {
+    cargo test --workspace --exclude nilstore-e2e --no-run
+}
+nilstore_native_tests() {
+    local target="$1"
+    shift
+    cargo test --workspace --exclude nilstore-e2e --test "$target" "$@"
+}

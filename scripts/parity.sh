@@ -11,7 +11,7 @@ cd "$ROOT"
 . "$ROOT/scripts/env.sh"
 
 t0=$SECONDS
-native="$(cargo test -p wasm-core --test golden_slab -- --nocapture 2>&1 |
+native="$(nilstore_native_tests golden_slab -- --nocapture 2>&1 |
     grep -o 'PARITY .*' | head -n 1 || true)"
 browser="$(cd wasm-core && WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-600}" \
     wasm_cargo test -p wasm-core --target wasm32-unknown-unknown --no-default-features \

@@ -16,10 +16,22 @@ cd "$ROOT"
 bash "$ROOT/scripts/setup.sh"
 # shellcheck source=env.sh
 . "$ROOT/scripts/env.sh"
-# The test profile's build (optimised; shared with scripts/test.sh, so a tested tree starts
-# at once), including the daemons for `devnet up --processes`.
-cargo build -p nilstore-client -p nilstore-provider -p nilstore-relay --bins
-BIN="$CARGO_TARGET_DIR/debug/nilstore"
+# The CLI and the daemons (for `devnet up --processes`), optimised dev profile. With
+# NILSTORE_BIN_DIR set, the binaries already built there are used instead (scripts/test.sh
+# passes the ones its native-test tier built: a `--bins` build resolves features without
+# the dev-dependencies and would compile libp2p and commonware a second time).
+if [ -n "${NILSTORE_BIN_DIR:-}" ]; then
+    for b in nilstore nilstore-provider nilstore-relay; do
+        [ -x "$NILSTORE_BIN_DIR/$b" ] || {
+            echo "run.sh: $NILSTORE_BIN_DIR/$b missing (unset NILSTORE_BIN_DIR to build)" >&2
+            exit 1
+        }
+    done
+    BIN="$NILSTORE_BIN_DIR/nilstore"
+else
+    cargo build -p nilstore-client -p nilstore-provider -p nilstore-relay --bins
+    BIN="$CARGO_TARGET_DIR/debug/nilstore"
+fi
 
 DIR=devnet
 EXIT=0

@@ -112,16 +112,19 @@ run_tier "f 1 GiB pack < 300 MiB RSS" bash "$ROOT/scripts/check-memory.sh" 1024 
 
 # ---- tier g: end-to-end scenarios (small forms; E2E_FULL=1 for the full ones) ----------
 # One devnet at a time: each is a dozen processes on 2 cores.
+# Tier d built the binaries (as the integration tests' bins, with the workspace's features);
+# selecting the scenarios with --workspace keeps that feature resolution, so nothing but the
+# e2e crate compiles here.
 e2e() {
-    cargo build -p nilstore-client -p nilstore-provider -p nilstore-relay -p chain-light --bins &&
-        cargo test -p nilstore-e2e -- --test-threads 1
+    NILSTORE_BIN_DIR="$CARGO_TARGET_DIR/debug" \
+        cargo test --workspace --test scenarios -- --test-threads 1
 }
 run_tier "g e2e scenarios" e2e
 
 # ---- tier h: the main job, to its sample round trip, on free ports ---------------------
 RUN_DIR="$(mktemp -d)"
-run_tier "h run.sh smoke" bash "$ROOT/scripts/run.sh" --dir "$RUN_DIR/devnet" --exit \
-    --api 127.0.0.1:0 --port-base 0
+run_tier "h run.sh smoke" env NILSTORE_BIN_DIR="$CARGO_TARGET_DIR/debug" bash "$ROOT/scripts/run.sh" \
+    --dir "$RUN_DIR/devnet" --exit --api 127.0.0.1:0 --port-base 0
 rm -rf "$RUN_DIR"
 
 # ---- tier i: fuzz smoke (opt-in: cargo-fuzz and ASan builds add ~7 min cold) -----------

@@ -11,6 +11,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
@@ -46,7 +47,7 @@ impl Bins {
         ] {
             ensure!(
                 dir.join(b).is_file(),
-                "{} missing: build with `cargo build -p nilstore-client -p nilstore-provider -p nilstore-relay -p chain-light --bins` (or set NILSTORE_BIN_DIR)",
+                "{} missing: build with `cargo test --workspace --exclude nilstore-e2e --no-run` (or set NILSTORE_BIN_DIR)",
                 dir.join(b).display()
             );
         }
@@ -199,6 +200,9 @@ pub struct Devnet {
     pub info: DevnetInfo,
     /// The CLI's state directory.
     pub home: PathBuf,
+    /// The harness's light client, kept so each look at the chain syncs from where the
+    /// last one stopped.
+    view: std::sync::Mutex<Option<Arc<HttpChain>>>,
 }
 
 impl Drop for Devnet {
@@ -332,6 +336,7 @@ impl Devnet {
             block_ms,
             bins: bins.clone(),
             home: dir.join("client"),
+            view: std::sync::Mutex::new(None),
             info: DevnetInfo {
                 chain_id: 0,
                 api: String::new(),
@@ -430,11 +435,22 @@ impl Devnet {
         Ok(v)
     }
 
-    /// A light client of the devnet's chain.
-    pub fn chain(&self) -> Result<HttpChain> {
-        let genesis = nilstore_net::chain::read_genesis(&self.info.genesis)?;
-        let c = HttpChain::new(&self.info.api, &genesis)?;
+    /// The harness's light client of the devnet's chain, synced to the newest certified
+    /// header (a new one after an error, e.g. while the API's validator restarts).
+    pub fn chain(&self) -> Result<Arc<HttpChain>> {
+        let mut view = self
+            .view
+            .lock()
+            .map_err(|_| anyhow!("chain view poisoned"))?;
+        let c = match view.take() {
+            Some(c) => c,
+            None => {
+                let genesis = nilstore_net::chain::read_genesis(&self.info.genesis)?;
+                Arc::new(HttpChain::new(&self.info.api, &genesis)?)
+            }
+        };
         c.sync()?;
+        *view = Some(c.clone());
         Ok(c)
     }
 
@@ -457,6 +473,20 @@ impl Devnet {
             .iter()
             .position(|p| p.account == a)
             .ok_or_else(|| anyhow!("slot {slot}'s provider {a} is not a devnet provider"))
+    }
+
+    /// A state record of the validator API at `height` (`path` like `/state/work/1/0`), as
+    /// the harness observes it (no light-client proof: the harness watches its own devnet).
+    pub fn state_at<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        height: u64,
+    ) -> Result<Option<T>> {
+        let v: Value = serde_json::from_str(&ureq_get(&format!(
+            "{}{path}?height={height}",
+            self.info.api
+        ))?)?;
+        Ok(serde_json::from_value(v["value"].clone())?)
     }
 
     /// GET a validator API path as JSON.

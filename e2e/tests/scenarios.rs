@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
-use chain_light::state::SlotStatus;
+use chain_light::state::{ReceiptState, SlotStatus, Work};
 use nilstore_e2e::{full, random_file, scenario, send_signal, Action, Bins, Devnet};
 use serde_json::json;
 
@@ -341,9 +341,24 @@ fn s4_byzantine_provider_fraud() -> Result<()> {
 #[test]
 fn s5_challenges_receipts_and_deleted_data() -> Result<()> {
     scenario("s5_challenges", |ev| {
-        let d = Devnet::start(ev, "s5", 7, 0, 100)?;
+        // A credit per 16 blobs read: a data slot that served one of the four MDUs earns one,
+        // even if the read hedged other MDUs to parity slots.
+        let d = Devnet::up_params(
+            &Bins::locate()?,
+            "s5",
+            (7, 0, 1),
+            100,
+            Some(&json!({ "blobs_per_credit": 16 })),
+        )?;
+        ev.step(
+            Action::Up {
+                providers: 7,
+                relays: 0,
+            },
+            json!(d.info.api),
+        );
         let f = d.dir.join("data.bin");
-        // 4 user MDUs: each data slot serves 64 blobs per read, one receipt credit.
+        // 4 user MDUs: each data slot serves 16 blobs of each MDU it is read from.
         let h = random_file(&f, 24 << 20, 6)?;
         let deal = id(&d.cli(ev, &["put", f.to_str().context("path")?])?)?;
         let rec = d.deal(deal)?;
@@ -366,21 +381,52 @@ fn s5_challenges_receipts_and_deleted_data() -> Result<()> {
         )?;
         let params = d.chain()?.globals()?.params;
         d.get_check(ev, deal, "data.bin", &h, &[])?;
-        let credited = d.wait(
+        // The redemption is durable (receipt state); the credit it gives lives in the slot's
+        // work for the rest of that epoch only, so it is read at the inclusion height.
+        let (slot, provider) = d.wait(
             ev,
-            "a receipt is redeemed and credits a slot",
-            Duration::from_secs(60),
+            "a data slot's provider redeems a receipt",
+            Duration::from_secs(120),
             |d| {
                 let c = d.chain()?;
                 for s in 0..rec.k {
-                    let w = c.work(deal, s)?;
-                    if w.credit_blobs >= params.blobs_per_credit {
-                        return Ok(Some((s, w.credit_blobs)));
+                    let a = rec.slots[s as usize].provider;
+                    let r = c.receipt_state(deal, &a)?;
+                    if r.nonce > 0 && r.blobs >= params.blobs_per_credit {
+                        return Ok(Some((s, a)));
                     }
                 }
                 Ok(None)
             },
         )?;
+        let receipt_path = format!("/state/receipt/{deal}/{provider}");
+        let redeemed_at = |h: u64| -> Result<Option<ReceiptState>> {
+            Ok(d.state_at::<ReceiptState>(&receipt_path, h)?
+                .filter(|r| r.nonce > 0))
+        };
+        // Binary search for the block that included the first redemption.
+        let (mut lo, mut hi) = (0, d.chain()?.trusted()?.height);
+        ensure!(redeemed_at(hi)?.is_some(), "redeemed at the tip");
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if redeemed_at(mid)?.is_some() {
+                hi = mid;
+            } else {
+                lo = mid;
+            }
+        }
+        let first = redeemed_at(hi)?.context("the first redemption")?;
+        let work: Work = d
+            .state_at(&format!("/state/work/{deal}/{slot}"), hi)?
+            .unwrap_or_default();
+        ensure!(
+            work.credit_blobs >= first.blobs,
+            "slot {slot}'s credit at height {hi} is {} blobs, below the {} redeemed",
+            work.credit_blobs,
+            first.blobs
+        );
+        let credited = (slot, work.credit_blobs);
+        ev.set("redeemed_at_height", json!(hi));
         let quota = params
             .challenges_per_slot
             .saturating_sub((credited.1 / params.blobs_per_credit) as u32)

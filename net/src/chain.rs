@@ -111,10 +111,18 @@ impl HttpChain {
     }
 
     /// Advances to the newest certified header; returns the trusted height.
+    ///
+    /// When a certified header near the tip names the trusted validator set, it is checked
+    /// against that set directly and the headers in between are skipped (the set that
+    /// signed it is the one we trust, so its certificate is as good as a walk through every
+    /// ancestor); a connect after a long time offline costs a few requests, not one per
+    /// block. Otherwise, or when the set changed, every header is walked in order so each
+    /// change of the set is verified by the set before it.
     pub fn sync(&self) -> Result<u64> {
         let tip = self.get("/status")?["height"]
             .as_u64()
             .ok_or_else(|| anyhow!("/status without a height"))?;
+        self.skip_towards(tip)?;
         let mut h = self.trusted()?.height + 1;
         while h <= tip {
             let v = self.get(&format!("/headers/{h}"))?;
@@ -164,7 +172,41 @@ impl HttpChain {
         f.epoch = epoch;
         Ok(f.lc.trusted().height)
     }
+
+    /// Jumps to the newest certified header among the last [`SKIP_PROBES`] heights up to
+    /// `tip` if it names the trusted validator set (see [`HttpChain::sync`]); leaves the
+    /// trusted header alone otherwise.
+    fn skip_towards(&self, tip: u64) -> Result<()> {
+        let trusted = self.trusted()?;
+        if tip <= trusted.height + 1 {
+            return Ok(());
+        }
+        let low = tip.saturating_sub(SKIP_PROBES).max(trusted.height + 2);
+        for h in (low..=tip).rev() {
+            let v = self.get(&format!("/headers/{h}"))?;
+            let header: Header = serde_json::from_value(v["header"].clone()).context("header")?;
+            if header.validators_hash != trusted.validators_hash {
+                return Ok(()); // the set changed on the way: walk every header
+            }
+            let cert = match &v["finalization"] {
+                Value::Null => continue,
+                c => hex_bytes(c)?,
+            };
+            if header.height != h {
+                bail!("header {h}: the API answered height {}", header.height);
+            }
+            // A certificate the trusted set did not sign (the set changed and changed back
+            // in between, or the API lies) is not an error here: the walk decides.
+            let _skipped = self.lock()?.lc.advance(&header, &cert, None).is_ok();
+            return Ok(());
+        }
+        Ok(())
+    }
 }
+
+/// How many heights below the tip [`HttpChain::sync`] looks for a certified header to skip
+/// to (finality certificates can be implicit for a few blocks with several validators).
+const SKIP_PROBES: u64 = 8;
 
 /// What the API says about a submitted transaction.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -8,6 +8,8 @@ mod common;
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chain_light::block::Genesis;
@@ -18,10 +20,13 @@ use nilstore_net::chain::HttpChain;
 
 const CHAIN: u64 = 4_242;
 
-/// An HTTP proxy that forwards GETs to `upstream` and rewrites each header's state root.
-fn lying_proxy(upstream: SocketAddr) -> SocketAddr {
+/// An HTTP proxy that forwards GETs to `upstream`, counts the header requests and, when
+/// `lie`, rewrites each header's state root.
+fn proxy(upstream: SocketAddr, lie: bool) -> (SocketAddr, Arc<AtomicUsize>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
+    let headers = Arc::new(AtomicUsize::new(0));
+    let count = headers.clone();
     std::thread::spawn(move || {
         for conn in l.incoming() {
             let Ok(mut c) = conn else { continue };
@@ -41,6 +46,9 @@ fn lying_proxy(upstream: SocketAddr) -> SocketAddr {
                 let _ = resp.into_reader().read_to_string(&mut body);
             }
             if path.starts_with("/headers/") {
+                count.fetch_add(1, Ordering::SeqCst);
+            }
+            if lie && path.starts_with("/headers/") {
                 let mut v: serde_json::Value = serde_json::from_str(&body).unwrap();
                 v["header"]["state_root"] = serde_json::json!(format!("0x{}", "11".repeat(32)));
                 body = v.to_string();
@@ -52,7 +60,7 @@ fn lying_proxy(upstream: SocketAddr) -> SocketAddr {
             );
         }
     });
-    addr
+    (addr, headers)
 }
 
 #[test]
@@ -94,9 +102,9 @@ fn follows_a_real_validator_with_proofs_and_refuses_lies() {
     );
     let view = HttpChain::new(&format!("http://{}", v.api), &genesis).unwrap();
     let t0 = Instant::now();
-    let deal = loop {
+    let (deal_id, deal) = loop {
         view.sync().unwrap();
-        if let Some(d) = (0..3).find_map(|id| view.deal(id).unwrap()) {
+        if let Some(d) = (0..3).find_map(|id| view.deal(id).unwrap().map(|d| (id, d))) {
             break d;
         }
         assert!(
@@ -114,8 +122,30 @@ fn follows_a_real_validator_with_proofs_and_refuses_lies() {
     assert!(view.deal(999).unwrap().is_none());
     assert_ne!(deal.owner, Address::ZERO);
 
+    // A fresh view far behind the tip skips to a certified header of the same validator
+    // set: a handful of header requests, not one per block, and the same proven deal.
+    let far = view.sync().unwrap() + 20;
+    while view.sync().unwrap() < far {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (counted, headers) = proxy(v.api, false);
+    let fresh = HttpChain::new(&format!("http://{counted}"), &genesis).unwrap();
+    let reached = fresh.sync().unwrap();
+    assert!(reached >= far, "synced to {reached}, below {far}");
+    let requests = headers.load(Ordering::SeqCst);
+    assert!(
+        requests <= 10 && (requests as u64) < reached,
+        "{requests} header requests to reach height {reached}"
+    );
+    let again = fresh
+        .deal(deal_id)
+        .unwrap()
+        .expect("the deal, proven at the new height");
+    assert_eq!(again.owner, deal.owner);
+    assert_eq!(again.slots[0].provider, deal.slots[0].provider);
+
     // A lying API: headers with another state root fail their certificates.
-    let liar = HttpChain::new(&format!("http://{}", lying_proxy(v.api)), &genesis).unwrap();
+    let liar = HttpChain::new(&format!("http://{}", proxy(v.api, true).0), &genesis).unwrap();
     let e = liar.sync().unwrap_err();
     assert!(format!("{e:#}").contains("header"), "{e:#}");
     assert_eq!(liar.trusted().unwrap().height, 0, "nothing was trusted");
