@@ -112,14 +112,10 @@ run_tier "f 1 GiB pack < 300 MiB RSS" bash "$ROOT/scripts/check-memory.sh" 1024 
 
 # ---- tier g: end-to-end scenarios (small forms; E2E_FULL=1 for the full ones) ----------
 # One devnet at a time: each is a dozen processes on 2 cores.
-# Tier d built the binaries (as the integration tests' bins, with the workspace's features);
-# selecting the scenarios with --workspace keeps that feature resolution, so nothing but the
-# e2e crate compiles here.
-e2e() {
-    NILSTORE_BIN_DIR="$CARGO_TARGET_DIR/debug" \
-        cargo test --workspace --test scenarios -- --test-threads 1
-}
-run_tier "g e2e scenarios" e2e
+# Tier d built the binaries (as the integration tests' bins, with the workspace's features;
+# the scenarios find them next to their test executable); selecting the scenarios with
+# --workspace keeps that feature resolution, so nothing but the e2e crate compiles here.
+run_tier "g e2e scenarios" cargo test --workspace --test scenarios -- --test-threads 1
 
 # ---- tier h: the main job, to its sample round trip, on free ports ---------------------
 RUN_DIR="$(mktemp -d)"

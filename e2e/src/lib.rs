@@ -697,8 +697,23 @@ impl Devnet {
         relays: usize,
         block_ms: u64,
     ) -> Result<Devnet> {
-        let d = Devnet::up(&Bins::locate()?, name, providers, relays, block_ms)?;
-        ev.step(Action::Up { providers, relays }, json!(d.info.api));
+        Devnet::start_params(ev, name, (providers, relays, 1), block_ms, None)
+    }
+
+    /// [`Devnet::up_params`] with the binaries located and the step recorded.
+    pub fn start_params(
+        ev: &mut Evidence,
+        name: &str,
+        (providers, relays, validators): (usize, usize, usize),
+        block_ms: u64,
+        params: Option<&Value>,
+    ) -> Result<Devnet> {
+        let nodes = (providers, relays, validators);
+        let d = Devnet::up_params(&Bins::locate()?, name, nodes, block_ms, params)?;
+        ev.step(
+            Action::Up { providers, relays },
+            json!({ "api": d.info.api, "params": params }),
+        );
         Ok(d)
     }
 

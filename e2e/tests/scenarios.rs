@@ -343,20 +343,8 @@ fn s5_challenges_receipts_and_deleted_data() -> Result<()> {
     scenario("s5_challenges", |ev| {
         // A credit per 16 blobs read: a data slot that served one of the four MDUs earns one,
         // even if the read hedged other MDUs to parity slots.
-        let d = Devnet::up_params(
-            &Bins::locate()?,
-            "s5",
-            (7, 0, 1),
-            100,
-            Some(&json!({ "blobs_per_credit": 16 })),
-        )?;
-        ev.step(
-            Action::Up {
-                providers: 7,
-                relays: 0,
-            },
-            json!(d.info.api),
-        );
+        let genesis_params = json!({ "blobs_per_credit": 16 });
+        let d = Devnet::start_params(ev, "s5", (7, 0, 1), 100, Some(&genesis_params))?;
         let f = d.dir.join("data.bin");
         // 4 user MDUs: each data slot serves 16 blobs of each MDU it is read from.
         let h = random_file(&f, 24 << 20, 6)?;
@@ -404,18 +392,17 @@ fn s5_challenges_receipts_and_deleted_data() -> Result<()> {
             Ok(d.state_at::<ReceiptState>(&receipt_path, h)?
                 .filter(|r| r.nonce > 0))
         };
-        // Binary search for the block that included the first redemption.
+        // Binary search for the block that included the first redemption: not redeemed at
+        // `lo`, redeemed (`first`) at `hi`.
         let (mut lo, mut hi) = (0, d.chain()?.trusted()?.height);
-        ensure!(redeemed_at(hi)?.is_some(), "redeemed at the tip");
+        let mut first = redeemed_at(hi)?.context("redeemed at the tip")?;
         while hi - lo > 1 {
             let mid = lo + (hi - lo) / 2;
-            if redeemed_at(mid)?.is_some() {
-                hi = mid;
-            } else {
-                lo = mid;
+            match redeemed_at(mid)? {
+                Some(r) => (hi, first) = (mid, r),
+                None => lo = mid,
             }
         }
-        let first = redeemed_at(hi)?.context("the first redemption")?;
         let work: Work = d
             .state_at(&format!("/state/work/{deal}/{slot}"), hi)?
             .unwrap_or_default();
@@ -425,18 +412,17 @@ fn s5_challenges_receipts_and_deleted_data() -> Result<()> {
             work.credit_blobs,
             first.blobs
         );
-        let credited = (slot, work.credit_blobs);
         ev.set("redeemed_at_height", json!(hi));
         let quota = params
             .challenges_per_slot
-            .saturating_sub((credited.1 / params.blobs_per_credit) as u32)
+            .saturating_sub((work.credit_blobs / params.blobs_per_credit) as u32)
             .max(params.min_challenges);
         ensure!(
             quota < params.challenges_per_slot,
             "credits lower the synthetic challenges"
         );
-        ev.set("credited_slot", json!(credited.0));
-        ev.set("credit_blobs", json!(credited.1));
+        ev.set("credited_slot", json!(slot));
+        ev.set("credit_blobs", json!(work.credit_blobs));
         ev.set(
             "challenges_without_reads",
             json!(params.challenges_per_slot),
@@ -569,7 +555,6 @@ fn s7_validator_fault_mid_upload() -> Result<()> {
 #[test]
 fn s6_economics_three_parameter_sets() -> Result<()> {
     scenario("s6_economics", |ev| {
-        let bins = Bins::locate()?;
         let sets = [
             json!({}),
             json!({ "min_fee": 5000, "rent_per_mdu_epoch": 1, "price_per_blob": 1000,
@@ -579,14 +564,7 @@ fn s6_economics_three_parameter_sets() -> Result<()> {
         ];
         let mut results = Vec::new();
         for (i, set) in sets.iter().enumerate() {
-            let d = Devnet::up_params(&bins, &format!("s6-{i}"), (6, 0, 1), 100, Some(set))?;
-            ev.step(
-                Action::Up {
-                    providers: 6,
-                    relays: 0,
-                },
-                json!({ "params": set }),
-            );
+            let d = Devnet::start_params(ev, &format!("s6-{i}"), (6, 0, 1), 100, Some(set))?;
             let chain = d.chain()?;
             let p = chain.globals()?.params;
             let owner = chain_light::crypto::SecretKey::from_bytes(&{
