@@ -455,6 +455,7 @@ fn do_pack(
             base: None,
             delete: Vec::new(),
             names: None,
+            on_mdu: None,
         },
     )?;
     pb.finish_and_clear();

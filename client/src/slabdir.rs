@@ -99,9 +99,13 @@ pub fn mdu_path(dir: &Path, s: usize, mdu: u64) -> PathBuf {
 }
 
 /// Writes each finished user MDU's shards straight into the slot directories.
+/// Told about each user MDU once its shards are on disk (see [`PackOptions::on_mdu`]).
+pub type MduReady<'a> = &'a (dyn Fn(u64, &EncodedMdu) + Sync);
+
 struct DirSink<'a> {
     dir: &'a Path,
     progress: &'a dyn Fn(u64),
+    on_mdu: Option<MduReady<'a>>,
 }
 
 impl ShardSink for DirSink<'_> {
@@ -110,6 +114,9 @@ impl ShardSink for DirSink<'_> {
         for (s, shard) in encoded.shards.iter().enumerate() {
             let p = shard_path(self.dir, s, mdu);
             fs::write(&p, shard).with_context(|| format!("writing {}", p.display()))?;
+        }
+        if let Some(f) = self.on_mdu {
+            f(mdu, encoded);
         }
         (self.progress)(PAYLOAD_BYTES_PER_MDU as u64);
         Ok(())
@@ -137,6 +144,9 @@ pub struct PackOptions<'a> {
     pub delete: Vec<String>,
     /// Names the files take in the slab, one per file (`None`: their base names).
     pub names: Option<Vec<String>>,
+    /// Called with each user MDU once its shards are on disk (the client starts
+    /// uploading it while later MDUs are packed).
+    pub on_mdu: Option<MduReady<'a>>,
 }
 
 /// What [`pack`] made.
@@ -221,6 +231,7 @@ pub fn pack(
     let mut sink = DirSink {
         dir: out,
         progress: opts.progress,
+        on_mdu: opts.on_mdu,
     };
     let key = opts
         .root_secret

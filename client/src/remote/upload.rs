@@ -22,6 +22,7 @@ use nilstore_net::proto::{Leaf, NetError, UploadAuth, UploadShard, BLOB_BYTES};
 use nilstore_net::requester::RequestError;
 use serde::{Deserialize, Serialize};
 use wasm_core::constants::PAYLOAD_BYTES_PER_MDU;
+use wasm_core::kzg::KzgSettings;
 use wasm_core::rs::Profile;
 
 use super::{backoff, proto_leaves, Client, Endpoint, Event, Progress};
@@ -147,6 +148,53 @@ struct Send<'a> {
     slots_done: AtomicUsize,
     t0: Instant,
     progress: Progress<'a>,
+}
+
+/// Packs a job's files into its slab directory (`on_mdu` sees each user MDU once its
+/// shards are on disk).
+#[allow(clippy::too_many_arguments)]
+fn pack_files(
+    kzg: &KzgSettings,
+    dir: &Path,
+    job: &Job,
+    deal: &Deal,
+    base: Option<wasm_core::slab::SlabState>,
+    root_secret: Option<[u8; 32]>,
+    progress: Progress<'_>,
+    on_mdu: slabdir::MduReady<'_>,
+) -> Result<()> {
+    let total = job.bytes;
+    let done = AtomicU64::new(0);
+    let step = |n: u64| {
+        let d = done.fetch_add(n, Ordering::Relaxed) + n;
+        progress(&Event::Packing {
+            done: d.min(total),
+            total,
+        });
+    };
+    let mut nonce = || {
+        let mut n = [0u8; wasm_core::aead::STREAM_NONCE_LEN];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut n);
+        n
+    };
+    slabdir::pack(
+        kzg,
+        &job.files,
+        &dir.join("slab"),
+        slabdir::PackOptions {
+            profile: Profile::new(deal.k as usize, deal.m as usize)?,
+            root_secret,
+            deal_id: job.deal,
+            capacity_user_mdus: Some(deal.capacity_mdus),
+            nonce: &mut nonce,
+            progress: &step,
+            base,
+            delete: job.delete.clone(),
+            names: Some(job.names.clone()),
+            on_mdu: Some(on_mdu),
+        },
+    )?;
+    Ok(())
 }
 
 fn now_ms() -> u64 {
@@ -300,13 +348,19 @@ impl Client {
             bytes,
         };
         job.save(&dir)?;
-        self.pack_job(&dir, &job, deal, base, progress)?;
+        self.pack_and_send_early(&dir, &job, deal, base, progress)?;
         job.packed = true;
         job.save(&dir)?;
         self.finish_job(&dir, &job, progress)
     }
 
-    fn pack_job(
+    /// Packs the job and, while later MDUs are still being packed, uploads each new user
+    /// MDU to every slot as soon as its shards are on disk. Acknowledgements go to the
+    /// job's log, so [`Client::finish_job`] sends only what is left: the metadata MDUs
+    /// (final only once every user MDU is packed) and any shard a provider did not take
+    /// yet. Commitments keep the cores busy while the network and the providers take
+    /// earlier MDUs; sending only after packing left the cores half idle twice.
+    fn pack_and_send_early(
         &self,
         dir: &Path,
         job: &Job,
@@ -314,41 +368,100 @@ impl Client {
         base: Option<wasm_core::slab::SlabState>,
         progress: Progress<'_>,
     ) -> Result<()> {
-        let total = job.bytes;
-        let done = AtomicU64::new(0);
-        let step = |n: u64| {
-            let d = done.fetch_add(n, Ordering::Relaxed) + n;
-            progress(&Event::Packing {
-                done: d.min(total),
-                total,
+        let secret = if job.encrypt {
+            Some(self.deal_secret(job.deal, deal.manifest_root.is_none())?)
+        } else {
+            None
+        };
+        let eps = match self.endpoints(deal) {
+            Ok(eps) if eps.len() == deal.slots.len() => Some(eps),
+            _ => None, // finish_job resolves them again and reports the problem
+        };
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<(u32, Vec<Leaf>, [u8; 32])>();
+        let kzg = self.kzg;
+        std::thread::scope(|sc| {
+            let packer = sc.spawn(move || {
+                let ready = move |mdu: u64, e: &wasm_core::slab::EncodedMdu| {
+                    // A closed receiver (no endpoints) only means no early sending.
+                    let _ = tx.send((mdu as u32, proto_leaves(&e.leaves), e.root_fr));
+                };
+                pack_files(kzg, dir, job, deal, base, secret, progress, &ready)
             });
+            if let Some(eps) = &eps {
+                self.rt
+                    .block_on(self.send_early(dir, job, eps, rx, progress));
+            } else {
+                drop(rx);
+            }
+            packer
+                .join()
+                .map_err(|_| anyhow!("the packing thread panicked"))?
+        })
+    }
+
+    /// Sends each user MDU that `ready` announces to every slot (two MDUs in flight).
+    /// A slot that refuses an MDU after the usual retries is left to `finish_job`.
+    async fn send_early(
+        &self,
+        dir: &Path,
+        job: &Job,
+        eps: &[Endpoint],
+        ready: tokio::sync::mpsc::UnboundedReceiver<(u32, Vec<Leaf>, [u8; 32])>,
+        progress: Progress<'_>,
+    ) {
+        let Ok(acks) = Acks::open(&dir.join("acked.log")) else {
+            return;
         };
-        let mut nonce = || {
-            let mut n = [0u8; wasm_core::aead::STREAM_NONCE_LEN];
-            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut n);
-            n
-        };
-        slabdir::pack(
-            self.kzg,
-            &job.files,
-            &dir.join("slab"),
-            slabdir::PackOptions {
-                profile: Profile::new(deal.k as usize, deal.m as usize)?,
-                root_secret: if job.encrypt {
-                    Some(self.deal_secret(job.deal, deal.manifest_root.is_none())?)
-                } else {
-                    None
-                },
-                deal_id: job.deal,
-                capacity_user_mdus: Some(deal.capacity_mdus),
-                nonce: &mut nonce,
-                progress: &step,
-                base,
-                delete: job.delete.clone(),
-                names: Some(job.names.clone()),
-            },
-        )?;
-        Ok(())
+        let acks = Mutex::new(acks);
+        let given_up: Vec<std::sync::atomic::AtomicBool> =
+            eps.iter().map(|_| Default::default()).collect();
+        let announced =
+            futures::stream::unfold(
+                ready,
+                |mut rx| async move { rx.recv().await.map(|r| (r, rx)) },
+            );
+        announced
+            .map(|(mdu, leaves, root)| {
+                let (acks, given_up) = (&acks, &given_up);
+                async move {
+                    let sends = eps.iter().enumerate().map(|(s, ep)| {
+                        let leaves = leaves.clone();
+                        async move {
+                            let slot = s as u32;
+                            if given_up[s].load(Ordering::Relaxed) {
+                                return;
+                            }
+                            let path = slabdir::shard_path(&dir.join("slab"), s, mdu.into());
+                            let Ok(data) = tokio::fs::read(&path).await else {
+                                return;
+                            };
+                            let up = self.upload_request(
+                                (job.deal, job.generation),
+                                slot,
+                                mdu,
+                                leaves,
+                                &data,
+                            );
+                            match self.upload_with_retries(ep, up, root, progress).await {
+                                Ok(()) => {
+                                    if let Ok(mut a) = acks.lock() {
+                                        // An unrecorded ack only means a second send later.
+                                        let _ = a.add(slot, mdu);
+                                    }
+                                }
+                                Err(e) => {
+                                    tracing::debug!(slot, mdu, "early upload gave up: {e:#}");
+                                    given_up[s].store(true, Ordering::Relaxed);
+                                }
+                            }
+                        }
+                    });
+                    futures::future::join_all(sends).await;
+                }
+            })
+            .buffer_unordered(self.tuning.per_slot.max(1))
+            .for_each(|()| async {})
+            .await;
     }
 
     /// Finishes every job an interruption left in `HOME/uploads`.
@@ -574,12 +687,35 @@ impl Client {
         let leaves = ctx.leaves[mdu as usize]
             .clone()
             .ok_or_else(|| anyhow!("no leaves for MDU {mdu}"))?;
-        let up = UploadShard {
+        let job = (ctx.deal, ctx.generation);
+        let up = self.upload_request(job, slot, mdu, leaves, &data);
+        let want = ctx.slab.mdu_roots[mdu as usize];
+        self.upload_with_retries(ep, up, want, ctx.progress).await?;
+        ctx.acks
+            .lock()
+            .map_err(|_| anyhow!("ack log poisoned"))?
+            .add(slot, mdu)?;
+        ctx.done_bytes
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.report_upload(ctx, ctx.slots_done.load(Ordering::Relaxed));
+        Ok(())
+    }
+
+    /// A signed upload of one shard (`data`: its blobs) of generation `generation`.
+    fn upload_request(
+        &self,
+        (deal, generation): (u64, u64),
+        slot: u32,
+        mdu: u32,
+        leaves: Vec<Leaf>,
+        data: &[u8],
+    ) -> UploadShard {
+        UploadShard {
             chain_id: self.chain.chain_id(),
-            deal: ctx.deal,
+            deal,
             slot,
             mdu,
-            generation: ctx.generation,
+            generation,
             leaves,
             blobs: data.chunks(BLOB_BYTES).map(|b| Blob(b.to_vec())).collect(),
             auth: UploadAuth {
@@ -588,8 +724,20 @@ impl Client {
                 sig: Sig65([0; 65]),
             },
         }
-        .sign(self.signer.key(), now_ms() + 3_600_000);
-        let want = ctx.slab.mdu_roots[mdu as usize];
+        .sign(self.signer.key(), now_ms() + 3_600_000)
+    }
+
+    /// Uploads `up` to its slot's provider, retrying transient failures (and a provider
+    /// that has not followed the chain to the deal yet) with backoff; the provider must
+    /// acknowledge the MDU root `want`.
+    async fn upload_with_retries(
+        &self,
+        ep: &Endpoint,
+        up: UploadShard,
+        want: [u8; 32],
+        progress: Progress<'_>,
+    ) -> Result<()> {
+        let (slot, mdu) = (up.slot, up.mdu);
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -600,13 +748,6 @@ impl Client {
                         "slot {slot} ({}) acknowledged MDU {mdu} with another root",
                         ep.account
                     );
-                    ctx.acks
-                        .lock()
-                        .map_err(|_| anyhow!("ack log poisoned"))?
-                        .add(slot, mdu)?;
-                    ctx.done_bytes
-                        .fetch_add(data.len() as u64, Ordering::Relaxed);
-                    self.report_upload(ctx, ctx.slots_done.load(Ordering::Relaxed));
                     return Ok(());
                 }
                 // A provider that has not followed the chain to the deal yet says
@@ -616,7 +757,7 @@ impl Client {
                         || matches!(e, RequestError::Refused(NetError::NotFound(_))))
                         && attempt < self.tuning.attempts =>
                 {
-                    (ctx.progress)(&Event::Retry {
+                    progress(&Event::Retry {
                         slot,
                         mdu,
                         attempt,
