@@ -13,7 +13,9 @@
 //! Bucket sums `S_b` are computed with **batch-affine additions**: all buckets are reduced
 //! pairwise in rounds, and each round shares one field inversion (Montgomery's trick)
 //! among all its additions, so an addition costs about 6 multiplications instead of the
-//! ~11 of a mixed Jacobian addition. The final `Σ b·S_b` is the usual running sum.
+//! ~11 of a mixed Jacobian addition. The final `Σ b·S_b` is a running sum, batch-affine
+//! across lanes of buckets (`weighted_sum`). The arithmetic is generic over the coordinate
+//! type: blst's natively, 30-bit limbs on wasm32 (`Coord`).
 //!
 //! [`msm_naive`] (double-and-add per point) is the oracle in tests; blst's Pippenger
 //! ([`crate::curve::msm_pippenger`]) is the speed reference in benches.
@@ -219,7 +221,7 @@ impl FixedBaseMsm {
                     continue;
                 }
                 let b = d.unsigned_abs() as usize;
-                entries[fill[b - 1] as usize] = (row + i) as u32 | (u32::from(d < 0) << 31);
+                entries[fill[b - 1] as usize] = (row + i) as u32 | if d < 0 { SIGN } else { 0 };
                 fill[b - 1] += 1;
             }
         }
