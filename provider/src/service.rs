@@ -18,7 +18,7 @@ use wasm_core::kzg::{KzgSettings, Polynomial};
 
 use crate::auth::{authorize_upload, AuthContext};
 use crate::store::{Put, PutError, ShardMeta, Store};
-use crate::verify::{verify_upload, DealShape};
+use crate::verify::{prepare_upload, DealShape, GroupVerifier};
 
 /// What the provider reads from the chain.
 pub trait ChainView: Send + Sync {
@@ -74,6 +74,8 @@ pub struct Service<C: ChainView> {
     key: SecretKey,
     salt: [u8; 32],
     kzg: &'static KzgSettings,
+    /// Uploads arriving together share one commitment check.
+    group: GroupVerifier,
     rate: Mutex<RateLimiter<String>>,
     inflight: Mutex<Concurrency<String>>,
     /// Counters.
@@ -114,6 +116,7 @@ impl<C: ChainView> Service<C> {
             key,
             salt,
             kzg: KzgSettings::ethereum(),
+            group: GroupVerifier::default(),
             rate: Mutex::new(RateLimiter::new(
                 limits.rate_per_s,
                 limits.burst,
@@ -193,7 +196,9 @@ impl<C: ChainView> Service<C> {
             m: deal.m,
             witness_mdus: deal.witness_mdus,
         };
-        let v = verify_upload(self.kzg, up, &shape, &self.salt)?;
+        let v = self
+            .group
+            .verify(self.kzg, prepare_upload(up, &shape, &self.salt)?)?;
         let put = self
             .store
             .put(

@@ -4,6 +4,9 @@
 //! (one 4096-point commitment instead of one per blob) — and, for user MDUs, that every
 //! row's parity commitments follow from its data commitments.
 
+use std::collections::BTreeMap;
+use std::sync::{Condvar, Mutex};
+
 use chain_light::bytes::H256;
 use nilstore_net::proto::{Leaf, NetError, UploadShard, BLOBS_PER_MDU, BLOB_BYTES};
 use sha2::{Digest as _, Sha256};
@@ -93,6 +96,28 @@ pub fn verify_upload(
     deal: &DealShape,
     salt: &[u8; 32],
 ) -> Result<Verified, NetError> {
+    let p = prepare_upload(up, deal, salt)?;
+    check_batch(settings, std::slice::from_ref(&p))?;
+    Ok(p.verified)
+}
+
+/// A shard whose structure, hashes and parity leaves are checked, with its share of the
+/// commitment check (`Σ rᵢ·blobᵢ` and the pairs `(Cᵢ, rᵢ)`) still to do.
+#[derive(Debug)]
+pub struct Prepared {
+    combined: Vec<Fr>,
+    points: Vec<G1Affine>,
+    coeffs: Vec<Fr>,
+    verified: Verified,
+}
+
+/// Everything of [`verify_upload`] but the commitment check, which [`check_batch`] does for
+/// many shards at once.
+pub fn prepare_upload(
+    up: &UploadShard,
+    deal: &DealShape,
+    salt: &[u8; 32],
+) -> Result<Prepared, NetError> {
     let (mine, metadata) = layout(up, deal)?;
     // Content hashes: cheap, and they pin the bytes the commitments are checked over.
     for (r, (b, &li)) in up.blobs.iter().zip(&mine).enumerate() {
@@ -112,25 +137,56 @@ pub fn verify_upload(
         wasm_core::slab::check_user_mdu_leaves(&code, &core, &root)
             .map_err(|e| NetError::Invalid(format!("parity commitments: {e}")))?;
     }
-    check_commitments_rlc(settings, up, &mine, salt)?;
+    let (combined, points, coeffs) = combine_rlc(up, &mine, salt)?;
     let mut data = Vec::with_capacity(up.blobs.len() * BLOB_BYTES);
     for b in &up.blobs {
         data.extend_from_slice(&b.0);
     }
-    Ok(Verified {
-        mdu_root: H256(root),
-        data,
+    Ok(Prepared {
+        combined,
+        points,
+        coeffs,
+        verified: Verified {
+            mdu_root: H256(root),
+            data,
+        },
     })
 }
 
-/// `commit(Σ rᵢ·blobᵢ) = Σ rᵢ·Cᵢ` with coefficients from the content and the salt: one
-/// commitment for the whole shard; a wrong commitment passes with probability ≈ 1/r.
-fn check_commitments_rlc(
-    settings: &KzgSettings,
+/// `commit(Σ rᵢ·blobᵢ) = Σ rᵢ·Cᵢ` over every blob of every shard in `batch`: one
+/// 4096-point commitment however many shards. The coefficients of each shard come from its
+/// content and the provider's salt, so they are independent across shards and a wrong
+/// commitment anywhere passes with probability ≈ 1/r. A failed batch says only that some
+/// shard is wrong: [`GroupVerifier`] then checks the shards one by one.
+pub fn check_batch(settings: &KzgSettings, batch: &[Prepared]) -> Result<(), NetError> {
+    let mut combined = vec![Fr::ZERO; BLOB_BYTES / 32];
+    let mut points = Vec::new();
+    let mut coeffs = Vec::new();
+    for p in batch {
+        for (acc, x) in combined.iter_mut().zip(&p.combined) {
+            *acc += *x;
+        }
+        points.extend_from_slice(&p.points);
+        coeffs.extend_from_slice(&p.coeffs);
+    }
+    let lhs = settings.commit_poly(&Polynomial(combined));
+    let rhs: G1 = wasm_core::curve::msm_pippenger(&points, &coeffs);
+    if lhs != rhs {
+        return Err(NetError::Invalid(
+            "blob commitments do not match their leaves".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// This shard's share of the random linear combination: `Σ rᵢ·blobᵢ` and the pairs
+/// `(Cᵢ, rᵢ)`, with `rᵢ` from the salt, the shard's content hash and `i`.
+#[allow(clippy::type_complexity)]
+fn combine_rlc(
     up: &UploadShard,
     mine: &[usize],
     salt: &[u8; 32],
-) -> Result<(), NetError> {
+) -> Result<(Vec<Fr>, Vec<G1Affine>, Vec<Fr>), NetError> {
     let seed = {
         let mut h = Sha256::new();
         h.update(b"nilstore/upload-rlc/v1");
@@ -158,17 +214,84 @@ fn check_commitments_rlc(
         points.push(c);
         coeffs.push(r);
     }
-    let lhs = settings.commit_poly(&Polynomial(combined));
-    let rhs: G1 = wasm_core::curve::msm_pippenger(&points, &coeffs);
-    if lhs != rhs {
-        return Err(NetError::Invalid(
-            "blob commitments do not match their leaves".into(),
-        ));
-    }
-    Ok(())
+    Ok((combined, points, coeffs))
 }
 
-/// The naive twin of [`check_commitments_rlc`] (test oracle): recomputes every blob's
+/// Group verification: shards that arrive while a batch is being checked wait and are
+/// checked together in the next one, with one commitment for the lot (a group commit).
+/// An idle verifier checks a lone shard at once, so nothing waits for company.
+#[derive(Default)]
+pub struct GroupVerifier {
+    state: Mutex<GroupState>,
+    done: Condvar,
+}
+
+#[derive(Default)]
+struct GroupState {
+    next: u64,
+    busy: bool,
+    queue: Vec<(u64, Prepared)>,
+    results: BTreeMap<u64, Result<Verified, NetError>>,
+    batches: u64,
+}
+
+impl GroupVerifier {
+    /// Checks `p`'s commitments, together with whatever else is waiting.
+    pub fn verify(&self, settings: &KzgSettings, p: Prepared) -> Result<Verified, NetError> {
+        let poisoned = |_| NetError::Internal("group verifier lock poisoned".into());
+        let mut st = self.state.lock().map_err(poisoned)?;
+        let ticket = st.next;
+        st.next += 1;
+        st.queue.push((ticket, p));
+        loop {
+            if let Some(r) = st.results.remove(&ticket) {
+                return r;
+            }
+            if st.busy {
+                st = self.done.wait(st).map_err(poisoned)?;
+                continue;
+            }
+            st.busy = true;
+            st.batches += 1;
+            let batch = std::mem::take(&mut st.queue);
+            drop(st);
+            let results = Self::check_all(settings, batch);
+            st = self.state.lock().map_err(poisoned)?;
+            st.busy = false;
+            st.results.extend(results);
+            self.done.notify_all();
+        }
+    }
+
+    /// Batches checked so far (a batch is one commitment).
+    pub fn batches(&self) -> u64 {
+        self.state.lock().map(|s| s.batches).unwrap_or(0)
+    }
+
+    fn check_all(
+        settings: &KzgSettings,
+        batch: Vec<(u64, Prepared)>,
+    ) -> Vec<(u64, Result<Verified, NetError>)> {
+        let (tickets, shards): (Vec<u64>, Vec<Prepared>) = batch.into_iter().unzip();
+        if shards.len() > 1 && check_batch(settings, &shards).is_ok() {
+            return tickets
+                .into_iter()
+                .zip(shards)
+                .map(|(t, p)| (t, Ok(p.verified)))
+                .collect();
+        }
+        tickets
+            .into_iter()
+            .zip(shards)
+            .map(|(t, p)| {
+                let r = check_batch(settings, std::slice::from_ref(&p)).map(|()| p.verified);
+                (t, r)
+            })
+            .collect()
+    }
+}
+
+/// The naive twin of [`check_batch`] (test oracle): recomputes every blob's
 /// commitment and compares it with its leaf.
 pub fn check_commitments_naive(
     settings: &KzgSettings,

@@ -157,3 +157,61 @@ fn rlc_check_agrees_with_the_naive_twin() {
         assert_eq!(fast, case % 3 == 0, "case {case}");
     }
 }
+
+/// Group verification: shards checked together give each shard the verdict it gets alone
+/// (naive twin: `check_commitments_naive`), a wrong shard in a batch fails only itself,
+/// and concurrent arrivals share batches.
+#[test]
+fn group_verification_matches_one_by_one() {
+    use nilstore_provider::verify::{check_batch, prepare_upload, GroupVerifier};
+    let e = encoded(4);
+    let kzg = KzgSettings::ethereum();
+    let rows = 64 / DEAL.k as usize;
+    let mut ups: Vec<_> = (0..6u32)
+        .map(|slot| upload(2, slot, leaves(&e.leaves), &e.shards[slot as usize]))
+        .collect();
+    // Slot 2 carries other bytes with a leaf claiming their hash: only KZG can tell.
+    ups[2].blobs[1].0[300] ^= 1;
+    ups[2].leaves[2 * rows + 1].blake3 = H256(*blake3::hash(&ups[2].blobs[1].0).as_bytes());
+    let want: Vec<bool> = ups
+        .iter()
+        .map(|u| check_commitments_naive(kzg, u, &DEAL).is_ok())
+        .collect();
+    assert_eq!(want, [true, true, false, true, true, true]);
+
+    // One batch of all six fails; the good five together pass.
+    let prep = |u| prepare_upload(u, &DEAL, &SALT).unwrap();
+    let all: Vec<_> = ups.iter().map(prep).collect();
+    assert!(check_batch(kzg, &all).is_err());
+    let good: Vec<_> = ups
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 2)
+        .map(|(_, u)| prep(u))
+        .collect();
+    check_batch(kzg, &good).unwrap();
+
+    // Six threads at once through one verifier: each gets its own verdict, in fewer
+    // batches than shards when they overlap (at least one batch each otherwise).
+    let g = GroupVerifier::default();
+    let got: Vec<bool> = std::thread::scope(|s| {
+        let hs: Vec<_> = ups
+            .iter()
+            .map(|u| {
+                let g = &g;
+                s.spawn(move || {
+                    g.verify(kzg, prep(u))
+                        .map(|v| v.data == concat(u))
+                        .unwrap_or(false)
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(got, want);
+    assert!((1..=6).contains(&g.batches()), "{} batches", g.batches());
+}
+
+fn concat(u: &nilstore_net::proto::UploadShard) -> Vec<u8> {
+    u.blobs.iter().flat_map(|b| b.0.iter().copied()).collect()
+}
