@@ -7,7 +7,8 @@
 #   c      clippy, wasm-core on wasm32 (no default features), all targets, -D warnings
 #   d      native tests (cargo test --workspace)
 #   e      wasm-core tests on wasm32 in headless Chromium (main thread and a Web Worker),
-#          the light client and the browser libp2p node there, and scenario 8 (parity.sh)
+#          the light client and the browser libp2p node there, the browser light client
+#          against a devnet validator over fetch (browser-chain.sh), and scenario 8 (parity.sh)
 #   f      1 GiB streaming pack/unpack under 300 MiB resident (scripts/check-memory.sh)
 #   g      end-to-end scenarios on the real binaries (e2e/, evidence in target/evidence/)
 #   h      the README's run command, to the sample round trip (scripts/run.sh --exit)
@@ -103,6 +104,7 @@ wasm_tests() {
             wasm_cargo test -p chain-light --target wasm32-unknown-unknown --no-default-features \
             --test light -- --nocapture &&
         bash "$ROOT/scripts/browser-p2p.sh" &&
+        bash "$ROOT/scripts/browser-chain.sh" &&
         bash "$ROOT/scripts/parity.sh"
 }
 run_tier "e wasm32 tests (Chromium)" wasm_tests

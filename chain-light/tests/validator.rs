@@ -272,6 +272,23 @@ fn embedded_validator_serves_verifiable_state_and_survives_kill_9() {
         "{m}"
     );
 
+    // CORS: a page on any origin may read the API and submit transactions (a browser light
+    // client checks every answer itself).
+    let pre = ureq::request("OPTIONS", &url(&v, "/tx"))
+        .set("origin", "http://127.0.0.1:9")
+        .set("access-control-request-method", "POST")
+        .set("access-control-request-headers", "content-type")
+        .call()
+        .unwrap();
+    assert_eq!(pre.header("access-control-allow-origin"), Some("*"));
+    let methods = pre.header("access-control-allow-methods").unwrap_or("");
+    assert!(methods.contains("POST"), "{methods}");
+    let st = ureq::get(&url(&v, "/status"))
+        .set("origin", "http://127.0.0.1:9")
+        .call()
+        .unwrap();
+    assert_eq!(st.header("access-control-allow-origin"), Some("*"));
+
     // kill -9 and restart: past headers unchanged, the chain goes on.
     let before = height(&v);
     let roots: Vec<Value> = (1..=before)

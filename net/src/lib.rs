@@ -8,7 +8,6 @@
 pub mod behaviour;
 #[cfg(target_arch = "wasm32")]
 pub mod browser;
-#[cfg(not(target_arch = "wasm32"))]
 pub mod chain;
 pub mod codec;
 pub mod frame;

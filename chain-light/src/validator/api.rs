@@ -119,7 +119,15 @@ impl axum::extract::FromRef<Api> for Node {
 }
 
 /// The API router; `POST /tx` is limited to `tx_rate` per second per client address.
+///
+/// Any origin may call it (CORS): the API is public, carries no credentials, and a browser
+/// light client checks every answer against certified headers.
 pub fn router(node: Node, tx_rate: u32) -> Router {
+    let cors = tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
+        .allow_headers([header::CONTENT_TYPE])
+        .max_age(Duration::from_secs(3600));
     let api = Api {
         node,
         limit: Arc::new(RateLimit::new(tx_rate)),
@@ -147,6 +155,7 @@ pub fn router(node: Node, tx_rate: u32) -> Router {
         .route("/metrics", get(metrics))
         .route("/health", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(2 << 20))
+        .layer(cors)
         .with_state(api)
 }
 
