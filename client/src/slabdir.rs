@@ -281,21 +281,25 @@ pub fn pack(
     })
 }
 
-fn write_metadata(out: &Path, o: &SlabOutput, deal_id: u64) -> Result<()> {
+fn slot_meta(o: &SlabOutput, slot: usize, deal_id: u64) -> SlotMeta {
     let p = o.layout.profile;
-    for s in 0..p.slots() {
-        let meta = SlotMeta {
-            format: DIR_FORMAT_VERSION,
-            slot: s,
-            k: p.k(),
-            m: p.m(),
-            witness_mdus: o.layout.witness_mdus,
-            user_mdus: o.user_mdus(),
-            total_mdus: o.total_mdus(),
-            generation: o.generation,
-            deal_id,
-            manifest_root: hex::encode(o.manifest_root),
-        };
+    SlotMeta {
+        format: DIR_FORMAT_VERSION,
+        slot,
+        k: p.k(),
+        m: p.m(),
+        witness_mdus: o.layout.witness_mdus,
+        user_mdus: o.user_mdus(),
+        total_mdus: o.total_mdus(),
+        generation: o.generation,
+        deal_id,
+        manifest_root: hex::encode(o.manifest_root),
+    }
+}
+
+fn write_metadata(out: &Path, o: &SlabOutput, deal_id: u64) -> Result<()> {
+    for s in 0..o.layout.profile.slots() {
+        let meta = slot_meta(o, s, deal_id);
         for (j, m) in o.metadata.iter().enumerate() {
             fs::write(mdu_path(out, s, j as u64), m)?;
         }
@@ -326,6 +330,20 @@ pub struct OpenSlab {
 }
 
 impl OpenSlab {
+    /// The slab [`pack`] just wrote to `dir`, described from its output instead of being
+    /// read back and verified again (every slot present, nothing to report).
+    pub fn from_packed(dir: &Path, o: &SlabOutput, deal_id: u64) -> OpenSlab {
+        OpenSlab {
+            dir: dir.to_path_buf(),
+            meta: slot_meta(o, 0, deal_id),
+            present: vec![true; o.layout.profile.slots()],
+            mdu_roots: o.mdu_roots.clone(),
+            table: o.table.clone(),
+            user_leaves: o.user_leaves.clone(),
+            problems: Vec::new(),
+        }
+    }
+
     /// The erasure code.
     pub fn code(&self) -> Result<Code> {
         Ok(Code::new(self.meta.profile()?))

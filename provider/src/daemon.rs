@@ -517,6 +517,7 @@ async fn metrics(State(svc): State<Svc>, worker: Arc<Worker>) -> Response {
     let body = format!(
         "# TYPE nilstore_provider_bytes_stored gauge\nnilstore_provider_bytes_stored {stored}\n\
          # TYPE nilstore_provider_shards_stored_total counter\nnilstore_provider_shards_stored_total {}\n\
+         # TYPE nilstore_provider_verify_batches_total counter\nnilstore_provider_verify_batches_total {}\n\
          # TYPE nilstore_provider_uploads_refused_total counter\nnilstore_provider_uploads_refused_total {}\n\
          # TYPE nilstore_provider_bytes_served_total counter\nnilstore_provider_bytes_served_total {}\n\
          # TYPE nilstore_provider_rate_limited_total counter\nnilstore_provider_rate_limited_total {}\n\
@@ -529,6 +530,7 @@ async fn metrics(State(svc): State<Svc>, worker: Arc<Worker>) -> Response {
          # TYPE nilstore_provider_repair_mdus_done_total counter\nnilstore_provider_repair_mdus_done_total {}\n\
          # TYPE nilstore_provider_repair_mdus_total counter\nnilstore_provider_repair_mdus_total {}\n",
         c.shards_stored.load(Ordering::Relaxed),
+        svc.verify_batches(),
         c.uploads_refused.load(Ordering::Relaxed),
         c.bytes_served.load(Ordering::Relaxed),
         c.rate_limited.load(Ordering::Relaxed),

@@ -137,6 +137,12 @@ impl<C: ChainView> Service<C> {
         &self.chain
     }
 
+    /// Commitment batches the group verifier has checked (with `shards_stored`, the mean
+    /// batch size: how much verification the uploads share).
+    pub fn verify_batches(&self) -> u64 {
+        self.group.batches()
+    }
+
     /// Admits one request from `peer` or refuses it (429).
     fn admit(&self, peer: &str, now_ms: u64) -> Result<Slot<'_, C>, NetError> {
         let limited = |retry_ms| {
@@ -196,9 +202,9 @@ impl<C: ChainView> Service<C> {
             m: deal.m,
             witness_mdus: deal.witness_mdus,
         };
-        let v = self
-            .group
-            .verify(self.kzg, prepare_upload(up, &shape, &self.salt)?)?;
+        let arriving = self.group.arriving();
+        let prepared = prepare_upload(up, &shape, &self.salt)?;
+        let v = self.group.verify(self.kzg, arriving, prepared)?;
         let put = self
             .store
             .put(

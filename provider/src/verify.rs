@@ -219,30 +219,129 @@ fn combine_rlc(
 
 /// Group verification: shards that arrive while a batch is being checked wait and are
 /// checked together in the next one, with one commitment for the lot (a group commit).
-/// An idle verifier checks a lone shard at once, so nothing waits for company.
-#[derive(Default)]
+/// An idle verifier checks at once unless other uploads are still being prepared (see
+/// [`GroupVerifier::arriving`]); then it waits for them (at most [`LINGER`] by default), so a client's
+/// concurrent uploads share one check instead of queueing one by one.
 pub struct GroupVerifier {
     state: Mutex<GroupState>,
     done: Condvar,
+    linger: std::time::Duration,
 }
+
+impl Default for GroupVerifier {
+    fn default() -> GroupVerifier {
+        GroupVerifier::with_linger(LINGER)
+    }
+}
+
+/// Longest an idle verifier waits for uploads that are still being prepared.
+pub const LINGER: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Most shards checked in one batch.
+pub const MAX_BATCH: usize = 16;
 
 #[derive(Default)]
 struct GroupState {
     next: u64,
     busy: bool,
+    arriving: usize,
     queue: Vec<(u64, Prepared)>,
     results: BTreeMap<u64, Result<Verified, NetError>>,
     batches: u64,
 }
 
+/// An upload on its way to [`GroupVerifier::verify`] (being decoded and prepared); dropping
+/// it without verifying (a refused upload) stops the verifier waiting for it.
+pub struct Arriving<'a> {
+    group: &'a GroupVerifier,
+    counted: bool,
+}
+
+impl Drop for Arriving<'_> {
+    fn drop(&mut self) {
+        if self.counted {
+            if let Ok(mut st) = self.group.state.lock() {
+                st.arriving = st.arriving.saturating_sub(1);
+            }
+            self.group.done.notify_all();
+        }
+    }
+}
+
+/// The batch being checked: when it ends, normally or by a panic in the check, the verifier
+/// is free again and every ticket of the batch has a verdict (an internal error for those
+/// the check did not reach), so no waiter sleeps for ever.
+struct Running<'a> {
+    group: &'a GroupVerifier,
+    tickets: Vec<u64>,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        let mut st = self
+            .group
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        st.busy = false;
+        for t in &self.tickets {
+            st.results
+                .entry(*t)
+                .or_insert_with(|| Err(NetError::Internal("the commitment check failed".into())));
+        }
+        drop(st);
+        self.group.done.notify_all();
+    }
+}
+
 impl GroupVerifier {
+    /// A verifier that waits at most `linger` for uploads still being prepared.
+    pub fn with_linger(linger: std::time::Duration) -> GroupVerifier {
+        GroupVerifier {
+            state: Mutex::default(),
+            done: Condvar::new(),
+            linger,
+        }
+    }
+
+    /// Announces an upload that will reach [`GroupVerifier::verify`] once prepared.
+    pub fn arriving(&self) -> Arriving<'_> {
+        let counted = match self.state.lock() {
+            Ok(mut st) => {
+                st.arriving += 1;
+                true
+            }
+            Err(_) => false,
+        };
+        Arriving {
+            group: self,
+            counted,
+        }
+    }
+
     /// Checks `p`'s commitments, together with whatever else is waiting.
-    pub fn verify(&self, settings: &KzgSettings, p: Prepared) -> Result<Verified, NetError> {
+    pub fn verify(
+        &self,
+        settings: &KzgSettings,
+        mut arriving: Arriving<'_>,
+        p: Prepared,
+    ) -> Result<Verified, NetError> {
         let poisoned = |_| NetError::Internal("group verifier lock poisoned".into());
         let mut st = self.state.lock().map_err(poisoned)?;
         let ticket = st.next;
         st.next += 1;
         st.queue.push((ticket, p));
+        // A guard of another verifier keeps counting there until it is dropped.
+        debug_assert!(
+            std::ptr::eq(arriving.group, self),
+            "guard of another verifier"
+        );
+        if arriving.counted && std::ptr::eq(arriving.group, self) {
+            arriving.counted = false;
+            st.arriving = st.arriving.saturating_sub(1);
+        }
+        self.done.notify_all();
+        let deadline = std::time::Instant::now() + self.linger;
         loop {
             if let Some(r) = st.results.remove(&ticket) {
                 return r;
@@ -251,15 +350,28 @@ impl GroupVerifier {
                 st = self.done.wait(st).map_err(poisoned)?;
                 continue;
             }
+            let now = std::time::Instant::now();
+            if st.arriving > 0 && st.queue.len() < MAX_BATCH && now < deadline {
+                st = self
+                    .done
+                    .wait_timeout(st, deadline - now)
+                    .map_err(|_| NetError::Internal("group verifier lock poisoned".into()))?
+                    .0;
+                continue;
+            }
             st.busy = true;
             st.batches += 1;
-            let batch = std::mem::take(&mut st.queue);
+            let take = st.queue.len().min(MAX_BATCH);
+            let batch: Vec<(u64, Prepared)> = st.queue.drain(..take).collect();
+            let running = Running {
+                group: self,
+                tickets: batch.iter().map(|(t, _)| *t).collect(),
+            };
             drop(st);
             let results = Self::check_all(settings, batch);
+            self.state.lock().map_err(poisoned)?.results.extend(results);
+            drop(running);
             st = self.state.lock().map_err(poisoned)?;
-            st.busy = false;
-            st.results.extend(results);
-            self.done.notify_all();
         }
     }
 

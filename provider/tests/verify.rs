@@ -191,16 +191,19 @@ fn group_verification_matches_one_by_one() {
         .collect();
     check_batch(kzg, &good).unwrap();
 
-    // Six threads at once through one verifier: each gets its own verdict, in fewer
-    // batches than shards when they overlap (at least one batch each otherwise).
-    let g = GroupVerifier::default();
+    // Six threads at once through one verifier: each gets its own verdict. Announced
+    // before any reaches the verifier, they share one batch (the lingering verifier waits
+    // for every announced upload; the failed batch is then rechecked shard by shard).
+    let g = GroupVerifier::with_linger(std::time::Duration::from_secs(20));
+    let arriving: Vec<_> = ups.iter().map(|_| g.arriving()).collect();
     let got: Vec<bool> = std::thread::scope(|s| {
         let hs: Vec<_> = ups
             .iter()
-            .map(|u| {
+            .zip(arriving)
+            .map(|(u, a)| {
                 let g = &g;
                 s.spawn(move || {
-                    g.verify(kzg, prep(u))
+                    g.verify(kzg, a, prep(u))
                         .map(|v| v.data == concat(u))
                         .unwrap_or(false)
                 })
@@ -209,7 +212,50 @@ fn group_verification_matches_one_by_one() {
         hs.into_iter().map(|h| h.join().unwrap()).collect()
     });
     assert_eq!(got, want);
-    assert!((1..=6).contains(&g.batches()), "{} batches", g.batches());
+    assert_eq!(g.batches(), 1);
+
+    // An announced upload that is refused before verification (its guard dropped) stops
+    // the verifier waiting for it: with a 20 s linger this would take 20 s otherwise.
+    let refused = g.arriving();
+    let a = g.arriving();
+    drop(refused);
+    let t0 = std::time::Instant::now();
+    assert!(g.verify(kzg, a, prep(&ups[0])).is_ok());
+    assert!(t0.elapsed() < std::time::Duration::from_secs(15));
+    assert_eq!(g.batches(), 2);
+
+    // More announced uploads than a batch holds: MAX_BATCH, then the rest.
+    use nilstore_provider::verify::MAX_BATCH;
+    let g = GroupVerifier::with_linger(std::time::Duration::from_secs(20));
+    let many: Vec<_> = (0..MAX_BATCH + 4)
+        .map(|i| &ups[[0, 1, 3, 4, 5][i % 5]])
+        .collect();
+    let arriving: Vec<_> = many.iter().map(|_| g.arriving()).collect();
+    let ok = std::thread::scope(|s| {
+        let hs: Vec<_> = many
+            .iter()
+            .zip(arriving)
+            .map(|(u, a)| {
+                let g = &g;
+                s.spawn(move || g.verify(kzg, a, prep(u)).is_ok())
+            })
+            .collect();
+        hs.into_iter().all(|h| h.join().unwrap())
+    });
+    assert!(ok);
+    assert_eq!(g.batches(), 2);
+
+    // A guard that is never dropped holds a lone upload back for the linger, no longer.
+    let g = GroupVerifier::with_linger(std::time::Duration::from_millis(300));
+    let _held = g.arriving();
+    let t0 = std::time::Instant::now();
+    assert!(g.verify(kzg, g.arriving(), prep(&ups[0])).is_ok());
+    let waited = t0.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(300),
+        "{waited:?}"
+    );
+    assert!(waited < std::time::Duration::from_secs(10), "{waited:?}");
 }
 
 fn concat(u: &nilstore_net::proto::UploadShard) -> Vec<u8> {

@@ -80,6 +80,40 @@ fn kzg_only(mdus: usize) -> Result<Row> {
     })
 }
 
+/// Shards stored and commitment batches checked, summed over the devnet's providers (from
+/// their `/metrics`; a provider that does not answer counts nothing).
+fn verification_batches(info: &DevnetInfo) -> (u64, u64) {
+    let mut sum = (0, 0);
+    for p in &info.providers {
+        let base = p.http.trim_end_matches('/');
+        let url = if base.starts_with("http") {
+            format!("{base}/metrics")
+        } else {
+            format!("http://{base}/metrics")
+        };
+        let Some(body) = ureq::get(&url)
+            .call()
+            .ok()
+            .and_then(|r| r.into_string().ok())
+        else {
+            continue;
+        };
+        for line in body.lines() {
+            let mut it = line.split_whitespace();
+            let (Some(name), Some(v)) = (it.next(), it.next().and_then(|v| v.parse::<u64>().ok()))
+            else {
+                continue;
+            };
+            match name {
+                "nilstore_provider_shards_stored_total" => sum.0 += v,
+                "nilstore_provider_verify_batches_total" => sum.1 += v,
+                _ => {}
+            }
+        }
+    }
+    sum
+}
+
 /// Runs the benchmark; returns its rows (the first is the reference).
 pub fn ingest(o: &IngestOptions) -> Result<Vec<Row>> {
     let dir = std::env::temp_dir().join(format!("nilstore-bench-{}", std::process::id()));
@@ -111,6 +145,7 @@ pub fn ingest(o: &IngestOptions) -> Result<Vec<Row>> {
         path: dir.join("net").join("devnet.json"),
         info,
     };
+    let devnet = network.info.clone();
     let key = network.account(None)?;
     let client = Client::connect(network, key, dir.join("client"), Tuning::default())?;
     let quiet = |_: &super::Event| {};
@@ -152,6 +187,11 @@ pub fn ingest(o: &IngestOptions) -> Result<Vec<Row>> {
         bytes: Some(len as u64),
         speedup: vs(len as u64, t_put),
     });
+    let (shards, batches) = verification_batches(&devnet);
+    eprintln!(
+        "providers verified {shards} shards in {batches} commitment batches ({:.2} per batch)",
+        shards as f64 / batches.max(1) as f64
+    );
     let out = dir.join("big.out");
     let t0 = Instant::now();
     let g = client.get(r.deal_id, "big.bin", &out, &quiet)?;

@@ -121,7 +121,9 @@ pub struct Tuning {
     pub backoff: Duration,
     /// Longest retry delay.
     pub max_backoff: Duration,
-    /// Uploads in flight per slot.
+    /// Uploads in flight per slot. While packing, freshly packed MDUs go out in groups of
+    /// this size (a provider checks a group that arrives together in one batch), two groups
+    /// at a time: up to twice this many per slot then.
     pub per_slot: usize,
     /// How long a read waits for a provider before it goes elsewhere.
     pub read_timeout: Duration,
@@ -140,7 +142,7 @@ impl Default for Tuning {
             attempts: 6,
             backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(8),
-            per_slot: 2,
+            per_slot: 4,
             read_timeout: Duration::from_secs(10),
             hedge_after: Duration::from_millis(1500),
             tx_timeout: Duration::from_secs(120),

@@ -162,7 +162,7 @@ fn pack_files(
     root_secret: Option<[u8; 32]>,
     progress: Progress<'_>,
     on_mdu: slabdir::MduReady<'_>,
-) -> Result<()> {
+) -> Result<slabdir::PackReport> {
     let total = job.bytes;
     let done = AtomicU64::new(0);
     let step = |n: u64| {
@@ -177,7 +177,7 @@ fn pack_files(
         rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut n);
         n
     };
-    slabdir::pack(
+    let report = slabdir::pack(
         kzg,
         &job.files,
         &dir.join("slab"),
@@ -194,7 +194,7 @@ fn pack_files(
             on_mdu: Some(on_mdu),
         },
     )?;
-    Ok(())
+    Ok(report)
 }
 
 fn now_ms() -> u64 {
@@ -348,10 +348,12 @@ impl Client {
             bytes,
         };
         job.save(&dir)?;
-        self.pack_and_send_early(&dir, &job, deal, base, progress)?;
+        let packed = self.pack_and_send_early(&dir, &job, deal, base, progress)?;
         job.packed = true;
         job.save(&dir)?;
-        self.finish_job(&dir, &job, progress)
+        let slab = slabdir::OpenSlab::from_packed(&dir.join("slab"), &packed.output, id);
+        let metadata = packed.output.metadata_leaves;
+        self.finish_job(&dir, &job, Some((slab, metadata)), progress)
     }
 
     /// Packs the job and, while later MDUs are still being packed, uploads each new user
@@ -368,7 +370,7 @@ impl Client {
         deal: &Deal,
         base: Option<wasm_core::slab::SlabState>,
         progress: Progress<'_>,
-    ) -> Result<()> {
+    ) -> Result<slabdir::PackReport> {
         let secret = if job.encrypt {
             Some(self.deal_secret(job.deal, deal.manifest_root.is_none())?)
         } else {
@@ -400,7 +402,7 @@ impl Client {
         })
     }
 
-    /// Sends each user MDU that `ready` announces to every slot (two MDUs in flight).
+    /// Sends each user MDU that `ready` announces to every slot, `per_slot` MDUs at a time.
     /// A slot that refuses an MDU after the usual retries is left to `finish_job`.
     async fn send_early(
         &self,
@@ -421,35 +423,50 @@ impl Client {
                 ready,
                 |mut rx| async move { rx.recv().await.map(|r| (r, rx)) },
             );
+        // MDUs go out in groups of `per_slot`: a provider that receives a group at once
+        // checks its shards' commitments in one batch (see provider::verify), which a
+        // trickle of single MDUs, each sent as soon as it is packed, would never allow.
+        let group = self.tuning.per_slot.max(1);
         announced
-            .map(|(mdu, leaves, root)| {
+            .chunks(group)
+            .map(|mdus| {
                 let (acks, given_up) = (&acks, &given_up);
-                let sends = eps.iter().enumerate().map(move |(s, ep)| {
-                    let leaves = leaves.clone();
-                    async move {
-                        if given_up[s].load(Ordering::Relaxed) {
-                            return;
-                        }
-                        let sent = self
-                            .send_early_shard(dir, job, (s as u32, ep), mdu, leaves, root, progress)
-                            .await;
-                        match sent {
-                            // An unrecorded ack only means a second send later.
-                            Ok(()) => {
-                                if let Ok(mut a) = acks.lock() {
-                                    let _ = a.add(s as u32, mdu);
+                let sends = eps.iter().enumerate().flat_map(move |(s, ep)| {
+                    mdus.clone()
+                        .into_iter()
+                        .map(move |(mdu, leaves, root)| async move {
+                            if given_up[s].load(Ordering::Relaxed) {
+                                return;
+                            }
+                            let sent = self
+                                .send_early_shard(
+                                    dir,
+                                    job,
+                                    (s as u32, ep),
+                                    mdu,
+                                    leaves,
+                                    root,
+                                    progress,
+                                )
+                                .await;
+                            match sent {
+                                // An unrecorded ack only means a second send later.
+                                Ok(()) => {
+                                    if let Ok(mut a) = acks.lock() {
+                                        let _ = a.add(s as u32, mdu);
+                                    }
+                                }
+                                Err(e) => {
+                                    tracing::debug!(slot = s, mdu, "early upload gave up: {e:#}");
+                                    given_up[s].store(true, Ordering::Relaxed);
                                 }
                             }
-                            Err(e) => {
-                                tracing::debug!(slot = s, mdu, "early upload gave up: {e:#}");
-                                given_up[s].store(true, Ordering::Relaxed);
-                            }
-                        }
-                    }
+                        })
                 });
                 futures::future::join_all(sends)
             })
-            .buffer_unordered(self.tuning.per_slot.max(1))
+            // The next group is packed while this one is sent and checked.
+            .buffer_unordered(2)
             .for_each(|_| async {})
             .await;
     }
@@ -515,16 +532,27 @@ impl Client {
                     progress,
                 )?);
             } else {
-                out.push(self.finish_job(&dir, &job, progress)?);
+                out.push(self.finish_job(&dir, &job, None, progress)?);
             }
         }
         Ok(out)
     }
 
-    /// Sends what providers have not acknowledged, commits and verifies.
-    fn finish_job(&self, dir: &Path, job: &Job, progress: Progress<'_>) -> Result<PutReport> {
+    /// Sends what providers have not acknowledged, commits and verifies. `packed` is the
+    /// slab and its metadata MDUs' leaves when this process just packed them; a resumed
+    /// job reads the slab directory back and verifies it instead.
+    fn finish_job(
+        &self,
+        dir: &Path,
+        job: &Job,
+        packed: Option<(slabdir::OpenSlab, Vec<Vec<wasm_core::merkle::Leaf>>)>,
+        progress: Progress<'_>,
+    ) -> Result<PutReport> {
         let t0 = Instant::now();
-        let slab = slabdir::open(self.kzg, &dir.join("slab"))?;
+        let (slab, metadata_leaves) = match packed {
+            Some((slab, leaves)) => (slab, Some(leaves)),
+            None => (slabdir::open(self.kzg, &dir.join("slab"))?, None),
+        };
         let deal = self.deal(job.deal)?;
         let eps = self.endpoints(&deal)?;
         let n = deal.slots.len();
@@ -535,17 +563,32 @@ impl Client {
         );
         let total = slab.meta.total_mdus;
         let w = slab.meta.witness_mdus;
-        // Leaves of what this job sends: metadata MDUs (recomputed) and the new user MDUs.
+        // Leaves of what this job sends: metadata MDUs (from packing, or recomputed when
+        // resuming) and the new user MDUs.
         let mut leaves: Vec<Option<Vec<Leaf>>> = vec![None; total as usize];
-        for j in 0..=w {
-            let p = slabdir::mdu_path(&dir.join("slab"), 0, j);
-            let bytes = fs::read(&p).with_context(|| format!("{}", p.display()))?;
-            let (l, root) = wasm_core::slab::encode_metadata_mdu(self.kzg, &bytes)?;
-            ensure!(
-                root == slab.mdu_roots[j as usize],
-                "metadata MDU {j}: root mismatch"
-            );
-            leaves[j as usize] = Some(proto_leaves(&l));
+        match metadata_leaves {
+            Some(ls) => {
+                ensure!(
+                    ls.len() as u64 == w + 1,
+                    "packing gave {} metadata MDUs",
+                    ls.len()
+                );
+                for (j, l) in ls.iter().enumerate() {
+                    leaves[j] = Some(proto_leaves(l));
+                }
+            }
+            None => {
+                for j in 0..=w {
+                    let p = slabdir::mdu_path(&dir.join("slab"), 0, j);
+                    let bytes = fs::read(&p).with_context(|| format!("{}", p.display()))?;
+                    let (l, root) = wasm_core::slab::encode_metadata_mdu(self.kzg, &bytes)?;
+                    ensure!(
+                        root == slab.mdu_roots[j as usize],
+                        "metadata MDU {j}: root mismatch"
+                    );
+                    leaves[j as usize] = Some(proto_leaves(&l));
+                }
+            }
         }
         let first_user = 1 + w;
         for j in job.first_new_mdu..total {

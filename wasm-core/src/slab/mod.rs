@@ -307,6 +307,9 @@ pub struct SlabOutput {
     pub metadata: Vec<Vec<u8>>,
     /// `mdu_root_fr` of every MDU, metadata first.
     pub mdu_roots: Vec<[u8; 32]>,
+    /// Leaves of every metadata MDU (what an upload of MDU #j sends along), so a sender
+    /// need not commit the metadata again.
+    pub metadata_leaves: Vec<Vec<Leaf>>,
     /// The manifest blob.
     pub manifest: Vec<u8>,
     /// Its KZG commitment: the deal's content root.
@@ -514,8 +517,11 @@ impl<'a> SlabBuilder<'a> {
         }
         metadata.extend(metadata_mdus(&witness, w)?);
         let mut mdu_roots = Vec::with_capacity(1 + w + self.user_roots.len());
+        let mut metadata_leaves = Vec::with_capacity(metadata.len());
         for m in &metadata {
-            mdu_roots.push(encode_metadata_mdu(self.settings, m)?.1);
+            let (leaves, root) = encode_metadata_mdu(self.settings, m)?;
+            mdu_roots.push(root);
+            metadata_leaves.push(leaves);
         }
         mdu_roots.extend_from_slice(&self.user_roots);
         let manifest = manifest_polynomial(&mdu_roots)?;
@@ -525,6 +531,7 @@ impl<'a> SlabBuilder<'a> {
             generation: self.generation,
             metadata,
             mdu_roots,
+            metadata_leaves,
             manifest: manifest.to_blob(),
             manifest_root,
             table: self.table,
@@ -610,12 +617,15 @@ pub fn check_user_mdu_leaves(
     if MerkleTree::new(leaves).root_fr() != *root_fr {
         return Err(SlabError::Malformed("leaves do not match the MDU root"));
     }
-    for r in 0..rows {
-        let row: Vec<[u8; BYTES_PER_COMMITMENT]> = (0..p.slots())
-            .map(|s| leaves[s * rows + r].commitment)
-            .collect();
-        code.check_commitments(&row)?;
-    }
+    let all: Vec<Vec<[u8; BYTES_PER_COMMITMENT]>> = (0..rows)
+        .map(|r| {
+            (0..p.slots())
+                .map(|s| leaves[s * rows + r].commitment)
+                .collect()
+        })
+        .collect();
+    let refs: Vec<&[[u8; BYTES_PER_COMMITMENT]]> = all.iter().map(Vec::as_slice).collect();
+    code.check_commitments_rows(&refs)?;
     Ok(())
 }
 

@@ -95,6 +95,13 @@ fn pack_lose_m_slots_and_read_back() {
         let root = out.mdu_roots[layout.first_user_mdu() as usize + i];
         check_user_mdu_leaves(&code, leaves, &root).unwrap();
     }
+    // The metadata leaves handed out are those of the metadata MDUs as encoded.
+    assert_eq!(out.metadata_leaves.len(), out.metadata.len());
+    for (j, m) in out.metadata.iter().enumerate() {
+        let (leaves, root) = encode_metadata_mdu(s, m).unwrap();
+        assert_eq!(out.metadata_leaves[j], leaves, "metadata MDU {j}");
+        assert_eq!(out.mdu_roots[j], root);
+    }
 }
 
 #[test]
