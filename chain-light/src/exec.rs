@@ -13,7 +13,7 @@ use wasm_core::proof::{self, ChallengeInput, FraudVerdict, TripleProof};
 
 use crate::bytes::{Address, Blob, G1Bytes, Sig65, H256};
 use crate::crypto::{self, SigError};
-use crate::params::{bps_of, Params};
+use crate::params::{bps_of, mul_div, Params};
 use crate::state::{
     Account, Deal, Deputy, Provider, ProviderStatus, ReceiptState, SetMember, Slot, SlotStatus,
     State, Unbonding, Validator,
@@ -1734,7 +1734,7 @@ impl State {
     ) -> Result<(), TxError> {
         let beacon = if a.epoch == self.g.epoch {
             self.g.beacon
-        } else if a.epoch + 1 == self.g.epoch {
+        } else if a.epoch.checked_add(1) == Some(self.g.epoch) {
             self.g.prev_beacon
         } else {
             return Err(TxError::Conflict(format!(
@@ -2047,7 +2047,13 @@ impl State {
     /// pro rata to self-stake and delegations; rounding dust stays in the pool.
     fn distribute_rewards(&mut self) {
         let pool = self.g.reward_pool;
-        let total: Amount = self.g.validators.iter().map(|m| m.power).sum();
+        // Powers are stakes, so their sum is within the supply; saturate all the same (a
+        // saturated total only pays less).
+        let total: Amount = self
+            .g
+            .validators
+            .iter()
+            .fold(0, |t: Amount, m| t.saturating_add(m.power));
         if pool == 0 || total == 0 {
             return;
         }
@@ -2060,10 +2066,13 @@ impl State {
             if power == 0 {
                 continue;
             }
-            let share = mul_div(pool, m.power.min(power), total);
+            // Exact (256-bit products): each quotient is at most its first operand, since
+            // a member's power is part of the total and stakes are parts of the power.
+            let share = mul_div(pool, m.power.min(power), total).unwrap_or(0);
             let commission = bps_of(share, v.commission_bps);
             let rest = share - commission;
-            let mut given = commission + mul_div(rest, v.self_stake, power);
+            let mut given =
+                commission.saturating_add(mul_div(rest, v.self_stake, power).unwrap_or(0));
             self.reward(&m.account, given);
             let dels: Vec<((Address, Address), Amount)> = self
                 .delegations
@@ -2071,11 +2080,11 @@ impl State {
                 .map(|(k, a)| (*k, *a))
                 .collect();
             for ((_, who), amount) in dels {
-                let r = mul_div(rest, amount, power);
+                let r = mul_div(rest, amount, power).unwrap_or(0);
                 self.reward(&who, r);
-                given += r;
+                given = given.saturating_add(r);
             }
-            paid += given;
+            paid = paid.saturating_add(given);
         }
         self.g.reward_pool -= paid.min(pool);
     }
@@ -2107,22 +2116,5 @@ impl State {
         c.truncate(p.max_validators as usize);
         c.sort_by_key(|m| m.account);
         c
-    }
-}
-
-/// `a · b / c` without overflow for amounts below 2^64 · 2^64 (exact via u128 pieces).
-fn mul_div(a: Amount, b: Amount, c: Amount) -> Amount {
-    if c == 0 {
-        return 0;
-    }
-    match a.checked_mul(b) {
-        Some(x) => x / c,
-        None => {
-            // (a / c) · b + (a % c) · b / c, each term bounded when b ≤ c.
-            let q = a / c;
-            let r = a % c;
-            q.saturating_mul(b)
-                .saturating_add(r.checked_mul(b).map_or(Amount::MAX, |x| x / c))
-        }
     }
 }

@@ -189,9 +189,122 @@ pub fn bps_of(amount: Amount, bps: u32) -> Amount {
     (amount / 10_000) * bps + (amount % 10_000) * bps / 10_000
 }
 
+/// `a · b` as a 256-bit number `(high, low)`.
+pub fn mul_wide(a: u128, b: u128) -> (u128, u128) {
+    const M: u128 = u64::MAX as u128;
+    let (a1, a0) = (a >> 64, a & M);
+    let (b1, b0) = (b >> 64, b & M);
+    let (p00, p01, p10, p11) = (a0 * b0, a0 * b1, a1 * b0, a1 * b1);
+    // At most 3·(2^64 − 1): no overflow.
+    let mid = (p00 >> 64) + (p01 & M) + (p10 & M);
+    let low = (p00 & M) | (mid << 64);
+    let high = p11 + (p01 >> 64) + (p10 >> 64) + (mid >> 64);
+    (high, low)
+}
+
+/// `⌊a · b / c⌋`, exact for every u128 input (a 256-bit intermediate); `None` when `c` is
+/// zero or the quotient does not fit in a u128 (never when `b ≤ c`).
+pub fn mul_div(a: Amount, b: Amount, c: Amount) -> Option<Amount> {
+    if c == 0 {
+        return None;
+    }
+    if let Some(x) = a.checked_mul(b) {
+        return Some(x / c);
+    }
+    let (high, low) = mul_wide(a, b);
+    if high >= c {
+        return None;
+    }
+    // Long division of (high, low) by c, one bit of `low` at a time; the remainder stays
+    // below c, so doubling it needs one extra bit (`carry`).
+    let (mut rem, mut q) = (high, 0u128);
+    for i in (0..128).rev() {
+        let carry = rem >> 127;
+        rem = (rem << 1) | ((low >> i) & 1);
+        q <<= 1;
+        if carry == 1 || rem >= c {
+            rem = rem.wrapping_sub(c);
+            q |= 1;
+        }
+    }
+    Some(q)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// `(h, l) − (h2, l2)` for `(h, l) ≥ (h2, l2)`.
+    fn sub_wide((h, l): (u128, u128), (h2, l2): (u128, u128)) -> (u128, u128) {
+        let (low, borrow) = l.overflowing_sub(l2);
+        (h - h2 - borrow as u128, low)
+    }
+
+    /// The widening product against plain u128 products and against identities that
+    /// involve the top bits.
+    #[test]
+    fn mul_wide_is_exact() {
+        assert_eq!(
+            mul_wide(u64::MAX as u128, u64::MAX as u128),
+            (0, (u64::MAX as u128).pow(2))
+        );
+        // (2^128 − 1)^2 = 2^256 − 2^129 + 1.
+        assert_eq!(mul_wide(u128::MAX, u128::MAX), (u128::MAX - 1, 1));
+        assert_eq!(mul_wide(1 << 127, 2), (1, 0));
+        assert_eq!(mul_wide(u128::MAX, 0), (0, 0));
+    }
+
+    /// The case that used to mint ~u128::MAX: both `a·b` and `(a mod c)·b` overflow.
+    #[test]
+    fn mul_div_exact_where_both_products_overflow() {
+        let (pool, power, total) = (1u128 << 90, 1u128 << 100, 3u128 << 100);
+        assert_eq!(mul_div(pool, power, total), Some(pool / 3));
+        assert_eq!(mul_div(u128::MAX, u128::MAX, u128::MAX), Some(u128::MAX));
+        assert_eq!(
+            mul_div(u128::MAX, u128::MAX - 1, u128::MAX),
+            Some(u128::MAX - 1)
+        );
+        assert_eq!(mul_div(u128::MAX, 2, 1), None);
+        assert_eq!(mul_div(5, 7, 0), None);
+    }
+
+    proptest! {
+        /// `q = mul_div(a, b, c)` is the floor: `q·c ≤ a·b < (q + 1)·c`, checked in 256
+        /// bits; and `None` exactly when the quotient exceeds u128.
+        #[test]
+        fn mul_div_is_the_floor(a in any::<u128>(), b in any::<u128>(), c in 1..=u128::MAX,
+                                small in any::<bool>()) {
+            let b = if small { b % c.saturating_add(1) } else { b };
+            let ab = mul_wide(a, b);
+            match mul_div(a, b, c) {
+                Some(q) => {
+                    let qc = mul_wide(q, c);
+                    prop_assert!(qc <= ab);
+                    let rem = sub_wide(ab, qc);
+                    prop_assert!(rem.0 == 0 && rem.1 < c);
+                }
+                None => {
+                    prop_assert!(b > c);
+                    // The quotient is at least 2^128: c·2^128 ≤ a·b.
+                    prop_assert!(ab.0 >= c);
+                }
+            }
+            // Commutative in a and b, and agrees with u128 arithmetic where that is exact.
+            prop_assert_eq!(mul_div(a, b, c), mul_div(b, a, c));
+            if let Some(x) = a.checked_mul(b) {
+                prop_assert_eq!(mul_div(a, b, c), Some(x / c));
+            }
+        }
+
+        /// The widening product distributes: a·b = a·(b − 1) + a.
+        #[test]
+        fn mul_wide_distributes(a in any::<u128>(), b in 1..=u128::MAX) {
+            let (h, l) = mul_wide(a, b - 1);
+            let (low, carry) = l.overflowing_add(a);
+            prop_assert_eq!(mul_wide(a, b), (h + carry as u128, low));
+        }
+    }
 
     #[test]
     fn devnet_params_are_valid_and_bps_is_exact() {

@@ -13,8 +13,9 @@ mod common;
 use std::collections::BTreeMap;
 
 use chain_light::block::Chain;
-use chain_light::bytes::Address;
-use chain_light::tx::{Msg, Receipt};
+use chain_light::bytes::{Address, Blob, Sig65, H256};
+use chain_light::crypto::SecretKey;
+use chain_light::tx::{Attestation, Msg, ProofItem, Receipt, Tx};
 use chain_light::Amount;
 use common::{content, World, CHAIN_ID};
 use proptest::prelude::*;
@@ -199,6 +200,301 @@ proptest! {
                 let before = nonces.insert(n.clone(), now).unwrap_or(0);
                 prop_assert!(now >= before, "nonce of {} went back", n);
             }
+        }
+        let mut replay = Chain::from_genesis(&w.genesis).unwrap();
+        let env = w.env();
+        for b in &w.blocks {
+            replay.import(&env, b).unwrap();
+        }
+        prop_assert_eq!(replay.tip.state_root, w.chain.tip.state_root);
+    }
+}
+
+/// Rewards stay exact with stakes and pools far beyond 2^64 (18-decimal amounts): the
+/// pro-rata share used to saturate to ~2^128 when both `pool · power` and
+/// `(pool mod total) · power` overflowed, minting tokens (and panicking the block builder on
+/// the next addition). `World::block` checks conservation after every block.
+#[test]
+fn rewards_are_exact_with_amounts_beyond_2_pow_64() {
+    const STAKE: Amount = 1 << 100;
+    const REWARD: Amount = 1 << 90;
+    let mut w = World::new_with(
+        |p| {
+            p.epoch_blocks = 2;
+            p.block_reward = REWARD;
+        },
+        |g| {
+            for a in &mut g.accounts {
+                a.balance = 1 << 110;
+            }
+            for v in &mut g.validators {
+                v.stake = STAKE;
+            }
+        },
+    );
+    let val = w.addr("val");
+    // Block 1 closes the genesis epoch (empty pool) before this delegation executes; every
+    // later distribution splits the pool evenly between self-stake and the delegation.
+    w.ok(
+        "alice",
+        Msg::Delegate {
+            validator: val,
+            amount: STAKE,
+        },
+    );
+    for _ in 0..6 {
+        w.block(&[]);
+    }
+    let rewards = |n: &str| {
+        w.chain
+            .state
+            .accounts
+            .get(&w.addr(n))
+            .map_or(0, |a| a.rewards)
+    };
+    let (to_val, to_alice) = (rewards("val"), rewards("alice"));
+    assert_eq!(to_val, to_alice, "equal stakes, equal rewards");
+    let g = &w.chain.state.g;
+    assert!(
+        to_val + to_alice >= 4 * REWARD,
+        "{to_val} paid, minted {}",
+        g.minted
+    );
+    assert!(
+        to_val + to_alice + g.reward_pool <= g.minted + g.params.min_fee,
+        "paid more than was minted: {to_val} + {to_alice} of {}",
+        g.minted
+    );
+}
+
+/// A u64 a transaction may carry: small, ordinary, or at the edges of the type.
+fn edge_u64() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        0..8u64,
+        Just(u64::MAX),
+        Just(u64::MAX - 1),
+        Just(u64::MAX / 2 + 1),
+        Just(u32::MAX as u64 + 1),
+        any::<u64>(),
+    ]
+}
+
+/// An amount a transaction may carry: small, ordinary, or at the edges of u128.
+fn edge_amount() -> impl Strategy<Value = Amount> {
+    prop_oneof![
+        0..1_000_000u128,
+        Just(u128::MAX),
+        Just(u128::MAX - 1),
+        Just(1u128 << 64),
+        Just(1u128 << 127),
+        any::<u128>(),
+    ]
+}
+
+fn edge_u32() -> impl Strategy<Value = u32> {
+    prop_oneof![0..8u32, Just(u32::MAX), Just(u32::MAX - 1), any::<u32>()]
+}
+
+/// Any message with fields anywhere in their types' ranges (deal ids mostly of existing
+/// deals, senders and addresses among the world's keys; signatures are random bytes).
+fn wild_msg() -> impl Strategy<Value = Msg> {
+    let who = 0..USERS.len();
+    let deal = prop_oneof![1..4u64, edge_u64()];
+    let bytes = proptest::collection::vec(any::<u8>(), 0..96);
+    let sig = proptest::collection::vec(any::<u8>(), 65).prop_map(|v| {
+        let mut s = [0u8; 65];
+        s.copy_from_slice(&v);
+        Sig65(s)
+    });
+    let addr = who
+        .clone()
+        .prop_map(|i| SecretKey::from_seed(USERS[i].as_bytes()).address());
+    prop_oneof![
+        (addr.clone(), edge_amount()).prop_map(|(to, amount)| Msg::Transfer { to, amount }),
+        (edge_amount(), edge_u64(), addr.clone()).prop_map(|(stake, capacity_mdus, operator)| {
+            Msg::RegisterProvider {
+                stake,
+                capacity_mdus,
+                operator,
+                peer_id: "12D3KooWwild".into(),
+                endpoints: vec!["/ip4/127.0.0.1/tcp/1".into()],
+            }
+        }),
+        (edge_u64(), edge_amount()).prop_map(|(capacity_mdus, add_stake)| {
+            Msg::UpdateProvider {
+                capacity_mdus,
+                endpoints: vec![],
+                add_stake,
+            }
+        }),
+        Just(Msg::ExitProvider {}),
+        edge_amount().prop_map(|stake| Msg::RegisterDeputy {
+            stake,
+            peer_id: "12D3KooWwild".into(),
+            endpoints: vec![],
+        }),
+        Just(Msg::ExitDeputy {}),
+        (
+            edge_u32(),
+            edge_u32(),
+            edge_u64(),
+            edge_u64(),
+            edge_amount(),
+            edge_amount()
+        )
+            .prop_map(|(k, m, capacity_mdus, term_epochs, escrow, spend_cap)| {
+                Msg::CreateDeal {
+                    k,
+                    m,
+                    capacity_mdus,
+                    term_epochs,
+                    escrow,
+                    spend_cap,
+                }
+            }),
+        (deal.clone(), edge_u64(), edge_u64(), edge_u64()).prop_map(
+            |(deal, generation, total_mdus, size_bytes)| Msg::CommitContent {
+                deal,
+                generation,
+                manifest_root: content().root(),
+                total_mdus,
+                size_bytes,
+            }
+        ),
+        (deal.clone(), edge_amount()).prop_map(|(deal, amount)| Msg::AddCredit { deal, amount }),
+        (deal.clone(), edge_u64()).prop_map(|(deal, epochs)| Msg::ExtendDeal { deal, epochs }),
+        deal.clone().prop_map(|deal| Msg::CancelDeal { deal }),
+        (deal.clone(), addr.clone(), edge_u64()).prop_map(|(deal, delegate, until_epoch)| {
+            Msg::Authorize {
+                deal,
+                delegate,
+                until_epoch,
+            }
+        }),
+        (deal.clone(), addr.clone()).prop_map(|(deal, delegate)| Msg::Revoke { deal, delegate }),
+        (
+            edge_u64(),
+            deal.clone(),
+            edge_u32(),
+            edge_u32(),
+            bytes.clone()
+        )
+            .prop_map(|(epoch, deal, slot, ordinal, proof)| Msg::SubmitProofs {
+                epoch,
+                items: vec![ProofItem {
+                    deal,
+                    slot,
+                    ordinal,
+                    proof: Blob(proof),
+                }],
+            }),
+        (
+            deal.clone(),
+            addr.clone(),
+            addr.clone(),
+            edge_u64(),
+            edge_u64(),
+            edge_u64(),
+            sig.clone()
+        )
+            .prop_map(|(deal, provider, deputy, blobs, bytes, nonce, sig)| {
+                Msg::RedeemReceipt {
+                    receipt: Receipt {
+                        deal,
+                        provider,
+                        deputy,
+                        blobs,
+                        bytes,
+                        nonce,
+                    },
+                    sig,
+                }
+            }),
+        (
+            deal.clone(),
+            edge_u32(),
+            edge_u32(),
+            edge_u32(),
+            addr.clone(),
+            edge_u64(),
+            sig.clone()
+        )
+            .prop_map(|(deal, slot, mdu, leaf, provider, epoch, sig)| {
+                Msg::SubmitAttestation {
+                    att: Attestation {
+                        deal,
+                        slot,
+                        mdu,
+                        leaf,
+                        provider,
+                        epoch,
+                        transcript: H256([7; 32]),
+                    },
+                    sig,
+                }
+            }),
+        (deal.clone(), edge_u32(), bytes.clone()).prop_map(|(deal, slot, proof)| {
+            Msg::CompleteRepair {
+                deal,
+                slot,
+                proofs: vec![Blob(proof)],
+            }
+        }),
+        Just(Msg::Withdraw {}),
+        (bytes.clone(), edge_amount(), edge_u32()).prop_map(|(key, stake, commission_bps)| {
+            Msg::CreateValidator {
+                consensus_key: Blob(key),
+                stake,
+                commission_bps,
+            }
+        }),
+        (addr.clone(), edge_amount())
+            .prop_map(|(validator, amount)| Msg::Delegate { validator, amount }),
+        (addr.clone(), edge_amount())
+            .prop_map(|(validator, amount)| Msg::Undelegate { validator, amount }),
+        Just(Msg::Unjail {}),
+        (addr, bytes).prop_map(|(validator, evidence)| Msg::ReportValidatorFault {
+            validator,
+            evidence: Blob(evidence),
+        }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Transactions with fields anywhere in their types' ranges (and any fee) never panic
+    /// the block builder: each is refused at admission or executes (or fails) alone, and
+    /// every block keeps supply conserved (`World::block`). Ordinary deals and stake come
+    /// first so that most messages reach deep into execution.
+    #[test]
+    fn wild_transactions_never_stop_the_chain(
+        msgs in proptest::collection::vec((0..USERS.len(), wild_msg(), edge_amount()), 1..24)
+    ) {
+        let mut w = World::new(|p| {
+            p.epoch_blocks = 3;
+            p.unbonding_epochs = 1;
+        });
+        w.register_all();
+        for a in [
+            Action::CreateDeal(0, 2, 1, 2, 3, 1_000_000_000_000),
+            Action::Delegate(1, 1_000_000),
+        ] {
+            apply(&mut w, &a);
+        }
+        for (i, (from, msg, fee)) in msgs.iter().enumerate() {
+            let n = USERS[*from];
+            let min_fee = w.chain.state.g.params.min_fee;
+            let t = Tx {
+                chain_id: CHAIN_ID,
+                from: w.addr(n),
+                nonce: w.nonce(n),
+                // Every other transaction with a wild fee (most are then unaffordable).
+                fee: if i % 2 == 0 { min_fee } else { *fee },
+                msg: msg.clone(),
+            }
+            .sign(&w.keys[n]);
+            w.send_tx(t);
         }
         let mut replay = Chain::from_genesis(&w.genesis).unwrap();
         let env = w.env();

@@ -150,6 +150,11 @@ pub fn names() -> Vec<String> {
 
 impl World {
     pub fn new(params: impl FnOnce(&mut Params)) -> World {
+        World::new_with(params, |_| {})
+    }
+
+    /// A world whose genesis document `genesis` may change (balances, stakes) first.
+    pub fn new_with(params: impl FnOnce(&mut Params), genesis: impl FnOnce(&mut Genesis)) -> World {
         let keys: BTreeMap<String, SecretKey> = names()
             .into_iter()
             .map(|n| {
@@ -159,7 +164,7 @@ impl World {
             .collect();
         let mut p = Params::devnet(keys["gov"].address());
         params(&mut p);
-        let genesis = Genesis {
+        let mut doc = Genesis {
             chain_id: CHAIN_ID,
             time_ms: 1_700_000_000_000,
             params: p,
@@ -179,6 +184,8 @@ impl World {
                 stake: 10_000_000_000,
             }],
         };
+        genesis(&mut doc);
+        let genesis = doc;
         let chain = Chain::from_genesis(&genesis).unwrap();
         World {
             chain,

@@ -93,8 +93,20 @@ impl Layout {
     /// Sizes W for a planned capacity of `user_mdus` user MDUs.
     pub fn new(profile: Profile, user_mdus: u64) -> Result<Layout, SlabError> {
         let per = Self::witness_bytes_per_user_mdu(profile) as u64;
-        let w = (user_mdus.max(1) * per).div_ceil(PAYLOAD_BYTES_PER_MDU as u64);
-        let total = 1 + w + user_mdus;
+        // `user_mdus` comes from outside (a deal's capacity): no arithmetic may overflow.
+        let too_big = SlabError::Capacity {
+            user_mdus,
+            total: u64::MAX,
+        };
+        let w = user_mdus
+            .max(1)
+            .checked_mul(per)
+            .ok_or_else(|| too_big.clone())?
+            .div_ceil(PAYLOAD_BYTES_PER_MDU as u64);
+        let total = w
+            .checked_add(1)
+            .and_then(|t| t.checked_add(user_mdus))
+            .ok_or(too_big)?;
         if total > MAX_MDUS_PER_DEAL as u64 {
             return Err(SlabError::Capacity { user_mdus, total });
         }

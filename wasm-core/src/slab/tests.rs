@@ -164,6 +164,13 @@ fn append_keeps_earlier_roots() {
 #[test]
 fn capacity_is_enforced() {
     assert!(Layout::new(Profile::DEFAULT, 5000).is_err());
+    // Capacities from outside (a CreateDeal transaction) never overflow the sizing.
+    for huge in [u64::MAX, u64::MAX / 2, 1 << 60] {
+        assert!(matches!(
+            Layout::new(Profile::DEFAULT, huge),
+            Err(SlabError::Capacity { .. })
+        ));
+    }
     let layout = Layout::new(Profile::new(1, 0).unwrap(), 1).unwrap();
     assert!(layout.user_capacity() >= 1);
     let s = KzgSettings::ethereum();
