@@ -103,12 +103,14 @@ fn address_of(vk: &VerifyingKey) -> Address {
     Address(a)
 }
 
-/// Recovers the signer's address of a digest. Rejects high-s signatures (EIP-2) so a
-/// signature has exactly one valid encoding.
+/// Recovers the signer's address of a digest. Rejects high-s signatures (EIP-2) and any v
+/// but 27 or 28 (what wallets and [`SecretKey::sign_digest`] write), so a signature has
+/// exactly one valid encoding: a transaction has one hash, and a statement cannot be
+/// submitted twice under two encodings.
 pub fn recover(digest: &H256, sig: &Sig65) -> Result<Address, SigError> {
     let v = match sig.0[64] {
-        0 | 27 => 0,
-        1 | 28 => 1,
+        27 => 0,
+        28 => 1,
         _ => return Err(SigError::Malformed),
     };
     let s = Signature::from_slice(&sig.0[..64]).map_err(|_| SigError::Malformed)?;
@@ -287,12 +289,17 @@ mod tests {
         let mut bad = sig;
         bad.0[64] = 5;
         assert_eq!(recover(&d, &bad), Err(SigError::Malformed));
+        // The same signature with v as a bare parity bit (0 or 1) is a second encoding:
+        // refused, so one signed transaction has one hash.
+        let mut parity = sig;
+        parity.0[64] -= 27;
+        assert_eq!(recover(&d, &parity), Err(SigError::Malformed));
         let s = Signature::from_slice(&sig.0[..64]).unwrap();
         let (r, s_) = s.split_scalars();
         let high = Signature::from_scalars(r, -*s_).unwrap();
         let mut hs = sig;
         hs.0[..64].copy_from_slice(&high.to_bytes());
-        hs.0[64] ^= 1;
+        hs.0[64] = if sig.0[64] == 27 { 28 } else { 27 };
         assert_eq!(recover(&d, &hs), Err(SigError::Malformed));
         assert_eq!(recover(&d, &Sig65([0u8; 65])), Err(SigError::Malformed));
     }

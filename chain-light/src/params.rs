@@ -164,11 +164,15 @@ impl Params {
         if self.health_recovery > 100 || self.miss_penalty > 100 || self.evict_health >= 100 {
             return Err("health parameters out of range");
         }
-        if self.deputy_threshold == 0 || self.deputy_threshold > self.deputy_committee {
-            return Err("deputy threshold must be in 1..=committee");
+        if self.deputy_threshold > self.deputy_committee {
+            return Err("deputy threshold above the committee");
         }
-        if self.deputy_threshold < 2 && self.deputy_committee > 1 {
+        // Also with a committee of one: no single deputy may ever cause a slash.
+        if self.deputy_threshold < 2 {
             return Err("a single deputy must never cause a slash (threshold >= 2)");
+        }
+        if self.deputy_committee > MAX_COMMITTEE {
+            return Err("deputy committee above 64");
         }
         if self.repair_proofs == 0 || self.repair_proofs > 64 {
             return Err("repair_proofs out of range");
@@ -179,9 +183,23 @@ impl Params {
         if self.max_term_epochs == 0 {
             return Err("max_term_epochs is zero");
         }
+        // Epoch counts are added to the current epoch (a deal's end, an unbonding's release,
+        // a jail term): bounded so that no sum can overflow in any chain's lifetime.
+        if [self.max_term_epochs, self.unbonding_epochs, self.jail_epochs]
+            .iter()
+            .any(|&e| e > MAX_EPOCH_SPAN)
+        {
+            return Err("an epoch count above 2^32");
+        }
         Ok(())
     }
 }
+
+/// Largest deputy committee.
+pub const MAX_COMMITTEE: u32 = 64;
+
+/// Largest number of epochs a parameter may span (a deal's term, unbonding, jail).
+pub const MAX_EPOCH_SPAN: u64 = 1 << 32;
 
 /// `amount · bps / 10000`, rounding down, without overflow for any u128 amount.
 pub fn bps_of(amount: Amount, bps: u32) -> Amount {
@@ -243,6 +261,47 @@ mod tests {
 
     /// The widening product against plain u128 products and against identities that
     /// involve the top bits.
+    /// Parameter sets a governor could send that would let one deputy slash, or push epoch
+    /// arithmetic towards overflow, are refused.
+    #[test]
+    fn validation_refuses_single_deputy_slashing_and_huge_epoch_spans() {
+        let ok = Params::devnet(Address([1; 20]));
+        assert_eq!(ok.validate(), Ok(()));
+        let with = |f: fn(&mut Params)| {
+            let mut p = ok.clone();
+            f(&mut p);
+            p.validate()
+        };
+        assert!(with(|p| {
+            p.deputy_committee = 1;
+            p.deputy_threshold = 1;
+        })
+        .is_err());
+        assert!(with(|p| p.deputy_threshold = 1).is_err());
+        assert!(with(|p| p.deputy_threshold = 0).is_err());
+        assert!(with(|p| p.deputy_threshold = 6).is_err());
+        assert!(with(|p| {
+            p.deputy_committee = 65;
+            p.deputy_threshold = 3;
+        })
+        .is_err());
+        assert_eq!(
+            with(|p| {
+                p.deputy_committee = 2;
+                p.deputy_threshold = 2;
+            }),
+            Ok(())
+        );
+        for f in [
+            (|p: &mut Params| p.max_term_epochs = u64::MAX) as fn(&mut Params),
+            |p| p.unbonding_epochs = u64::MAX,
+            |p| p.jail_epochs = MAX_EPOCH_SPAN + 1,
+        ] {
+            assert_eq!(with(f), Err("an epoch count above 2^32"));
+        }
+        assert_eq!(with(|p| p.jail_epochs = MAX_EPOCH_SPAN), Ok(()));
+    }
+
     #[test]
     fn mul_wide_is_exact() {
         assert_eq!(
