@@ -12,6 +12,7 @@ cd "$NILSTORE_ROOT"
 [ -n "${NILSTORE_SKIP_BUILD:-}" ] || nilstore_native_tests_build
 dir="$(mktemp -d)"
 "$CARGO_TARGET_DIR/debug/nilstore" devnet up --dir "$dir" --providers 0 --relays 0 \
+    --api 127.0.0.1:0 --port-base 0 \
     >"$dir/devnet.log" 2>&1 &
 devnet=$!
 cleanup() {

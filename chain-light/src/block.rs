@@ -51,6 +51,16 @@ pub struct Genesis {
     pub validators: Vec<GenesisValidator>,
 }
 
+/// Largest encoded block, header and transactions: the one byte budget for building,
+/// checking, storing, serving and syncing blocks (a proposer packs transactions up to it;
+/// every checker refuses a block above it; the block log and sync read blocks back with
+/// it). A transaction is at most 16 MiB (`Params::validate`), so any admissible
+/// transaction fits into a block of its own.
+pub const MAX_BLOCK_BYTES: usize = 32 << 20;
+
+/// Room kept for the header and the framing of the transaction list when packing.
+const BLOCK_FRAMING: usize = 4096;
+
 /// Errors of genesis and block import.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BlockError {
@@ -322,7 +332,8 @@ impl Chain {
     }
 
     /// Builds and executes the next block from candidate transactions (invalid ones are
-    /// left out, at most `max_block_txs` are taken) without committing it.
+    /// left out, at most `max_block_txs` and [`MAX_BLOCK_BYTES`] are taken) without
+    /// committing it.
     pub fn build(
         &self,
         env: &Env<'_>,
@@ -346,7 +357,20 @@ impl Chain {
         let base = self.base(ancestors)?;
         let height = base.tip.height + 1;
         let max = base.state.g.params.max_block_txs as usize;
-        let take = &candidates[..candidates.len().min(max)];
+        // Within the byte budget, in order (later transactions of a sender need the earlier
+        // ones): each costs its encoding and at most 10 bytes of length prefix.
+        let mut room = MAX_BLOCK_BYTES - BLOCK_FRAMING;
+        let fits = candidates
+            .iter()
+            .take(max)
+            .take_while(|t| {
+                let len = codec::encode(*t).len() + 10;
+                let ok = len <= room;
+                room = room.saturating_sub(len);
+                ok
+            })
+            .count();
+        let take = &candidates[..fits];
         let (mut st, results, block_events, txs) = Chain::run(&base, env, height, take, false);
         let (state_root, staged) = self
             .auth
@@ -416,6 +440,12 @@ impl Chain {
         }
         if block.txs.len() > base.state.g.params.max_block_txs as usize {
             return Err(BlockError::Rejected("too many transactions".into()));
+        }
+        let bytes = codec::encode(block).len();
+        if bytes > MAX_BLOCK_BYTES {
+            return Err(BlockError::Rejected(format!(
+                "block of {bytes} bytes, above {MAX_BLOCK_BYTES}"
+            )));
         }
         if h.tx_root != tx_root(&block.txs) {
             return Err(BlockError::Mismatch("tx root"));

@@ -465,15 +465,23 @@ impl State {
         self.g.reward_pool = self.g.reward_pool.saturating_add(amount);
     }
 
-    fn unbond(&mut self, owner: Address, amount: Amount) {
+    /// Queues `amount` for `owner` after the unbonding period; `validator` is the validator
+    /// whose stake it was (it stays slashable for that validator's faults until released).
+    fn unbond(&mut self, owner: Address, amount: Amount, validator: Option<Address>) {
         if amount == 0 {
             return;
         }
-        let release = self.g.epoch + self.params().unbonding_epochs;
+        let release = self.g.epoch.saturating_add(self.params().unbonding_epochs);
         let seq = self.g.next_unbonding;
         self.g.next_unbonding += 1;
-        self.unbonding
-            .insert((release, seq), Unbonding { owner, amount });
+        self.unbonding.insert(
+            (release, seq),
+            Unbonding {
+                owner,
+                amount,
+                validator,
+            },
+        );
     }
 
     fn deal(&self, id: u64) -> Result<&Deal, TxError> {
@@ -675,6 +683,14 @@ impl State {
             }
         }
         self.work.remove(&(deal_id, slot));
+        // Attestations were against the evicted provider: none may count against whoever
+        // serves the slot next (new ones need an active slot with the new provider).
+        for k in self
+            .attestations
+            .keys_in((deal_id, slot, 0)..=(deal_id, slot, u64::MAX))
+        {
+            self.attestations.remove(&k);
+        }
         events.push(Event::SlotEvicted {
             deal: deal_id,
             slot,
@@ -961,7 +977,7 @@ impl State {
                 }
                 let stake = p.stake;
                 self.providers.remove(from);
-                self.unbond(*from, stake);
+                self.unbond(*from, stake, None);
                 Ok(())
             }
             Msg::RegisterDeputy {
@@ -990,7 +1006,7 @@ impl State {
                     .deputies
                     .remove(from)
                     .ok_or_else(|| TxError::NotFound("deputy".into()))?;
-                self.unbond(*from, d.stake);
+                self.unbond(*from, d.stake, None);
                 Ok(())
             }
             Msg::CreateDeal {
@@ -1250,7 +1266,7 @@ impl State {
                         v.delegated -= amount;
                     }
                 }
-                self.unbond(*from, *amount);
+                self.unbond(*from, *amount, Some(*validator));
                 Ok(())
             }
             Msg::Unjail {} => {
@@ -1874,7 +1890,7 @@ impl State {
             .validator_slash_bps
             .saturating_mul(offences)
             .min(p.validator_slash_cap_bps);
-        let jailed_until = self.g.epoch + p.jail_epochs + 1;
+        let jailed_until = self.g.epoch.saturating_add(p.jail_epochs).saturating_add(1);
         let reporter_bps = p.reporter_reward_bps;
         let mut total = bps_of(v.self_stake, bps);
         let mut taken_delegated = 0;
@@ -1889,6 +1905,20 @@ impl State {
             }
         }
         total += taken_delegated;
+        // Stake on its way out (unbonding self-stake and undelegations) is slashed too.
+        let leaving: Vec<(u64, u64)> = self
+            .unbonding
+            .iter()
+            .filter(|(_, u)| u.validator == Some(*validator))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in leaving {
+            if let Some(u) = self.unbonding.get_mut(&k) {
+                let cut = bps_of(u.amount, bps);
+                u.amount -= cut;
+                total += cut;
+            }
+        }
         if let Some(v) = self.validators.get_mut(validator) {
             v.self_stake -= bps_of(v.self_stake, bps);
             v.delegated -= taken_delegated;

@@ -185,9 +185,13 @@ impl Params {
         }
         // Epoch counts are added to the current epoch (a deal's end, an unbonding's release,
         // a jail term): bounded so that no sum can overflow in any chain's lifetime.
-        if [self.max_term_epochs, self.unbonding_epochs, self.jail_epochs]
-            .iter()
-            .any(|&e| e > MAX_EPOCH_SPAN)
+        if [
+            self.max_term_epochs,
+            self.unbonding_epochs,
+            self.jail_epochs,
+        ]
+        .iter()
+        .any(|&e| e > MAX_EPOCH_SPAN)
         {
             return Err("an epoch count above 2^32");
         }

@@ -327,6 +327,10 @@ pub struct Unbonding {
     /// Amount.
     #[serde(with = "crate::amount")]
     pub amount: Amount,
+    /// The validator whose stake (self-stake or a delegation) this was: until released it
+    /// is slashed with that validator's faults, so unbonding is no escape from a fault
+    /// committed while bonded. None for provider and deputy stake.
+    pub validator: Option<Address>,
 }
 
 /// Receipt redemption state per (deal, provider).

@@ -936,3 +936,207 @@ fn replay_from_the_block_log_gives_the_same_roots_and_proofs_verify() {
     assert_eq!(d, w.deal(id));
     let _ = ProviderStatus::Active;
 }
+
+/// One byte budget for blocks: a proposer packs transactions up to `MAX_BLOCK_BYTES` and
+/// leaves the rest for the next block; a block above it is refused by every checker, so
+/// whatever is finalized reads back from the log and over sync with that same limit
+/// (blocks used to be bounded by count only: 2000 transactions of 1 MiB finalized, then
+/// failed to decode under the log's 64 MiB limit).
+#[test]
+fn blocks_stay_within_one_byte_budget() {
+    use chain_light::block::{Block, BlockError, MAX_BLOCK_BYTES};
+    let mut w = World::new(small_epochs);
+    // ~1 MiB transactions that fail in execution (a peer id that long is refused) and are
+    // therefore included, fee and nonce taken.
+    let big = |w: &World, nonce: u64| {
+        w.tx_nonce(
+            "alice",
+            nonce,
+            Msg::RegisterProvider {
+                stake: 1,
+                capacity_mdus: 1,
+                operator: Address::ZERO,
+                peer_id: "x".repeat((1 << 20) - 1024),
+                endpoints: vec![],
+            },
+        )
+    };
+    let txs: Vec<_> = (0..40).map(|n| big(&w, n)).collect();
+    let mut fresh = Chain::from_genesis(&w.genesis).unwrap();
+    let first = w.block(&txs);
+    let packed = first.block.txs.len();
+    let bytes = chain_light::codec::encode(&first.block);
+    assert!(bytes.len() <= MAX_BLOCK_BYTES, "{} bytes", bytes.len());
+    assert!((28..40).contains(&packed), "{packed} transactions packed");
+    let back: Block = chain_light::codec::decode(&bytes, MAX_BLOCK_BYTES).unwrap();
+    assert_eq!(back, first.block);
+    let second = w.block(&txs[packed..]);
+    assert_eq!(second.block.txs.len(), 40 - packed);
+    assert_eq!(w.nonce("alice"), 40);
+
+    // All forty in one block, correctly rooted, is over the budget: refused before
+    // execution, and the checker's chain does not move.
+    let mut fat = first.block.clone();
+    fat.txs = txs;
+    fat.header.tx_root = chain_light::block::tx_root(&fat.txs);
+    let env = w.env();
+    match fresh.import(&env, &fat) {
+        Err(BlockError::Rejected(why)) => assert!(why.contains("bytes"), "{why}"),
+        other => panic!(
+            "an oversized block was not refused: {:?}",
+            other.map(|_| ())
+        ),
+    }
+    assert_eq!(fresh.tip.height, 0);
+    fresh.import(&env, &first.block).unwrap();
+    assert_eq!(fresh.tip.state_root, first.block.header.state_root);
+}
+
+/// Unbonding is no escape from a fault: stake on its way out of a validator (its own
+/// unbonding self-stake and its delegators' undelegations) is slashed with it, and what is
+/// released later is the slashed amount; provider and deputy stake is not touched.
+#[test]
+fn unbonding_stake_is_slashed_with_its_validator() {
+    let mut w = World::new(small_epochs);
+    w.register_all();
+    let val = w.addr("val");
+    w.ok(
+        "bob",
+        Msg::Delegate {
+            validator: val,
+            amount: 4_000_000_000,
+        },
+    );
+    w.ok(
+        "bob",
+        Msg::Undelegate {
+            validator: val,
+            amount: 3_000_000_000,
+        },
+    );
+    w.ok(
+        "val",
+        Msg::Undelegate {
+            validator: val,
+            amount: 2_000_000_000,
+        },
+    );
+    w.ok("d0", Msg::ExitDeputy {});
+    let unbonding = |w: &World| -> Vec<(String, Amount)> {
+        w.chain
+            .state
+            .unbonding
+            .iter()
+            .map(|(_, u)| (w.name_of(&u.owner), u.amount))
+            .collect()
+    };
+    let before = unbonding(&w);
+    assert_eq!(before.len(), 3, "{before:?}");
+    w.ok(
+        "carol",
+        Msg::ReportValidatorFault {
+            validator: val,
+            evidence: Blob(b"fault:1".to_vec()),
+        },
+    );
+    let bps = w.chain.state.g.params.validator_slash_bps;
+    let after = unbonding(&w);
+    for ((who, was), (_, now)) in before.iter().zip(&after) {
+        let want = if who == "d0" {
+            *was
+        } else {
+            was - chain_light::params::bps_of(*was, bps)
+        };
+        assert_eq!(*now, want, "{who}");
+    }
+    // Released after the period: bob gets the slashed amount back.
+    let b = w.balance("bob");
+    let e = w.chain.state.g.epoch;
+    w.advance_to_epoch(e + w.chain.state.g.params.unbonding_epochs + 1);
+    let bob_after = after.iter().find(|(n, _)| n == "bob").map(|x| x.1).unwrap();
+    assert_eq!(w.balance("bob"), b + bob_after);
+    assert!(w.chain.state.unbonding.iter().next().is_none());
+}
+
+/// Attestations count against the provider they were made against: a slot evicted (here
+/// for a wrong proof) and repaired within one epoch does not carry the old provider's
+/// attestations over to the new one (they used to be keyed by slot alone, so fewer than a
+/// threshold of deputies could slash the replacement).
+#[test]
+fn attestations_against_an_evicted_provider_do_not_count_against_its_replacement() {
+    let c = content();
+    let mut w = World::new(small_epochs);
+    w.register_all();
+    let id = w.deal_with_content(c, 20, 10_000_000_000);
+    let ep = w.chain.state.g.epoch;
+    w.advance_to_epoch(ep + 1);
+    let d = w.deal(id);
+    let old = d.slots[1].provider;
+    let st = &w.chain.state;
+    let committee = st.committee(&st.g.beacon, id, 1);
+    let epoch = st.g.epoch;
+    let att = |provider| Attestation {
+        deal: id,
+        slot: 1,
+        mdu: (d.witness_mdus + 1) as u32,
+        leaf: 0,
+        provider,
+        epoch,
+        transcript: H256([5; 32]),
+    };
+    let attest = |w: &mut World, who: &Address, provider| {
+        let n = w.name_of(who);
+        let a = att(provider);
+        let sig = w.keys[&n].sign_digest(&a.digest(CHAIN_ID));
+        w.ok(&n, Msg::SubmitAttestation { att: a, sig })
+    };
+    attest(&mut w, &committee[0], old);
+    // The old provider answers its challenge wrongly: evicted, a replacement repairs.
+    let name = w.name_of(&old);
+    let st = &w.chain.state;
+    let dd = st.deals.get(&id).unwrap();
+    let mut items = w.proofs_for(c, id, 1);
+    let ch = st.challenge(dd, id, 1, 0, &st.g.beacon).unwrap();
+    let mut p = c.prove(1, &ch);
+    p.y[31] ^= 1;
+    items[0].proof = Blob(p.to_bytes());
+    w.ok(&name, Msg::SubmitProofs { epoch, items });
+    let d = w.deal(id);
+    let new = d.slots[1].pending.expect("a replacement is placed");
+    let st = &w.chain.state;
+    let beacon = st.repair_beacon(id, 1);
+    let proofs: Vec<Blob> = (0..st.g.params.repair_proofs)
+        .map(|i| {
+            Blob(
+                c.prove(1, &st.challenge(&d, id, 1, i, &beacon).unwrap())
+                    .to_bytes(),
+            )
+        })
+        .collect();
+    let pn = w.name_of(&new);
+    w.ok(
+        &pn,
+        Msg::CompleteRepair {
+            deal: id,
+            slot: 1,
+            proofs,
+        },
+    );
+    assert_eq!(w.chain.state.g.epoch, epoch, "the scenario needs one epoch");
+    // Threshold − 1 deputies against the replacement: no slash, the slot stays active.
+    let threshold = w.chain.state.g.params.deputy_threshold as usize;
+    let stake = w.chain.state.providers.get(&new).unwrap().stake;
+    for m in &committee[1..threshold] {
+        let r = attest(&mut w, m, new);
+        assert!(
+            !r.events
+                .iter()
+                .any(|e| matches!(e, Event::ProviderSlashed { .. })),
+            "{:?}",
+            r.events
+        );
+    }
+    assert_eq!(w.deal(id).slots[1].status, SlotStatus::Active);
+    assert_eq!(w.deal(id).slots[1].provider, new);
+    assert_eq!(w.chain.state.providers.get(&new).unwrap().stake, stake);
+}

@@ -237,6 +237,16 @@ async fn submit(
             "mempool_full",
             "mempool full; retry later",
         )),
+        Err(e @ SubmitError::SenderFull) => Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "sender_full",
+            e.to_string(),
+        )),
+        Err(e @ SubmitError::Underpriced { .. }) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "underpriced",
+            e.to_string(),
+        )),
         Err(SubmitError::Tx(e)) => {
             let (status, code) = match &e {
                 crate::TxError::Nonce { .. } => (StatusCode::CONFLICT, "nonce"),

@@ -7,7 +7,7 @@
 //! matching executed candidate, and the block and its certificate go to the block log in
 //! one transaction.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -38,8 +38,25 @@ use super::store::{Store, MAX_BLOCK_BYTES};
 
 /// Most transactions waiting in the mempool.
 pub const MEMPOOL_MAX: usize = 20_000;
+/// Most bytes of transactions waiting in the mempool (transactions are up to 16 MiB each:
+/// a count alone bounds nothing).
+pub const MEMPOOL_MAX_BYTES: usize = 128 << 20;
 /// How far ahead of the account's nonce a queued transaction may be.
 pub const NONCE_WINDOW: u64 = 64;
+/// Most bytes one sender may have waiting, so that one account cannot fill the mempool.
+pub const SENDER_MAX_BYTES: usize = 16 << 20;
+/// A transaction replaces a waiting one of the same sender and nonce only with a fee
+/// higher by at least this many percent (and at least one unit): replacements cost, so
+/// they cannot churn the mempool for free.
+pub const REPLACE_BUMP_PERCENT: u128 = 10;
+
+/// A waiting transaction, by (sender, nonce): its hash, fee and encoded size.
+#[derive(Clone, Copy, Debug)]
+struct Waiting {
+    hash: H256,
+    fee: crate::Amount,
+    bytes: usize,
+}
 
 /// A committed block as the event feed shows it.
 #[derive(Clone, Debug, Serialize)]
@@ -60,9 +77,13 @@ pub struct FeedItem {
 pub struct Shared {
     /// The chain at the finalized tip.
     pub chain: Chain,
-    /// Waiting transactions in arrival order.
+    /// Waiting transactions in arrival order (one per sender and nonce).
     pub mempool: VecDeque<SignedTx>,
     mempool_ids: HashSet<H256>,
+    /// The same transactions by (sender, nonce): per-sender limits and replacement.
+    waiting: BTreeMap<(Address, u64), Waiting>,
+    /// Their encoded bytes in all.
+    mempool_bytes: usize,
     /// Executed, uncommitted candidates by digest (looked up, never iterated).
     pending: HashMap<Digest, Candidate>,
     /// Received bodies whose parent is not yet the tip.
@@ -106,6 +127,16 @@ pub enum SubmitError {
     /// The mempool is full.
     #[error("mempool full")]
     Full,
+    /// The sender already has as many transactions or bytes waiting as one sender may.
+    #[error("too many transactions waiting from this sender")]
+    SenderFull,
+    /// A transaction with this sender and nonce is waiting with a fee this one does not
+    /// beat by enough.
+    #[error("a transaction with this nonce is waiting; a replacement must pay at least {need}")]
+    Underpriced {
+        /// The lowest fee that replaces the waiting transaction.
+        need: crate::Amount,
+    },
 }
 
 impl Node {
@@ -124,6 +155,8 @@ impl Node {
                 chain,
                 mempool: VecDeque::new(),
                 mempool_ids: HashSet::new(),
+                waiting: BTreeMap::new(),
+                mempool_bytes: 0,
                 pending: HashMap::new(),
                 orphans: HashMap::new(),
                 rejected: HashSet::new(),
@@ -216,12 +249,50 @@ impl Node {
         if s.mempool_ids.contains(&hash) || s.recent.contains_key(&hash) {
             return Err(SubmitError::Duplicate);
         }
-        if s.mempool.len() >= MEMPOOL_MAX {
-            return Err(SubmitError::Full);
-        }
         s.chain
             .state
             .check_envelope_fields(&tx, len, NONCE_WINDOW)?;
+        let (from, nonce) = (tx.tx.from, tx.tx.nonce);
+        let replaced = s.waiting.get(&(from, nonce)).copied();
+        if let Some(old) = replaced {
+            let need = old
+                .fee
+                .saturating_add(old.fee / 100 * REPLACE_BUMP_PERCENT)
+                .max(old.fee.saturating_add(1));
+            if tx.tx.fee < need {
+                return Err(SubmitError::Underpriced { need });
+            }
+        }
+        let freed = replaced.map_or(0, |w| w.bytes);
+        let (count, bytes) = s
+            .waiting
+            .range((from, 0)..=(from, u64::MAX))
+            .fold((0usize, 0usize), |(c, b), (_, w)| (c + 1, b + w.bytes));
+        // The nonce window bounds a sender's count; its bytes are bounded here.
+        if bytes - freed + len > SENDER_MAX_BYTES {
+            return Err(SubmitError::SenderFull);
+        }
+        debug_assert!(count <= NONCE_WINDOW as usize + 1);
+        if (replaced.is_none() && s.mempool.len() >= MEMPOOL_MAX)
+            || s.mempool_bytes - freed + len > MEMPOOL_MAX_BYTES
+        {
+            return Err(SubmitError::Full);
+        }
+        if let Some(old) = replaced {
+            s.mempool
+                .retain(|t| !(t.tx.from == from && t.tx.nonce == nonce));
+            s.mempool_ids.remove(&old.hash);
+            s.mempool_bytes -= old.bytes;
+        }
+        s.waiting.insert(
+            (from, nonce),
+            Waiting {
+                hash,
+                fee: tx.tx.fee,
+                bytes: len,
+            },
+        );
+        s.mempool_bytes += len;
         s.mempool_ids.insert(hash);
         s.mempool.push_back(tx);
         self.metrics.mempool.set(s.mempool.len() as i64);
@@ -367,13 +438,21 @@ impl Node {
     /// Verdict on a digest proposed in consensus epoch `epoch`: Some(true) executed fine on
     /// `parent`, which is in that epoch; Some(false) invalid or across an epoch boundary;
     /// None not known yet.
-    fn verdict(&self, digest: &Digest, parent: &Digest, epoch: u64) -> Option<bool> {
+    fn verdict(&self, digest: &Digest, parent: &Digest, epoch: u64, now_ms: u64) -> Option<bool> {
         let s = self.lock();
         if s.rejected.contains(digest) {
             return Some(false);
         }
         let c = s.pending.get(digest)?;
         if Digest::from(c.block.header.parent.0) != *parent {
+            return Some(false);
+        }
+        if !time_acceptable(c.block.header.time_ms, now_ms) {
+            tracing::warn!(
+                time_ms = c.block.header.time_ms,
+                now_ms,
+                "proposal dated too far ahead of this validator's clock; voting no"
+            );
             return Some(false);
         }
         Some(Self::epoch_after(&s, parent)? == epoch)
@@ -506,14 +585,21 @@ impl Node {
         let included: HashSet<H256> = block.txs.iter().map(|t| t.hash()).collect();
         let chain_nonce =
             |s: &Shared, a: &Address| s.chain.state.accounts.get(a).map_or(0, |x| x.nonce);
-        let keep: VecDeque<SignedTx> = s
-            .mempool
+        // Still waiting: not included and not yet overtaken by the account's nonce.
+        let keep: BTreeMap<(Address, u64), Waiting> = s
+            .waiting
             .iter()
-            .filter(|t| !included.contains(&t.hash()) && t.tx.nonce >= chain_nonce(s, &t.tx.from))
-            .cloned()
+            .filter(|((a, n), w)| !included.contains(&w.hash) && *n >= chain_nonce(s, a))
+            .map(|(k, w)| (*k, *w))
             .collect();
-        s.mempool_ids = keep.iter().map(|t| t.hash()).collect();
-        s.mempool = keep;
+        let mempool: VecDeque<SignedTx> = std::mem::take(&mut s.mempool)
+            .into_iter()
+            .filter(|t| keep.contains_key(&(t.tx.from, t.tx.nonce)))
+            .collect();
+        s.mempool_ids = keep.values().map(|w| w.hash).collect();
+        s.mempool_bytes = keep.values().map(|w| w.bytes).sum();
+        s.waiting = keep;
+        s.mempool = mempool;
         for r in &ex.results {
             s.recent.insert(r.hash, (block.header.height, r.clone()));
             s.recent_order.push_back(r.hash);
@@ -595,6 +681,16 @@ impl<E: Spawner + Clock, S: P2pSender<PublicKey = PublicKey>> App<E, S> {
     }
 }
 
+/// How far ahead of a validator's clock a proposal's time may be for its vote. The state
+/// machine only knows that time never goes backwards; without this a proposer could date a
+/// block years ahead, and every later block would have to follow it.
+pub const MAX_CLOCK_AHEAD_MS: u64 = 15_000;
+
+/// Whether a proposal dated `time_ms` may get this validator's vote at `now_ms`.
+fn time_acceptable(time_ms: u64, now_ms: u64) -> bool {
+    time_ms <= now_ms.saturating_add(MAX_CLOCK_AHEAD_MS)
+}
+
 const WAIT_STEP: Duration = Duration::from_millis(5);
 const PROPOSE_PATIENCE: Duration = Duration::from_secs(3);
 
@@ -651,7 +747,7 @@ impl<E: Spawner + Clock, S: P2pSender<PublicKey = PublicKey>> Automaton for App<
         let epoch = self.epoch;
         self.ctx.child("verify").spawn(move |ctx| async move {
             loop {
-                if let Some(v) = node.verdict(&payload, &parent, epoch) {
+                if let Some(v) = node.verdict(&payload, &parent, epoch, now_ms(ctx.current())) {
                     tx.send_lossy(v);
                     return;
                 }
@@ -751,5 +847,130 @@ impl commonware_p2p::Blocker for NoPeers {
         // Keep the subscription open for the process lifetime: there will never be updates.
         std::mem::forget(tx);
         rx
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::{Genesis, GenesisAccount, GenesisValidator};
+    use crate::params::Params;
+
+    const CHAIN: u64 = 77;
+
+    /// A node over a fresh chain where `alice` and `bob` are funded; its log in `dir`.
+    fn node(dir: &std::path::Path) -> Node {
+        let key = |n: &str| SecretKey::from_seed(n.as_bytes());
+        let genesis = Genesis {
+            chain_id: CHAIN,
+            time_ms: 0,
+            params: Params::devnet(key("gov").address()),
+            accounts: ["alice", "bob", "val"]
+                .iter()
+                .map(|n| GenesisAccount {
+                    address: key(n).address(),
+                    balance: 1 << 80,
+                })
+                .collect(),
+            validators: vec![GenesisValidator {
+                account: key("val").address(),
+                consensus_key: {
+                    let (id, bls) = crate::light::dev_keys(CHAIN, 0);
+                    crate::light::make_consensus_key(&id, &bls)
+                },
+                stake: 10_000_000_000,
+            }],
+        };
+        let chain = Chain::from_genesis(&genesis).unwrap_or_else(|e| panic!("{e}"));
+        let store = Arc::new(Store::open(dir).unwrap_or_else(|e| panic!("{e}")));
+        Node::new(
+            chain,
+            store,
+            Arc::new(Metrics::new()),
+            key("val"),
+            Duration::from_millis(100),
+        )
+    }
+
+    /// A signed transaction of `who`; `pad` bytes of peer id make it large.
+    fn tx(who: &str, nonce: u64, fee: crate::Amount, pad: usize) -> SignedTx {
+        Tx {
+            chain_id: CHAIN,
+            from: SecretKey::from_seed(who.as_bytes()).address(),
+            nonce,
+            fee,
+            msg: Msg::RegisterProvider {
+                stake: 1,
+                capacity_mdus: 1,
+                operator: Address([0; 20]),
+                peer_id: "x".repeat(pad),
+                endpoints: vec![],
+            },
+        }
+        .sign(&SecretKey::from_seed(who.as_bytes()))
+    }
+
+    /// The mempool bounds bytes per sender and replaces a waiting transaction only for a
+    /// fee at least 10 % higher (one account used to fill it with same-nonce variants).
+    #[test]
+    fn mempool_bounds_each_sender_and_prices_replacements() {
+        let dir = std::env::temp_dir().join(format!("nilstore-mempool-{}", std::process::id()));
+        let n = node(&dir);
+        let fee = n.lock().chain.state.g.params.min_fee;
+        let first = n
+            .submit(tx("alice", 0, fee, 10))
+            .unwrap_or_else(|e| panic!("{e}"));
+        // Same nonce, same or slightly higher fee: refused, naming the price.
+        for f in [fee, fee + 1, fee + fee / 10 - 1] {
+            match n.submit(tx("alice", 0, f, 11)) {
+                Err(SubmitError::Underpriced { need }) => assert_eq!(need, fee + fee / 10),
+                other => panic!("fee {f}: {other:?}"),
+            }
+        }
+        // Enough: it replaces the waiting one, which is gone.
+        let second = n
+            .submit(tx("alice", 0, fee + fee / 10, 12))
+            .unwrap_or_else(|e| panic!("{e}"));
+        {
+            let s = n.lock();
+            assert_eq!(s.mempool.len(), 1);
+            assert_eq!(s.mempool[0].hash(), second);
+            assert!(!s.mempool_ids.contains(&first) && s.mempool_ids.contains(&second));
+        }
+        // ~1 MiB transactions: alice reaches her byte budget; bob is not held back by her.
+        let big = (1 << 20) - 2048;
+        let mut admitted = 1;
+        let refused = loop {
+            match n.submit(tx("alice", admitted, fee, big)) {
+                Ok(_) => admitted += 1,
+                Err(e) => break e,
+            }
+            assert!(admitted < 40, "no per-sender byte bound");
+        };
+        assert!(matches!(refused, SubmitError::SenderFull), "{refused:?}");
+        assert!((15..=17).contains(&admitted), "{admitted} admitted");
+        n.submit(tx("bob", 0, fee, big))
+            .unwrap_or_else(|e| panic!("{e}"));
+        {
+            let s = n.lock();
+            let bytes: usize = s.mempool.iter().map(|t| codec::encode(t).len()).sum();
+            assert_eq!(s.mempool_bytes, bytes);
+            assert_eq!(s.waiting.len(), s.mempool.len());
+        }
+        drop(n);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A proposal dated up to the allowed skew ahead gets a vote, one millisecond more does
+    /// not, and no clock value overflows the check.
+    #[test]
+    fn votes_only_for_proposals_not_dated_ahead() {
+        let now = 1_700_000_000_000;
+        assert!(time_acceptable(now, now));
+        assert!(time_acceptable(0, now));
+        assert!(time_acceptable(now + MAX_CLOCK_AHEAD_MS, now));
+        assert!(!time_acceptable(now + MAX_CLOCK_AHEAD_MS + 1, now));
+        assert!(!time_acceptable(u64::MAX, now));
+        assert!(time_acceptable(u64::MAX, u64::MAX));
     }
 }

@@ -17,8 +17,9 @@ const CERTS: TableDefinition<u64, &[u8]> = TableDefinition::new("certs");
 const TXS: TableDefinition<&[u8], (u64, u32)> = TableDefinition::new("txs");
 const CANDIDATES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("candidates");
 
-/// Largest block the log accepts back (a corrupted length is an error, not an allocation).
-pub const MAX_BLOCK_BYTES: usize = 64 << 20;
+/// Largest block the log accepts back (a corrupted length is an error, not an allocation):
+/// the chain's one block budget, so every finalized block reads back.
+pub use crate::block::MAX_BLOCK_BYTES;
 
 /// The block log.
 pub struct Store {
