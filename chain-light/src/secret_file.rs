@@ -5,7 +5,9 @@ use std::io::Write as _;
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::Path;
 
-/// Writes `bytes` to `path` with mode 0600 (atomically: temporary file, fsync, rename).
+/// Writes `bytes` to `path` with mode 0600 (atomically and durably: temporary file, fsync,
+/// rename, fsync of the directory — without the last step a crash can lose the rename and
+/// so the key).
 pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::OpenOptions::new()
@@ -16,7 +18,18 @@ pub fn write(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         .open(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    std::fs::rename(&tmp, path)?;
+    sync_parent(path)
+}
+
+/// Makes the directory entry of `path` durable (after a create or a rename): fsyncs the
+/// directory that holds it.
+pub fn sync_parent(path: &Path) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// Reads a secret file, refusing it if group or others may read it.

@@ -557,22 +557,31 @@ fn delegate(c: &Client, deal: u64, epochs: u64, fund: u128, out: &Path, a: &NetA
             break k;
         }
     };
-    let until = c.chain().epoch() + epochs;
+    let until = c.chain().epoch().saturating_add(epochs);
     let who = key.address();
-    c.send(Msg::Authorize {
-        deal,
-        delegate: who,
-        until_epoch: until,
-    })?;
-    c.send(Msg::Transfer {
-        to: who,
-        amount: fund,
-    })?;
-    std::fs::create_dir_all(out)?;
+    // The delegate's home first, durably: funds and rights go only to a key that is kept
+    // (an unwritable --out used to be found out after the transfer, losing the funds).
+    std::fs::create_dir_all(out).with_context(|| format!("create {}", out.display()))?;
     let key_file = out.join("account.key");
     chain_light::secret_file::write(&key_file, hex::encode(key.to_bytes()).as_bytes())
         .with_context(|| format!("write {}", key_file.display()))?;
     c.share_deal_key(deal, out)?;
+    c.send(Msg::Authorize {
+        deal,
+        delegate: who,
+        until_epoch: until,
+    })
+    .with_context(|| {
+        format!(
+            "authorize {who} (its key is kept in {})",
+            key_file.display()
+        )
+    })?;
+    c.send(Msg::Transfer {
+        to: who,
+        amount: fund,
+    })
+    .with_context(|| format!("fund {who} (its key is kept in {})", key_file.display()))?;
     print(
         a,
         json!({ "deal_id": deal, "delegate": who, "until_epoch": until, "home": out, "key_file": key_file }),

@@ -117,6 +117,28 @@ fn s1_happy_path_and_resume() -> Result<()> {
         );
         ev.set("resumed_after_acks", json!(acked));
 
+        // A delegate home that cannot be written is found out before anything is signed:
+        // no delegate is authorized (the funds and rights used to go out first, to a key
+        // that was then lost).
+        let blocked = d.dir.join("not-a-directory");
+        std::fs::write(&blocked, b"a file where the home's parent should be")?;
+        let bad_home = blocked.join("job-home");
+        let delegates = d.deal(deal)?.delegates.len();
+        let refused = d.cli(
+            ev,
+            &[
+                "delegate",
+                &deal.to_string(),
+                "--out",
+                bad_home.to_str().context("path")?,
+            ],
+        );
+        ensure!(refused.is_err(), "delegate to an unwritable home succeeded");
+        ensure!(
+            d.deal(deal)?.delegates.len() == delegates,
+            "a delegate was authorized although its key could not be kept"
+        );
+
         // A delegate: a scoped, funded, expiring key in its own client home appends a file
         // the owner reads back (the deal key travels with the job's home).
         let job = d.dir.join("job-home");

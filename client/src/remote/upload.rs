@@ -1,11 +1,12 @@
 //! Content changes: put (new deal or append) and rm, through a resumable job.
 //!
 //! A job lives in `HOME/uploads/deal-<id>-g<generation>/`: `job.json` (what and how far),
-//! `slab/` (the packed slot directories) and `acked.log` (one `slot mdu` line per shard a
-//! provider acknowledged, fsynced). [`Client::resume`] finishes any job an interruption
-//! left behind: it sends only what was not acknowledged, then commits.
+//! `slab/` (the packed slot directories) and `acked.log` (one `slot mdu provider check` line
+//! per shard a provider acknowledged, fsynced). [`Client::resume`] finishes any job an
+//! interruption left behind: it sends only what the slot's current provider did not
+//! acknowledge, then commits.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -91,6 +92,7 @@ impl Job {
         serde_json::to_writer_pretty(&mut f, self)?;
         f.sync_all()?;
         fs::rename(&tmp, dir.join("job.json"))?;
+        chain_light::secret_file::sync_parent(&dir.join("job.json"))?;
         Ok(())
     }
 }
@@ -103,34 +105,69 @@ fn job_dir(home: &Path, deal: u64, generation: u64) -> PathBuf {
 /// The acknowledgement log.
 struct Acks {
     file: fs::File,
-    done: BTreeSet<(u32, u32)>,
+    /// (slot, MDU) → the provider that acknowledged it.
+    done: BTreeMap<(u32, u32), Address>,
 }
 
 impl Acks {
     fn open(path: &Path) -> Result<Acks> {
-        let done = match fs::read_to_string(path) {
-            Ok(s) => s
-                .lines()
-                .filter_map(|l| {
-                    let (a, b) = l.split_once(' ')?;
-                    Some((a.parse().ok()?, b.parse().ok()?))
-                })
-                .collect(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeSet::new(),
+        let (done, torn) = match fs::read_to_string(path) {
+            Ok(s) => (
+                s.lines().filter_map(Acks::parse).collect(),
+                !s.is_empty() && !s.ends_with('\n'),
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (BTreeMap::new(), false),
             Err(e) => return Err(e.into()),
         };
-        let file = fs::OpenOptions::new()
+        let existed = path.exists();
+        let mut file = fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)?;
+        if !existed {
+            chain_light::secret_file::sync_parent(path)?;
+        }
+        if torn {
+            // End the torn line so the next record starts on its own.
+            writeln!(file)?;
+        }
         Ok(Acks { file, done })
     }
 
-    fn add(&mut self, slot: u32, mdu: u32) -> Result<()> {
-        // A torn last line (crash mid-write) parses as nothing and is re-sent.
-        writeln!(self.file, "{slot} {mdu}")?;
+    /// The check of one record: 8 hex digits of BLAKE3 over its fields.
+    fn check(slot: u32, mdu: u32, provider: &Address) -> String {
+        let h = blake3::hash(format!("nilstore/ack/v1 {slot} {mdu} {provider}").as_bytes());
+        hex::encode(&h.as_bytes()[..4])
+    }
+
+    /// One record, `slot mdu provider check`; None for anything else (a torn line, whose
+    /// prefix could otherwise read as another valid record, or an unchecked old one):
+    /// re-sent.
+    fn parse(line: &str) -> Option<((u32, u32), Address)> {
+        let mut it = line.split(' ');
+        let (slot, mdu, provider, check) = (it.next()?, it.next()?, it.next()?, it.next()?);
+        if it.next().is_some() {
+            return None;
+        }
+        let (slot, mdu) = (slot.parse().ok()?, mdu.parse().ok()?);
+        let provider = Address::from_hex(provider).ok()?;
+        (check == Acks::check(slot, mdu, &provider)).then_some(((slot, mdu), provider))
+    }
+
+    /// Whether `provider` acknowledged MDU `mdu` of `slot` (after a repair moved the slot
+    /// to another provider, its shards are sent again).
+    fn acked(&self, slot: u32, mdu: u32, provider: &Address) -> bool {
+        self.done.get(&(slot, mdu)) == Some(provider)
+    }
+
+    fn add(&mut self, slot: u32, mdu: u32, provider: &Address) -> Result<()> {
+        writeln!(
+            self.file,
+            "{slot} {mdu} {provider} {}",
+            Acks::check(slot, mdu, provider)
+        )?;
         self.file.sync_data()?;
-        self.done.insert((slot, mdu));
+        self.done.insert((slot, mdu), *provider);
         Ok(())
     }
 }
@@ -453,7 +490,7 @@ impl Client {
                                 // An unrecorded ack only means a second send later.
                                 Ok(()) => {
                                     if let Ok(mut a) = acks.lock() {
-                                        let _ = a.add(s as u32, mdu);
+                                        let _ = a.add(s as u32, mdu, &ep.account);
                                     }
                                 }
                                 Err(e) => {
@@ -613,7 +650,8 @@ impl Client {
         let already: u64 = acks
             .done
             .iter()
-            .map(|&(_, j)| {
+            .filter(|&(&(s, _), p)| eps.get(s as usize).is_some_and(|ep| ep.account == *p))
+            .map(|(&(_, j), _)| {
                 if u64::from(j) <= w {
                     (BLOB_BYTES * 64) as u64
                 } else {
@@ -696,7 +734,7 @@ impl Client {
             let a = ctx.acks.lock().map_err(|_| anyhow!("ack log poisoned"))?;
             mdus.iter()
                 .copied()
-                .filter(|&j| !a.done.contains(&(slot, j)))
+                .filter(|&j| !a.acked(slot, j, &ep.account))
                 .collect()
         };
         futures::stream::iter(todo)
@@ -747,7 +785,7 @@ impl Client {
         ctx.acks
             .lock()
             .map_err(|_| anyhow!("ack log poisoned"))?
-            .add(slot, mdu)?;
+            .add(slot, mdu, &ep.account)?;
         ctx.done_bytes
             .fetch_add(data.len() as u64, Ordering::Relaxed);
         self.report_upload(ctx, ctx.slots_done.load(Ordering::Relaxed));
@@ -824,5 +862,45 @@ impl Client {
                 ),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every record carries the acknowledging provider and a check: a line torn by a crash
+    /// (whose prefix could read as another record), an unchecked line and a wrong check
+    /// all read as nothing, so those shards are sent again rather than skipped; a record of
+    /// another provider (the slot was repaired elsewhere since) does not count.
+    #[test]
+    fn ack_records_are_checked_and_name_their_provider() {
+        let (p1, p2) = (Address([1; 20]), Address([2; 20]));
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("acked.log");
+        let mut a = Acks::open(&p).unwrap();
+        a.add(5, 12, &p1).unwrap();
+        a.add(0, 3, &p2).unwrap();
+        drop(a);
+        let mut text = fs::read_to_string(&p).unwrap();
+        assert_eq!(text.lines().count(), 2);
+        text.push_str(&format!("7 9 {p1} {}\n", Acks::check(7, 8, &p1)));
+        text.push_str(&format!("7 9 {p2} {}\n", Acks::check(7, 9, &p1)));
+        text.push_str("7 9\n");
+        let torn = format!("5 13 {p1} {}", Acks::check(5, 13, &p1));
+        text.push_str(&torn[..torn.len() - 3]);
+        fs::write(&p, text).unwrap();
+        let mut a = Acks::open(&p).unwrap();
+        assert_eq!(a.done, BTreeMap::from([((0, 3), p2), ((5, 12), p1)]));
+        assert!(a.acked(5, 12, &p1));
+        assert!(!a.acked(5, 12, &p2), "acknowledged by another provider");
+        assert!(!a.acked(5, 13, &p1), "torn record");
+        // The torn line is ended first: a record appended after it reads back.
+        a.add(1, 1, &p2).unwrap();
+        let a = Acks::open(&p).unwrap();
+        assert_eq!(
+            a.done,
+            BTreeMap::from([((0, 3), p2), ((1, 1), p2), ((5, 12), p1)])
+        );
     }
 }
