@@ -12,7 +12,7 @@ use chain_light::block::Chain;
 use chain_light::bytes::{Address, Blob, G1Bytes, Sig65, H256};
 use chain_light::exec::{EvictReason, Outcome, TxError};
 use chain_light::state::{state_key, tag, ProviderStatus, SlotStatus};
-use chain_light::tx::{Attestation, FraudEvidence, Msg, Receipt, Served};
+use chain_light::tx::{Attestation, FraudEvidence, Msg, ProofItem, Receipt, Served};
 use chain_light::{Amount, Event};
 use common::{content, World, CHAIN_ID};
 
@@ -446,13 +446,7 @@ fn wrong_proof_is_slashed_and_repair_completes_with_proofs() {
     let name = w.name_of(&bad_provider);
     let stake = w.chain.state.providers.get(&bad_provider).unwrap().stake;
     // Slot 1 answers its genuine challenge 0 with a wrong value.
-    let st = &w.chain.state;
-    let dd = st.deals.get(&id).unwrap();
-    let mut items = w.proofs_for(c, id, 1);
-    let ch = st.challenge(dd, id, 1, 0, &st.g.beacon).unwrap();
-    let mut p = c.prove(1, &ch);
-    p.y[31] ^= 1;
-    items[0].proof = Blob(p.to_bytes());
+    let items = wrong_proofs(&w, c, id, 1);
     let r = w.ok(
         &name,
         Msg::SubmitProofs {
@@ -471,14 +465,9 @@ fn wrong_proof_is_slashed_and_repair_completes_with_proofs() {
     let pending = d.slots[1].pending.expect("a replacement is placed");
     assert!(!d.slots.iter().any(|s| s.provider == pending));
     // The replacement proves the repair challenges (it rebuilt slot 1 from the others).
+    let proofs = repair_proofs(&w, c, id, 1);
     let st = &w.chain.state;
     let beacon = st.repair_beacon(id, 1);
-    let proofs: Vec<Blob> = (0..st.g.params.repair_proofs)
-        .map(|i| {
-            let ch = st.challenge(&d, id, 1, i, &beacon).unwrap();
-            Blob(c.prove(1, &ch).to_bytes())
-        })
-        .collect();
     // Wrong values in otherwise well-formed proofs.
     let pn = w.name_of(&pending);
     let wrong: Vec<Blob> = (0..st.g.params.repair_proofs)
@@ -528,6 +517,31 @@ fn wrong_proof_is_slashed_and_repair_completes_with_proofs() {
     assert_eq!(d.slots[1].status, SlotStatus::Active);
     assert_eq!(d.slots[1].provider, pending);
     assert_eq!(w.chain.state.providers.get(&bad_provider).unwrap().slots, 0);
+}
+
+/// This epoch's proofs of `slot`, the first answering its challenge with a wrong value.
+fn wrong_proofs(w: &World, c: &common::Content, id: u64, slot: u32) -> Vec<ProofItem> {
+    let st = &w.chain.state;
+    let dd = st.deals.get(&id).unwrap();
+    let mut items = w.proofs_for(c, id, slot);
+    let ch = st.challenge(dd, id, slot, 0, &st.g.beacon).unwrap();
+    let mut p = c.prove(slot, &ch);
+    p.y[31] ^= 1;
+    items[0].proof = Blob(p.to_bytes());
+    items
+}
+
+/// The proofs that complete the repair of `slot` (its content rebuilt by the replacement).
+fn repair_proofs(w: &World, c: &common::Content, id: u64, slot: u32) -> Vec<Blob> {
+    let st = &w.chain.state;
+    let d = w.deal(id);
+    let beacon = st.repair_beacon(id, slot);
+    (0..st.g.params.repair_proofs)
+        .map(|i| {
+            let ch = st.challenge(&d, id, slot, i, &beacon).unwrap();
+            Blob(c.prove(slot, &ch).to_bytes())
+        })
+        .collect()
 }
 
 fn fraud_evidence(w: &World, id: u64, slot: u32, sign_as: &str, tamper: bool) -> FraudEvidence {
@@ -1093,26 +1107,12 @@ fn attestations_against_an_evicted_provider_do_not_count_against_its_replacement
     attest(&mut w, &committee[0], old);
     // The old provider answers its challenge wrongly: evicted, a replacement repairs.
     let name = w.name_of(&old);
-    let st = &w.chain.state;
-    let dd = st.deals.get(&id).unwrap();
-    let mut items = w.proofs_for(c, id, 1);
-    let ch = st.challenge(dd, id, 1, 0, &st.g.beacon).unwrap();
-    let mut p = c.prove(1, &ch);
-    p.y[31] ^= 1;
-    items[0].proof = Blob(p.to_bytes());
+    let items = wrong_proofs(&w, c, id, 1);
     w.ok(&name, Msg::SubmitProofs { epoch, items });
-    let d = w.deal(id);
-    let new = d.slots[1].pending.expect("a replacement is placed");
-    let st = &w.chain.state;
-    let beacon = st.repair_beacon(id, 1);
-    let proofs: Vec<Blob> = (0..st.g.params.repair_proofs)
-        .map(|i| {
-            Blob(
-                c.prove(1, &st.challenge(&d, id, 1, i, &beacon).unwrap())
-                    .to_bytes(),
-            )
-        })
-        .collect();
+    let new = w.deal(id).slots[1]
+        .pending
+        .expect("a replacement is placed");
+    let proofs = repair_proofs(&w, c, id, 1);
     let pn = w.name_of(&new);
     w.ok(
         &pn,
