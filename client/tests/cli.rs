@@ -49,7 +49,8 @@ fn kzg_commit_prints_one_line_per_blob_and_rejects_non_canonical() {
 
 #[test]
 fn kzg_vector_prints_the_output_in_the_vector_format() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors/eip4844");
+    // Vendored cases (tests/data/eip4844/README.md: provenance).
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/eip4844");
     let cases = [
         (
             "verify_kzg_proof",
