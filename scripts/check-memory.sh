@@ -10,7 +10,7 @@ cd "$ROOT"
 SIZE_MIB="${1:-1024}"
 LIMIT_MIB="${2:-300}"
 # Without the network commands: fat LTO over libp2p and commonware would dominate the tier.
-cargo build --release -p nilstore-client --no-default-features
+cargo build --release -p nilstore-cli --no-default-features
 BIN="$CARGO_TARGET_DIR/release/nilstore"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/nilstore-mem.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT

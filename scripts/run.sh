@@ -29,7 +29,7 @@ if [ -n "${NILSTORE_BIN_DIR:-}" ]; then
     done
     BIN="$NILSTORE_BIN_DIR/nilstore"
 else
-    cargo build -p nilstore-client -p nilstore-provider -p nilstore-relay --bins
+    cargo build -p nilstore-cli -p nilstore-provider -p nilstore-relay --bins
     BIN="$CARGO_TARGET_DIR/debug/nilstore"
 fi
 

@@ -1,16 +1,16 @@
 //! # nilstore-client
 //!
-//! The user-facing client library behind the `nilstore` CLI (and, later, the web app's
-//! native twin): slab directories on disk, the EIP-4844 vector runner, benchmarks, and (with
-//! the `network` feature) the one-process devnet.
-//! Everything protocol-shaped lives in `wasm-core`; this crate adds files, processes and
-//! clocks.
+//! The user side of the NilStore protocol, shared by the `nilstore` CLI and (as it gains its
+//! platform seams) the web app: slab directories, the description of a network, and (with
+//! the `network` feature) the network client — put, append, resume, get, mirror, ls, rm,
+//! deal and delegate operations, receipts, hedged verified reads, fraud evidence and deputy
+//! fallback. Everything protocol-shaped lives in `wasm-core`; this crate adds the
+//! conversation with the chain and the providers. It depends on no daemon crate, no test
+//! oracle and no terminal UI.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
-pub mod bench;
 #[cfg(feature = "network")]
-pub mod devnet;
+pub mod network;
 #[cfg(feature = "network")]
 pub mod remote;
 pub mod slabdir;
-pub mod vectors;

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use chain_light::state::Deal;
-use nilstore_client::devnet::{DevnetInfo, NodeInfo};
+use nilstore_client::network::{NetworkInfo, NodeInfo};
 use nilstore_net::chain::HttpChain;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -197,7 +197,7 @@ pub struct Devnet {
     /// Its directory.
     pub dir: PathBuf,
     /// `devnet.json`.
-    pub info: DevnetInfo,
+    pub info: NetworkInfo,
     /// The CLI's state directory.
     pub home: PathBuf,
     /// The harness's light client, kept so each look at the chain syncs from where the
@@ -337,7 +337,7 @@ impl Devnet {
             bins: bins.clone(),
             home: dir.join("client"),
             view: std::sync::Mutex::new(None),
-            info: DevnetInfo {
+            info: NetworkInfo {
                 chain_id: 0,
                 api: String::new(),
                 genesis: PathBuf::new(),
@@ -352,7 +352,7 @@ impl Devnet {
         let file = d.dir.join("net").join("devnet.json");
         let t0 = Instant::now();
         loop {
-            if let Ok(info) = DevnetInfo::read(&file) {
+            if let Ok(info) = NetworkInfo::read(&file) {
                 d.info = info;
                 return Ok(d);
             }
@@ -659,7 +659,7 @@ pub fn tail(s: &str, n: usize) -> String {
 /// A file of `len` pseudo-random bytes (seeded, as `nilstore bench ingest` writes them),
 /// and its BLAKE3.
 pub fn random_file(path: &Path, len: usize, seed: u64) -> Result<String> {
-    nilstore_client::remote::bench::random_file(path, len, seed)?;
+    nilstore_devnet::random_file(path, len, seed)?;
     file_hash(path)
 }
 

@@ -590,7 +590,7 @@ fn s6_economics_three_parameter_sets() -> Result<()> {
             let chain = d.chain()?;
             let p = chain.globals()?.params;
             let owner = chain_light::crypto::SecretKey::from_bytes(&{
-                let keys = nilstore_client::devnet::dev_keys(&d.info.dev_keys)?;
+                let keys = nilstore_client::network::dev_keys(&d.info.dev_keys)?;
                 let free = (0..keys.len())
                     .find(|i| !d.info.reserved_dev_accounts.contains(i))
                     .context("a free dev account")?;

@@ -1,4 +1,4 @@
-//! The EIP-4844 vector runner (nilstore_client::vectors) on arbitrary YAML.
+//! The EIP-4844 vector runner (nilstore_cli::vectors) on arbitrary YAML.
 //!
 //! ```text
 //!   data: | function selector (1) | data.yaml text (UTF-8, lossy) ... |
@@ -9,7 +9,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use nilstore_client::vectors::{run_file, FUNCTIONS};
+use nilstore_cli::vectors::{run_file, FUNCTIONS};
 use nilstore_fuzz::Input;
 use wasm_core::kzg::KzgSettings;
 

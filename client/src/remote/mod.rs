@@ -11,7 +11,6 @@
 //! The chain is read through the light client (`nilstore_net::chain`): every deal, provider
 //! and account record is checked against a verified header.
 
-pub mod bench;
 mod download;
 mod upload;
 
@@ -33,7 +32,7 @@ use wasm_core::kzg::KzgSettings;
 pub use download::{GetReport, Listing};
 pub use upload::{PutOptions, PutReport};
 
-use crate::devnet::{dev_keys, DevnetInfo};
+use crate::network::{dev_keys, NetworkInfo};
 
 /// Environment variable naming the network file (`devnet.json`).
 pub const NETWORK_ENV: &str = "NILSTORE_NETWORK";
@@ -157,7 +156,7 @@ pub struct Network {
     /// The file it came from.
     pub path: PathBuf,
     /// Its contents.
-    pub info: DevnetInfo,
+    pub info: NetworkInfo,
 }
 
 impl Network {
@@ -169,7 +168,7 @@ impl Network {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("devnet/devnet.json")),
         };
-        let info = DevnetInfo::read(&path).with_context(|| {
+        let info = NetworkInfo::read(&path).with_context(|| {
             format!(
                 "no network: start one with `nilstore devnet up` or pass --network (tried {})",
                 path.display()

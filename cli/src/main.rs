@@ -22,7 +22,8 @@ use std::time::Instant;
 use anyhow::{bail, ensure, Context, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use nilstore_client::{bench, slabdir, vectors};
+use nilstore_cli::{bench, vectors};
+use nilstore_client::slabdir;
 use rand::RngCore;
 use wasm_core::constants::BYTES_PER_BLOB;
 use wasm_core::kzg::KzgSettings;
@@ -269,8 +270,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 BenchWhat::Ingest => {
                     bench::print(
                         "Through an in-process devnet (client, validator and providers share the cores)",
-                        &nilstore_client::remote::bench::ingest(
-                            &nilstore_client::remote::bench::IngestOptions {
+                        &nilstore_cli::ingest::ingest(
+                            &nilstore_cli::ingest::IngestOptions {
                                 mib,
                                 small,
                                 providers,
@@ -312,7 +313,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .with_env_filter(filter)
                 .with_writer(std::io::stderr)
                 .init();
-            let opts = nilstore_client::devnet::Options {
+            let opts = nilstore_devnet::Options {
                 dir,
                 providers,
                 relays,
@@ -335,7 +336,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async move {
                 let (tx, ready) = tokio::sync::oneshot::channel();
-                let net = tokio::spawn(nilstore_client::devnet::up(
+                let net = tokio::spawn(nilstore_devnet::up(
                     opts,
                     nilstore_net::native::stop_signal(),
                     Some(tx),

@@ -9,15 +9,15 @@
 //!  small files   put / get of 1 MiB files                            p50, p99
 //! ```
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use rand::{RngCore, SeedableRng};
 
-use super::{Client, Network, PutOptions, Tuning};
 use crate::bench::Row;
-use crate::devnet::{DevnetInfo, Options};
+use nilstore_client::network::NetworkInfo;
+use nilstore_client::remote::{Client, Event, Network, PutOptions, Tuning};
+use nilstore_devnet::Options;
 
 /// What to measure.
 #[derive(Clone, Debug)]
@@ -37,22 +37,6 @@ pub struct IngestOptions {
 fn percentile(v: &mut [Duration], p: f64) -> Duration {
     v.sort();
     v[((v.len() as f64 - 1.0) * p).round() as usize]
-}
-
-/// Writes `len` pseudo-random bytes (seeded) to `path`.
-pub fn random_file(path: &Path, len: usize, seed: u64) -> Result<()> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
-    let mut buf = vec![0u8; 1 << 20];
-    let mut left = len;
-    while left > 0 {
-        let n = left.min(buf.len());
-        rng.fill_bytes(&mut buf[..n]);
-        std::io::Write::write_all(&mut f, &buf[..n])?;
-        left -= n;
-    }
-    std::io::Write::flush(&mut f)?;
-    Ok(())
 }
 
 /// The KZG-only rate: payload bytes per second when committing every data blob of
@@ -82,7 +66,7 @@ fn kzg_only(mdus: usize) -> Result<Row> {
 
 /// Shards stored and commitment batches checked, summed over the devnet's providers (from
 /// their `/metrics`; a provider that does not answer counts nothing).
-fn verification_batches(info: &DevnetInfo) -> (u64, u64) {
+fn verification_batches(info: &NetworkInfo) -> (u64, u64) {
     let mut sum = (0, 0);
     for p in &info.providers {
         let base = p.http.trim_end_matches('/');
@@ -120,7 +104,7 @@ pub fn ingest(o: &IngestOptions) -> Result<Vec<Row>> {
     std::fs::create_dir_all(&dir)?;
     let rt = tokio::runtime::Runtime::new()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (ready_tx, ready) = tokio::sync::oneshot::channel::<DevnetInfo>();
+    let (ready_tx, ready) = tokio::sync::oneshot::channel::<NetworkInfo>();
     let opts = Options {
         dir: dir.join("net"),
         providers: o.providers,
@@ -133,7 +117,7 @@ pub fn ingest(o: &IngestOptions) -> Result<Vec<Row>> {
         params: None,
         processes: None,
     };
-    let net = rt.spawn(crate::devnet::up(
+    let net = rt.spawn(nilstore_devnet::up(
         opts,
         async move {
             let _ = stopped.await;
@@ -148,7 +132,7 @@ pub fn ingest(o: &IngestOptions) -> Result<Vec<Row>> {
     let devnet = network.info.clone();
     let key = network.account(None)?;
     let client = Client::connect(network, key, dir.join("client"), Tuning::default())?;
-    let quiet = |_: &super::Event| {};
+    let quiet = |_: &Event| {};
 
     let mut rows = Vec::new();
     let mdus = o.mib.div_ceil(8).clamp(1, 16);
@@ -164,7 +148,7 @@ pub fn ingest(o: &IngestOptions) -> Result<Vec<Row>> {
 
     let big = dir.join("big.bin");
     let len = o.mib << 20;
-    random_file(&big, len, 1)?;
+    nilstore_devnet::random_file(&big, len, 1)?;
     let put = PutOptions {
         deal: None,
         k: o.k,
@@ -216,7 +200,7 @@ pub fn ingest(o: &IngestOptions) -> Result<Vec<Row>> {
     let small = dir.join("small.bin");
     let small_out = dir.join("small.out");
     for i in 0..o.small.max(1) {
-        random_file(&small, 1 << 20, 100 + i as u64)?;
+        nilstore_devnet::random_file(&small, 1 << 20, 100 + i as u64)?;
         let t0 = Instant::now();
         let r = client.put(std::slice::from_ref(&small), &put, &quiet)?;
         puts.push(t0.elapsed());

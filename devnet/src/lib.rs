@@ -13,9 +13,10 @@ use chain_light::bytes::Address;
 use chain_light::crypto::SecretKey;
 use chain_light::tx::Msg;
 use chain_light::validator::daemon::{start_until, StartOptions};
+use nilstore_client::network::{dev_keys, NetworkInfo, NodeInfo};
 use nilstore_net::chain::{read_genesis, HttpChain, Signer, TxStatus};
 use nilstore_net::native::{ListenPorts, RelayLimits};
-use serde::{Deserialize, Serialize};
+use rand::{RngCore, SeedableRng};
 
 /// How to bring a devnet up.
 #[derive(Clone, Debug)]
@@ -43,77 +44,6 @@ pub struct Options {
     /// (`DIR/nilstore-provider`, `DIR/nilstore-relay`) instead of in this process, so that
     /// each can be killed or stopped on its own (end-to-end tests).
     pub processes: Option<PathBuf>,
-}
-
-/// One daemon of the devnet.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NodeInfo {
-    /// Its chain account.
-    pub account: Address,
-    /// Its libp2p peer id.
-    pub peer_id: String,
-    /// Its multiaddrs.
-    pub addrs: Vec<String>,
-    /// Its HTTP API (`/health`, `/metrics`).
-    pub http: String,
-    /// Its home directory.
-    #[serde(default)]
-    pub home: PathBuf,
-    /// Its process id when it runs as a child process.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pid: Option<u32>,
-}
-
-/// `DIR/devnet.json`: what the other commands need to use the devnet.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DevnetInfo {
-    /// Chain id.
-    pub chain_id: u64,
-    /// Validator API base URL.
-    pub api: String,
-    /// Genesis document.
-    pub genesis: PathBuf,
-    /// Funded dev accounts (JSON: name, address, secret), mode 0600.
-    pub dev_keys: PathBuf,
-    /// Dev accounts the daemons use (the others are free for users).
-    pub reserved_dev_accounts: Vec<usize>,
-    /// Providers.
-    pub providers: Vec<NodeInfo>,
-    /// Relays.
-    pub relays: Vec<NodeInfo>,
-    /// Validators (`http` is each one's API; the first is `api`).
-    #[serde(default)]
-    pub validators: Vec<NodeInfo>,
-}
-
-impl DevnetInfo {
-    /// Reads `devnet.json`.
-    pub fn read(path: &Path) -> Result<DevnetInfo> {
-        serde_json::from_slice(
-            &std::fs::read(path).with_context(|| format!("read {}", path.display()))?,
-        )
-        .with_context(|| format!("parse {}", path.display()))
-    }
-}
-
-/// Dev accounts in a validator home's `dev-keys.json`.
-pub fn dev_keys(path: &Path) -> Result<Vec<SecretKey>> {
-    let v: serde_json::Value =
-        serde_json::from_slice(&chain_light::secret_file::read(path).map_err(anyhow::Error::msg)?)
-            .context("dev-keys.json")?;
-    v.as_array()
-        .ok_or_else(|| anyhow!("dev-keys.json: not a list"))?
-        .iter()
-        .map(|a| {
-            let s = a["secret"]
-                .as_str()
-                .ok_or_else(|| anyhow!("dev-keys.json: secret"))?;
-            let b: [u8; 32] = hex::decode(s.trim_start_matches("0x"))?
-                .try_into()
-                .map_err(|_| anyhow!("dev-keys.json: 32-byte secret"))?;
-            SecretKey::from_bytes(&b).map_err(|e| anyhow!("dev-keys.json: {e}"))
-        })
-        .collect()
 }
 
 fn ports(base: u16, i: usize) -> ListenPorts {
@@ -262,7 +192,7 @@ fn await_included(chain: &HttpChain, hashes: &[String]) -> Result<()> {
 pub async fn up(
     opts: Options,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-    ready: Option<tokio::sync::oneshot::Sender<DevnetInfo>>,
+    ready: Option<tokio::sync::oneshot::Sender<NetworkInfo>>,
 ) -> Result<()> {
     if opts.providers + opts.relays > 12 {
         bail!("at most 12 providers and relays together (16 dev accounts, 4 kept for users)");
@@ -474,7 +404,7 @@ pub async fn up(
     };
     reg.await??;
 
-    let info = DevnetInfo {
+    let info = NetworkInfo {
         chain_id: genesis.chain_id,
         api: api_url,
         genesis: genesis_path,
@@ -741,4 +671,20 @@ async fn start_validators(opts: &Options) -> Result<Validators> {
         }
     }
     Ok(vs)
+}
+
+/// Writes `len` pseudo-random bytes (seeded) to `path`.
+pub fn random_file(path: &Path, len: usize, seed: u64) -> Result<()> {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(buf.len());
+        rng.fill_bytes(&mut buf[..n]);
+        std::io::Write::write_all(&mut f, &buf[..n])?;
+        left -= n;
+    }
+    std::io::Write::flush(&mut f)?;
+    Ok(())
 }

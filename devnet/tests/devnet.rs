@@ -1,15 +1,15 @@
 //! `nilstore devnet up` in-process: a validator, two providers and a relay come up,
 //! register on chain and describe themselves in `devnet.json`; stopped and started again on
 //! the same directory (new ports), the chain resumes and the providers' endpoints follow.
-#![cfg(feature = "network")]
 #![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 
-use nilstore_client::devnet::{up, DevnetInfo, Options};
+use nilstore_client::network::NetworkInfo;
+use nilstore_devnet::{up, Options};
 use nilstore_net::chain::{read_genesis, HttpChain};
 
-async fn run_once(opts: &Options) -> (DevnetInfo, u64) {
+async fn run_once(opts: &Options) -> (NetworkInfo, u64) {
     let (stop, rx) = tokio::sync::oneshot::channel::<()>();
     let (tx, ready) = tokio::sync::oneshot::channel();
     let net = tokio::spawn(up(
@@ -27,7 +27,7 @@ async fn run_once(opts: &Options) -> (DevnetInfo, u64) {
         Err(_) => panic!("the devnet stopped: {:?}", net.await),
     };
     assert_eq!(
-        DevnetInfo::read(&opts.dir.join("devnet.json")).unwrap(),
+        NetworkInfo::read(&opts.dir.join("devnet.json")).unwrap(),
         info
     );
     let i = info.clone();

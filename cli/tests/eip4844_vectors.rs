@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use nilstore_client::vectors::{run_file, FUNCTIONS};
+use nilstore_cli::vectors::{run_file, FUNCTIONS};
 use wasm_core::kzg::KzgSettings;
 
 /// The vector root and the number of cases it holds.
