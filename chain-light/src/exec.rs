@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use wasm_core::kzg::KzgSettings;
-use wasm_core::proof::{self, ChallengeInput, FraudVerdict, TripleProof};
+use wasm_core::proof::{self, FraudVerdict, TripleProof};
 
 use crate::bytes::{Address, Blob, G1Bytes, Sig65, H256};
 use crate::crypto::{self, SigError};
@@ -589,17 +589,8 @@ impl State {
         ordinal: u32,
         beacon: &H256,
     ) -> Result<proof::Challenge, TxError> {
-        proof::derive_challenge(&ChallengeInput {
-            beacon: &beacon.0,
-            deal_id,
-            generation: deal.generation,
-            slot,
-            ordinal,
-            witness_mdus: deal.witness_mdus,
-            user_mdus: deal.user_mdus(),
-            rows: deal.rows(),
-        })
-        .map_err(|e| TxError::Invalid(e.to_string()))
+        deal.challenge(deal_id, slot, ordinal, beacon)
+            .map_err(|e| TxError::Invalid(e.to_string()))
     }
 
     /// The beacon of the repair challenges of (deal, slot) this epoch.

@@ -2,7 +2,8 @@
 //! and signatures, the authenticated state, blocks, and the light client.
 //!
 //! This library compiles to wasm32 (the browser follows the chain as a light client); the
-//! validator binary adds consensus, storage and the API natively.
+//! validator (feature `validator`, native only, on by default) adds consensus, storage and
+//! the API; crates that only follow the chain take `default-features = false`.
 //!
 //! ```text
 //!  SignedTx ──check_envelope──► fee + nonce ──apply_msg──► State tables (dirty keys)
@@ -23,7 +24,7 @@ pub mod params;
 pub mod secret_file;
 pub mod state;
 pub mod tx;
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(feature = "validator")]
 pub mod validator;
 
 /// Token amounts in base units.

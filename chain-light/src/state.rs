@@ -277,6 +277,28 @@ impl Deal {
         self.total_mdus.saturating_sub(1 + self.witness_mdus)
     }
 
+    /// Challenge `ordinal` of `slot` of this deal (id `deal_id`) under the epoch beacon
+    /// (SPEC §6.2): the one derivation that the chain checks proofs against and that
+    /// providers answer.
+    pub fn challenge(
+        &self,
+        deal_id: u64,
+        slot: u32,
+        ordinal: u32,
+        beacon: &H256,
+    ) -> Result<wasm_core::proof::Challenge, wasm_core::proof::ProofError> {
+        wasm_core::proof::derive_challenge(&wasm_core::proof::ChallengeInput {
+            beacon: &beacon.0,
+            deal_id,
+            generation: self.generation,
+            slot,
+            ordinal,
+            witness_mdus: self.witness_mdus,
+            user_mdus: self.user_mdus(),
+            rows: self.rows(),
+        })
+    }
+
     /// Whether `who` may act for the owner at `epoch`.
     pub fn is_authorized(&self, who: &Address, epoch: u64) -> bool {
         *who == self.owner || self.delegates.get(who).is_some_and(|&until| epoch <= until)

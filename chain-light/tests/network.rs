@@ -6,7 +6,7 @@
 //! elected at the epoch boundary (consensus epoch 1, five validators), and with an original
 //! validator killed the chain still finalizes — 4 of 5 needs the newcomer's votes.
 #![allow(clippy::unwrap_used)]
-#![cfg(not(target_arch = "wasm32"))]
+#![cfg(feature = "validator")]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

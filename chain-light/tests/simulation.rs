@@ -5,7 +5,7 @@
 //! the same headers; the same seed gives the same run (runtime audit and state roots), a
 //! different seed a different one. The seed is printed; `NILSTORE_SIM_SEED=N` reruns one.
 #![allow(clippy::unwrap_used)]
-#![cfg(not(target_arch = "wasm32"))]
+#![cfg(feature = "validator")]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -6,7 +6,7 @@
 //! With `NILSTORE_RECORD_LIGHT=1` it also rewrites `tests/data/light.json`, the recorded
 //! data the light-client tests (native and Chromium) check.
 #![allow(clippy::unwrap_used)]
-#![cfg(not(target_arch = "wasm32"))]
+#![cfg(feature = "validator")]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

@@ -450,16 +450,9 @@ fn load_metadata(
 ) -> Result<Metadata> {
     let manifest = fs::read(slot_dir(dir, s).join("manifest.blob"))?;
     let poly = Polynomial::from_blob(&manifest)?;
-    ensure!(
-        settings.commit_poly(&poly).to_compressed() == *root,
-        "manifest does not match manifest_root"
-    );
-    let total = meta.total_mdus as usize;
-    ensure!(
-        poly.0[total..].iter().all(|e| e.is_zero()),
-        "manifest has roots beyond total_mdus"
-    );
-    let mdu_roots: Vec<[u8; 32]> = poly.0[..total].iter().map(|e| e.to_bytes_be()).collect();
+    let total = usize::try_from(meta.total_mdus).context("total_mdus")?;
+    let mdu_roots = slab::manifest_roots(&poly, total)?;
+    slab::check_manifest(settings, &mdu_roots, root).context("manifest.blob")?;
     let mut metadata = Vec::new();
     for j in 0..=meta.witness_mdus {
         let m = fs::read(mdu_path(dir, s, j))?;

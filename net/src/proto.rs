@@ -153,6 +153,24 @@ pub struct Leaf {
     pub blake3: H256,
 }
 
+impl From<wasm_core::merkle::Leaf> for Leaf {
+    fn from(l: wasm_core::merkle::Leaf) -> Leaf {
+        Leaf {
+            commitment: G1Bytes(l.commitment),
+            blake3: H256(l.blake3),
+        }
+    }
+}
+
+impl From<Leaf> for wasm_core::merkle::Leaf {
+    fn from(l: Leaf) -> wasm_core::merkle::Leaf {
+        wasm_core::merkle::Leaf {
+            commitment: l.commitment.0,
+            blake3: l.blake3.0,
+        }
+    }
+}
+
 /// Who authorizes an upload: the deal owner or a delegate, signing the upload digest
 /// ([`UploadShard::digest`]) with an expiry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -25,13 +25,6 @@ pub enum EvidenceError {
     Manifest(String),
 }
 
-fn wasm(l: &Leaf) -> WLeaf {
-    WLeaf {
-        commitment: l.commitment.0,
-        blake3: l.blake3.0,
-    }
-}
-
 /// Whether `bytes` are exactly the blob of leaf `index`.
 pub fn blob_matches(leaves: &[Leaf], index: u32, bytes: &[u8]) -> bool {
     leaves
@@ -41,7 +34,7 @@ pub fn blob_matches(leaves: &[Leaf], index: u32, bytes: &[u8]) -> bool {
 
 /// The `mdu_root_fr` of an MDU's leaves (the manifest's element).
 pub fn mdu_root(leaves: &[Leaf]) -> [u8; 32] {
-    MerkleTree::new(&leaves.iter().map(wasm).collect::<Vec<_>>()).root_fr()
+    MerkleTree::new(&leaves.iter().map(|&l| WLeaf::from(l)).collect::<Vec<_>>()).root_fr()
 }
 
 /// Fraud evidence: the provider of `slot` signed `served_sig` over `bytes` for leaf
@@ -68,7 +61,12 @@ pub fn fraud_evidence(
     let root = *mdu_roots
         .get(mdu as usize)
         .ok_or(EvidenceError::NoMdu(mdu))?;
-    let tree = MerkleTree::new(&mdu_leaves.iter().map(wasm).collect::<Vec<_>>());
+    let tree = MerkleTree::new(
+        &mdu_leaves
+            .iter()
+            .map(|&l| WLeaf::from(l))
+            .collect::<Vec<_>>(),
+    );
     let path = tree
         .path(leaf_index as usize)
         .ok_or(EvidenceError::NoLeaf(leaf_index))?;

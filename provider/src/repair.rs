@@ -39,13 +39,6 @@ pub struct Repairer<'a> {
     pub now_ms: fn() -> u64,
 }
 
-fn to_wasm(l: &Leaf) -> wasm_core::merkle::Leaf {
-    wasm_core::merkle::Leaf {
-        commitment: l.commitment.0,
-        blake3: l.blake3.0,
-    }
-}
-
 impl Repairer<'_> {
     /// The other active slots and their provider records.
     fn sources(&self, deal: &Deal, slot: u32) -> Result<Vec<(u32, Provider)>> {
@@ -106,18 +99,12 @@ impl Repairer<'_> {
                 for mdu in 0..total {
                     let (_, r) = self.ask(one, id, mdu, FetchWhat::Leaves)?;
                     let leaves: Vec<wasm_core::merkle::Leaf> =
-                        r.leaves.iter().map(to_wasm).collect();
+                        r.leaves.iter().map(|&l| l.into()).collect();
                     roots.push(MerkleTree::new(&leaves).root_fr());
                     all.push(r.leaves);
                 }
-                let manifest =
-                    wasm_core::slab::manifest_polynomial(&roots).map_err(|e| anyhow!("{e}"))?;
-                let got = KzgSettings::ethereum()
-                    .commit_poly(&manifest)
-                    .to_compressed();
-                if got != want.0 {
-                    bail!("the leaves served do not rebuild the deal's manifest");
-                }
+                wasm_core::slab::check_manifest(KzgSettings::ethereum(), &roots, &want.0)
+                    .context("the leaves served against the deal's manifest")?;
                 Ok(all)
             })();
             match attempt {
@@ -235,7 +222,7 @@ impl SlotRepairer for Repairer<'_> {
                 }
                 mine
             };
-            let root = MerkleTree::new(&l.iter().map(to_wasm).collect::<Vec<_>>()).root_fr();
+            let root = MerkleTree::new(&l.iter().map(|&l| l.into()).collect::<Vec<_>>()).root_fr();
             match self.store.put(
                 (id, slot, mdu),
                 deal.generation,

@@ -11,8 +11,8 @@ use chain_light::state::Deal;
 use chain_light::tx::Served;
 use nilstore_net::limit::{Concurrency, RateLimiter};
 use nilstore_net::proto::{
-    FetchRequest, FetchResponse, FetchWhat, Leaf, NetError, ProofRequest, ProofResponse,
-    ReceiptSubmit, UploadAck, UploadShard, BLOB_BYTES,
+    FetchRequest, FetchResponse, FetchWhat, NetError, ProofRequest, ProofResponse, ReceiptSubmit,
+    UploadAck, UploadShard, BLOB_BYTES,
 };
 use wasm_core::kzg::{KzgSettings, Polynomial};
 
@@ -401,14 +401,7 @@ impl<C: ChainView> Service<C> {
         let blob = Polynomial::from_blob(&bytes).map_err(internal)?;
         let z = wasm_core::curve::Fr::from_bytes_be(&req.z.0)
             .map_err(|_| NetError::BadRequest("z is not a canonical field element".into()))?;
-        let leaves: Vec<wasm_core::merkle::Leaf> = meta
-            .leaves
-            .iter()
-            .map(|l: &Leaf| wasm_core::merkle::Leaf {
-                commitment: l.commitment.0,
-                blake3: l.blake3.0,
-            })
-            .collect();
+        let leaves: Vec<wasm_core::merkle::Leaf> = meta.leaves.iter().map(|&l| l.into()).collect();
         let proof = wasm_core::proof::prove(
             self.kzg,
             &manifest,

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::{Condvar, Mutex};
 
 use chain_light::bytes::H256;
-use nilstore_net::proto::{Leaf, NetError, UploadShard, BLOBS_PER_MDU, BLOB_BYTES};
+use nilstore_net::proto::{NetError, UploadShard, BLOBS_PER_MDU, BLOB_BYTES};
 use sha2::{Digest as _, Sha256};
 use wasm_core::curve::{Fr, G1Affine, G1};
 use wasm_core::kzg::{KzgSettings, Polynomial};
@@ -33,13 +33,6 @@ pub struct Verified {
     pub mdu_root: H256,
     /// The blobs concatenated in row order.
     pub data: Vec<u8>,
-}
-
-fn core_leaf(l: &Leaf) -> merkle::Leaf {
-    merkle::Leaf {
-        commitment: l.commitment.0,
-        blake3: l.blake3.0,
-    }
 }
 
 /// The leaf indices (in the MDU's leaf list) of this slot's blobs, and whether the MDU is
@@ -127,7 +120,7 @@ pub fn prepare_upload(
             )));
         }
     }
-    let core: Vec<merkle::Leaf> = up.leaves.iter().map(core_leaf).collect();
+    let core: Vec<merkle::Leaf> = up.leaves.iter().map(|&l| l.into()).collect();
     let root = MerkleTree::new(&core).root_fr();
     if !metadata {
         let code = Code::new(

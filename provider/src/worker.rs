@@ -29,7 +29,6 @@ use chain_light::tx::{Msg, ProofItem, Receipt};
 use nilstore_net::chain::{HttpChain, Signer, TxStatus};
 use nilstore_net::proto::ProofRequest;
 use serde::{Deserialize, Serialize};
-use wasm_core::proof::{derive_challenge, ChallengeInput};
 
 use crate::service::Service;
 use crate::store::ShardState;
@@ -453,17 +452,9 @@ impl Worker {
 
     /// The triple proof of challenge `ordinal` under `beacon`.
     fn prove(&self, beacon: &H256, id: u64, deal: &Deal, slot: u32, ordinal: u32) -> Result<Blob> {
-        let c = derive_challenge(&ChallengeInput {
-            beacon: &beacon.0,
-            deal_id: id,
-            generation: deal.generation,
-            slot,
-            ordinal,
-            witness_mdus: deal.witness_mdus,
-            user_mdus: deal.user_mdus(),
-            rows: deal.rows(),
-        })
-        .map_err(|e| anyhow!("challenge: {e}"))?;
+        let c = deal
+            .challenge(id, slot, ordinal, beacon)
+            .map_err(|e| anyhow!("challenge: {e}"))?;
         let r = self
             .svc
             .prove_local(&ProofRequest {

@@ -878,11 +878,8 @@ impl Client {
                 .with_context(|| format!("user MDU {i}: parity commitments"))?;
             roots.push(r);
         }
-        let manifest = wasm_core::slab::manifest_polynomial(&roots)?;
-        ensure!(
-            self.kzg.commit_poly(&manifest).to_compressed() == *root,
-            "the metadata does not match the deal's manifest root"
-        );
+        wasm_core::slab::check_manifest(self.kzg, &roots, root)
+            .context("the metadata against the deal's manifest root")?;
         let slots = profile.slots();
         Ok(OpenSlab {
             dir: PathBuf::new(),

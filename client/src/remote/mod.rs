@@ -496,12 +496,7 @@ pub struct DealTerms {
 
 /// The wire form of an MDU's leaves.
 pub(crate) fn proto_leaves(l: &[wasm_core::merkle::Leaf]) -> Vec<nilstore_net::proto::Leaf> {
-    l.iter()
-        .map(|l| nilstore_net::proto::Leaf {
-            commitment: chain_light::bytes::G1Bytes(l.commitment),
-            blake3: chain_light::bytes::H256(l.blake3),
-        })
-        .collect()
+    l.iter().map(|&l| l.into()).collect()
 }
 
 /// Retry delay before attempt `n` (1-based): exponential with jitter, capped.

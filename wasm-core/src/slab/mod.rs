@@ -78,6 +78,9 @@ pub enum SlabError {
         /// K.
         needed: usize,
     },
+    /// The MDU roots do not rebuild the committed manifest root.
+    #[error("the MDU roots do not rebuild the committed manifest root")]
+    ManifestMismatch,
 }
 
 /// The fixed shape of a slab: profile and witness size.
@@ -239,6 +242,40 @@ pub fn manifest_polynomial(mdu_roots: &[[u8; 32]]) -> Result<Polynomial, SlabErr
         *e = Fr::from_bytes_be(r).map_err(|_| SlabError::Malformed("MDU root not canonical"))?;
     }
     Ok(Polynomial(v))
+}
+
+/// The one manifest check every reader makes (SPEC §3.4): `mdu_roots` — every MDU's
+/// `mdu_root_fr`, in order — must rebuild the manifest whose commitment is
+/// `manifest_root` (a deal's committed root). Returns the manifest polynomial, for
+/// openings.
+pub fn check_manifest(
+    settings: &KzgSettings,
+    mdu_roots: &[[u8; 32]],
+    manifest_root: &[u8; BYTES_PER_COMMITMENT],
+) -> Result<Polynomial, SlabError> {
+    let manifest = manifest_polynomial(mdu_roots)?;
+    if settings.commit_poly(&manifest).to_compressed() != *manifest_root {
+        return Err(SlabError::ManifestMismatch);
+    }
+    Ok(manifest)
+}
+
+/// The MDU roots a manifest blob holds for `total_mdus` MDUs: every element past them must
+/// be zero (a manifest with extra roots is not the slab's).
+pub fn manifest_roots(
+    manifest: &Polynomial,
+    total_mdus: usize,
+) -> Result<Vec<[u8; 32]>, SlabError> {
+    if total_mdus > manifest.0.len() {
+        return Err(SlabError::Malformed("more MDUs than manifest elements"));
+    }
+    if !manifest.0[total_mdus..].iter().all(|e| e.is_zero()) {
+        return Err(SlabError::Malformed("manifest has roots beyond total_mdus"));
+    }
+    Ok(manifest.0[..total_mdus]
+        .iter()
+        .map(|e| e.to_bytes_be())
+        .collect())
 }
 
 /// Encodes one metadata region (file table or witness stream) as whole encoded MDUs.

@@ -89,6 +89,30 @@ fn pack_lose_m_slots_and_read_back() {
     for (j, r) in out.mdu_roots.iter().enumerate() {
         assert_eq!(manifest.0[j].to_bytes_be(), *r);
     }
+    // The readers' one manifest check: the blob's roots rebuild the root; a changed
+    // root, a dropped or an extra MDU does not.
+    let total = out.total_mdus() as usize;
+    let roots = manifest_roots(&manifest, total).unwrap();
+    assert_eq!(roots, out.mdu_roots);
+    assert_eq!(
+        check_manifest(s, &roots, &out.manifest_root).unwrap(),
+        manifest
+    );
+    let mut wrong = roots.clone();
+    wrong[total - 1][31] ^= 1;
+    assert!(matches!(
+        check_manifest(s, &wrong, &out.manifest_root),
+        Err(SlabError::ManifestMismatch)
+    ));
+    assert!(matches!(
+        check_manifest(s, &roots[..total - 1], &out.manifest_root),
+        Err(SlabError::ManifestMismatch)
+    ));
+    assert!(matches!(
+        manifest_roots(&manifest, total - 1),
+        Err(SlabError::Malformed(_))
+    ));
+    assert!(manifest_roots(&manifest, FIELD_ELEMENTS_PER_BLOB + 1).is_err());
     // Leaves agree with the code's commitments.
     let code = Code::new(layout.profile);
     for (i, leaves) in out.user_leaves.iter().enumerate() {
