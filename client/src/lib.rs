@@ -12,5 +12,7 @@
 #[cfg(feature = "network")]
 pub mod network;
 #[cfg(feature = "network")]
+pub mod platform;
+#[cfg(feature = "network")]
 pub mod remote;
 pub mod slabdir;

@@ -7,7 +7,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::Instant;
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use chain_light::bytes::{Address, Sig65};
@@ -27,6 +26,7 @@ use wasm_core::slab::table::FileRecord;
 use wasm_core::slab::Layout;
 
 use super::{proto_leaves, Client, Endpoint, Event, Progress};
+use crate::platform::timeout;
 use crate::slabdir::{self, OpenSlab, SlotMeta, DIR_FORMAT_VERSION};
 
 /// One file of a deal.
@@ -205,7 +205,7 @@ impl Client {
         select: &dyn Fn(&FileRecord) -> bool,
         progress: Progress<'_>,
     ) -> Result<GetReport> {
-        let t0 = Instant::now();
+        let t0 = self.clock.monotonic();
         let eps = self.endpoints(deal)?;
         let deputies = self.deputies()?;
         let tally = Mutex::new(Tally::default());
@@ -217,7 +217,7 @@ impl Client {
             progress(&Event::Downloading {
                 done: d,
                 total,
-                mb_per_s: d as f64 / 1e6 / t0.elapsed().as_secs_f64().max(1e-3),
+                mb_per_s: d as f64 / 1e6 / self.clock.since(t0).as_secs_f64().max(1e-3),
             });
         };
         let mut shards = |mdu: u64| -> Result<Vec<Option<Vec<u8>>>> {
@@ -225,7 +225,7 @@ impl Client {
                 id, deal, slab, &eps, &deputies, mdu as u32, &tally, progress,
             ))?;
             let mut f = first.lock().map_err(|_| anyhow!("poisoned"))?;
-            f.get_or_insert_with(|| t0.elapsed().as_secs_f64() * 1e3);
+            f.get_or_insert_with(|| self.clock.since(t0).as_secs_f64() * 1e3);
             Ok(got)
         };
         let secret = if slab.table.live().any(|r| select(r) && r.is_encrypted()) {
@@ -243,7 +243,7 @@ impl Client {
             deal: id,
             files: rep.files,
             bytes: rep.bytes,
-            seconds: t0.elapsed().as_secs_f64(),
+            seconds: self.clock.since(t0).as_secs_f64(),
             first_byte_ms: first.into_inner().ok().flatten().unwrap_or(0.0),
             reconstructed_mdus: rep.reconstructed_mdus,
             fallbacks: tally.fallbacks,
@@ -301,8 +301,7 @@ impl Client {
         }
         // Hedged: while fewer than K slots have answered, one more slot is asked every
         // `hedge_after`, so a silent provider costs a hedge delay, not a timeout.
-        let hedge = tokio::time::sleep(self.tuning.hedge_after);
-        tokio::pin!(hedge);
+        let mut hedge = self.clock.sleep(self.tuning.hedge_after);
         while have < k && !inflight.is_empty() {
             let (s, r) = tokio::select! {
                 Some(done) = inflight.next() => done,
@@ -311,7 +310,7 @@ impl Client {
                     next += 1;
                     asked.push(s);
                     inflight.push(start(s));
-                    hedge.as_mut().reset(tokio::time::Instant::now() + self.tuning.hedge_after);
+                    hedge = self.clock.sleep(self.tuning.hedge_after);
                     continue;
                 }
             };
@@ -561,7 +560,8 @@ impl Client {
             mdu,
             what: FetchWhat::Shard,
         };
-        let r = tokio::time::timeout(
+        let r = timeout(
+            &*self.clock,
             self.tuning.read_timeout,
             self.net.fetch(ep.peer, ep.addrs.clone(), req),
         )
@@ -761,8 +761,7 @@ impl Client {
             };
             let mut next = 0;
             let mut inflight = FuturesUnordered::new();
-            let hedge = tokio::time::sleep(self.tuning.hedge_after);
-            tokio::pin!(hedge);
+            let mut hedge = self.clock.sleep(self.tuning.hedge_after);
             loop {
                 if inflight.is_empty() {
                     if next >= order.len() {
@@ -770,9 +769,7 @@ impl Client {
                     }
                     inflight.push(start(order[next]));
                     next += 1;
-                    hedge
-                        .as_mut()
-                        .reset(tokio::time::Instant::now() + self.tuning.hedge_after);
+                    hedge = self.clock.sleep(self.tuning.hedge_after);
                 }
                 tokio::select! {
                     Some((s, r)) = inflight.next() => {
@@ -791,7 +788,7 @@ impl Client {
                     _ = &mut hedge, if next < order.len() => {
                         inflight.push(start(order[next]));
                         next += 1;
-                        hedge.as_mut().reset(tokio::time::Instant::now() + self.tuning.hedge_after);
+                        hedge = self.clock.sleep(self.tuning.hedge_after);
                     }
                 }
             }
@@ -815,7 +812,8 @@ impl Client {
         let mut out = Vec::new();
         for j in 0..=deal.witness_mdus as u32 {
             let ask = |what| {
-                tokio::time::timeout(
+                timeout(
+                    &*self.clock,
                     self.tuning.read_timeout,
                     self.net.fetch(
                         ep.peer,

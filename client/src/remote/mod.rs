@@ -15,7 +15,7 @@ mod download;
 mod upload;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
@@ -33,6 +33,7 @@ pub use download::{GetReport, Listing};
 pub use upload::{PutOptions, PutReport};
 
 use crate::network::{dev_keys, NetworkInfo};
+use crate::platform::{Clock, TokioClock};
 
 /// Environment variable naming the network file (`devnet.json`).
 pub const NETWORK_ENV: &str = "NILSTORE_NETWORK";
@@ -231,6 +232,7 @@ pub struct Client {
     home: PathBuf,
     kzg: &'static KzgSettings,
     tuning: Tuning,
+    clock: Arc<dyn Clock>,
     /// Serializes read-modify-write of `receipts.json`.
     receipts: Mutex<()>,
 }
@@ -283,6 +285,7 @@ impl Client {
             home,
             kzg: KzgSettings::ethereum(),
             tuning,
+            clock: Arc::new(TokioClock::new()),
             receipts: Mutex::new(()),
         })
     }
@@ -361,7 +364,7 @@ impl Client {
     pub fn send(&self, msg: Msg) -> Result<serde_json::Value> {
         let name = msg.name();
         let hash = self.signer.send(&self.chain, msg)?;
-        let t0 = std::time::Instant::now();
+        let t0 = self.clock.monotonic();
         loop {
             match self.chain.tx_status(&hash)? {
                 TxStatus::Included(h, Ok(())) => {
@@ -372,13 +375,13 @@ impl Client {
                 TxStatus::Included(_, Err(e)) => bail!("{name} failed on chain: {e}"),
                 TxStatus::Pending => {}
             }
-            if t0.elapsed() > self.tuning.tx_timeout {
+            if self.clock.since(t0) > self.tuning.tx_timeout {
                 bail!(
                     "{name} ({hash}) not included within {:?}",
                     self.tuning.tx_timeout
                 );
             }
-            std::thread::sleep(Duration::from_millis(100));
+            self.rt.block_on(self.clock.sleep(Duration::from_millis(100)));
         }
     }
 

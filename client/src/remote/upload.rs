@@ -12,7 +12,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use chain_light::bytes::{Address, Blob, G1Bytes, Sig65};
@@ -183,7 +183,7 @@ struct Send<'a> {
     done_bytes: AtomicU64,
     total_bytes: u64,
     slots_done: AtomicUsize,
-    t0: Instant,
+    t0: Duration,
     progress: Progress<'a>,
 }
 
@@ -232,12 +232,6 @@ fn pack_files(
         },
     )?;
     Ok(report)
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl Client {
@@ -585,7 +579,7 @@ impl Client {
         packed: Option<(slabdir::OpenSlab, Vec<Vec<wasm_core::merkle::Leaf>>)>,
         progress: Progress<'_>,
     ) -> Result<PutReport> {
-        let t0 = Instant::now();
+        let t0 = self.clock.monotonic();
         let (slab, metadata_leaves) = match packed {
             Some((slab, leaves)) => (slab, Some(leaves)),
             None => (slabdir::open(self.kzg, &dir.join("slab"))?, None),
@@ -715,7 +709,7 @@ impl Client {
             paths,
             bytes: job.bytes,
             shard_bytes: ctx.done_bytes.load(Ordering::Relaxed),
-            seconds: t0.elapsed().as_secs_f64(),
+            seconds: self.clock.since(t0).as_secs_f64(),
         };
         drop(ctx);
         fs::remove_dir_all(dir)?;
@@ -754,7 +748,7 @@ impl Client {
             total: ctx.total_bytes,
             slots_acked,
             slots: ctx.slab.present.len(),
-            mb_per_s: done as f64 / 1e6 / ctx.t0.elapsed().as_secs_f64().max(1e-3),
+            mb_per_s: done as f64 / 1e6 / self.clock.since(ctx.t0).as_secs_f64().max(1e-3),
         });
     }
 
@@ -815,7 +809,7 @@ impl Client {
                 sig: Sig65([0; 65]),
             },
         }
-        .sign(self.signer.key(), now_ms() + 3_600_000)
+        .sign(self.signer.key(), self.clock.unix_ms().saturating_add(3_600_000))
     }
 
     /// Uploads `up` to its slot's provider, retrying transient failures (and a provider
@@ -854,7 +848,7 @@ impl Client {
                         attempt,
                         error: e.to_string(),
                     });
-                    tokio::time::sleep(backoff(&self.tuning, attempt)).await;
+                    self.clock.sleep(backoff(&self.tuning, attempt)).await;
                 }
                 Err(e) => bail!(
                     "slot {slot} (provider {}) did not take MDU {mdu} after {attempt} attempts: {e}",

@@ -1,0 +1,160 @@
+//! The platform seams the protocol code runs on, injected rather than called directly, so
+//! that the same upload and download code runs natively and in the browser (where
+//! `std::time::Instant::now()` panics, there are no threads to sleep, and timers are
+//! `setTimeout`).
+//!
+//! ```text
+//!  Clock     wall time (signature expiries), monotonic time (rates, deadlines), sleep
+//!            native: TokioClock (tokio timers, std clocks)
+//! ```
+//! Protocol code takes time from a [`Clock`] only; [`timeout`] races a future against
+//! the clock's sleep.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures::future::{select, Either};
+
+/// A timer future: `Send` natively, where futures move between worker threads.
+#[cfg(not(target_arch = "wasm32"))]
+pub type Sleep = Pin<Box<dyn Future<Output = ()> + Send>>;
+/// A timer future: the browser's single-threaded event loop has no `Send` timers.
+#[cfg(target_arch = "wasm32")]
+pub type Sleep = Pin<Box<dyn Future<Output = ()>>>;
+
+/// Where protocol code gets time from.
+pub trait Clock: Send + Sync {
+    /// Milliseconds since the Unix epoch: for expiries that other parties check.
+    fn unix_ms(&self) -> u64;
+    /// Monotonic time since an arbitrary origin: for rates and deadlines.
+    fn monotonic(&self) -> Duration;
+    /// A future that completes `d` from now.
+    fn sleep(&self, d: Duration) -> Sleep;
+    /// Monotonic time passed since the reading `t0`.
+    fn since(&self, t0: Duration) -> Duration {
+        self.monotonic().saturating_sub(t0)
+    }
+}
+
+/// A future did not finish within its time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("deadline of {0:?} passed")]
+pub struct Elapsed(pub Duration);
+
+/// Runs `f` until it finishes or `d` passes on `clock`, whichever comes first.
+pub async fn timeout<F: Future>(clock: &dyn Clock, d: Duration, f: F) -> Result<F::Output, Elapsed> {
+    let f = std::pin::pin!(f);
+    match select(f, clock.sleep(d)).await {
+        Either::Left((out, _)) => Ok(out),
+        Either::Right(((), _)) => Err(Elapsed(d)),
+    }
+}
+
+/// The native clock: the system clock, `std::time::Instant`, and tokio's timers (its
+/// sleeps may be created anywhere and must be polled inside a tokio runtime).
+#[cfg(not(target_arch = "wasm32"))]
+#[derive(Debug)]
+pub struct TokioClock {
+    origin: std::time::Instant,
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl TokioClock {
+    /// A clock whose monotonic origin is now.
+    pub fn new() -> TokioClock {
+        TokioClock {
+            origin: std::time::Instant::now(),
+        }
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl Default for TokioClock {
+    fn default() -> TokioClock {
+        TokioClock::new()
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl Clock for TokioClock {
+    fn unix_ms(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    fn monotonic(&self) -> Duration {
+        self.origin.elapsed()
+    }
+
+    fn sleep(&self, d: Duration) -> Sleep {
+        // tokio registers a timer when it is created, which needs a runtime: create it on
+        // the first poll, so a sleep may be made anywhere and awaited in a runtime.
+        Box::pin(async move { tokio::time::sleep(d).await })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    /// A clock whose time moves only when a sleep is polled: every sleep completes at
+    /// once and advances the clock by its duration (deterministic time for tests).
+    #[derive(Default)]
+    struct Manual {
+        now_ms: Arc<AtomicU64>,
+    }
+
+    impl Clock for Manual {
+        fn unix_ms(&self) -> u64 {
+            1_700_000_000_000 + self.now_ms.load(Ordering::SeqCst)
+        }
+        fn monotonic(&self) -> Duration {
+            Duration::from_millis(self.now_ms.load(Ordering::SeqCst))
+        }
+        fn sleep(&self, d: Duration) -> Sleep {
+            let now = self.now_ms.clone();
+            let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+            Box::pin(async move {
+                now.fetch_add(ms, Ordering::SeqCst);
+            })
+        }
+    }
+
+    #[test]
+    fn timeout_passes_the_output_through_or_reports_the_deadline() {
+        let clock = Manual::default();
+        let d = Duration::from_millis(250);
+        let ready = futures::executor::block_on(timeout(&clock, d, async { 7 }));
+        assert_eq!(ready, Ok(7));
+        // The finished future wins without the clock moving.
+        assert_eq!(clock.monotonic(), Duration::ZERO);
+        let never = futures::executor::block_on(timeout(&clock, d, futures::future::pending::<u8>()));
+        assert_eq!(never, Err(Elapsed(d)));
+        assert_eq!(clock.since(Duration::ZERO), d);
+        assert_eq!(clock.since(Duration::from_secs(1)), Duration::ZERO);
+    }
+
+    #[test]
+    fn tokio_clock_sleeps_and_moves_forward() {
+        let clock = TokioClock::new();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let t0 = clock.monotonic();
+        let wall0 = clock.unix_ms();
+        rt.block_on(clock.sleep(Duration::from_millis(20)));
+        assert!(clock.since(t0) >= Duration::from_millis(20));
+        assert!(clock.unix_ms() >= wall0);
+        let late = rt.block_on(timeout(
+            &clock,
+            Duration::from_millis(10),
+            clock.sleep(Duration::from_secs(60)),
+        ));
+        assert_eq!(late, Err(Elapsed(Duration::from_millis(10))));
+    }
+}
