@@ -43,7 +43,11 @@ pub trait Clock: Send + Sync {
 pub struct Elapsed(pub Duration);
 
 /// Runs `f` until it finishes or `d` passes on `clock`, whichever comes first.
-pub async fn timeout<F: Future>(clock: &dyn Clock, d: Duration, f: F) -> Result<F::Output, Elapsed> {
+pub async fn timeout<F: Future>(
+    clock: &dyn Clock,
+    d: Duration,
+    f: F,
+) -> Result<F::Output, Elapsed> {
     let f = std::pin::pin!(f);
     match select(f, clock.sleep(d)).await {
         Either::Left((out, _)) => Ok(out),
@@ -132,7 +136,8 @@ mod tests {
         assert_eq!(ready, Ok(7));
         // The finished future wins without the clock moving.
         assert_eq!(clock.monotonic(), Duration::ZERO);
-        let never = futures::executor::block_on(timeout(&clock, d, futures::future::pending::<u8>()));
+        let never =
+            futures::executor::block_on(timeout(&clock, d, futures::future::pending::<u8>()));
         assert_eq!(never, Err(Elapsed(d)));
         assert_eq!(clock.since(Duration::ZERO), d);
         assert_eq!(clock.since(Duration::from_secs(1)), Duration::ZERO);

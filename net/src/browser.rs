@@ -12,6 +12,7 @@ use libp2p::{
 };
 
 use crate::behaviour::Protocols;
+use crate::requester::{drive, Requester};
 
 pub use crate::BoxError;
 
@@ -49,4 +50,21 @@ pub fn build_swarm(keypair: Keypair, idle_timeout: Duration) -> Result<Swarm<Beh
         })?
         .with_swarm_config(|c| c.with_idle_connection_timeout(idle_timeout))
         .build())
+}
+
+/// Drives the browser swarm on the page's event loop (`spawn_local`: the WebRTC transport
+/// lives on the main thread) and returns the handle that sends its requests — the same
+/// request plumbing as the native client's node.
+pub fn requester(swarm: Swarm<Behaviour>) -> Requester {
+    let (requester, outbound) = Requester::channel(*swarm.local_peer_id());
+    wasm_bindgen_futures::spawn_local(drive(
+        swarm,
+        outbound,
+        |b| &mut b.nilstore,
+        |e| match e {
+            BehaviourEvent::Nilstore(e) => Some(e),
+            BehaviourEvent::Ping(_) => None,
+        },
+    ));
+    requester
 }

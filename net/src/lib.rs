@@ -16,7 +16,6 @@ pub mod limit;
 pub mod native;
 pub mod proto;
 pub mod read;
-#[cfg(not(target_arch = "wasm32"))]
 pub mod requester;
 
 pub use libp2p;

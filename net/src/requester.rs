@@ -1,21 +1,26 @@
-//! Concurrent outbound requests over one swarm: a [`Requester`] is a cloneable handle; the
-//! swarm runs in its own task and answers every request through its own channel, so many
-//! tasks (one per slot during an upload, say) share one node and its connections.
+//! Concurrent outbound requests over one swarm — the one request plumbing of every node:
+//! a [`Requester`] is a cloneable handle; whoever owns the swarm drives an [`Outbound`]
+//! (it sends each request and settles each answer from the swarm's events), and every
+//! request is answered through its own channel, so many tasks (one per slot during an
+//! upload, say) share one node and its connections.
 //!
 //! ```text
-//!  Requester::fetch ──cmd──► driver task (swarm) ──► peer
-//!        ▲                          │
-//!        └──── oneshot answer ◄─────┘  response | refusal (NetError) | failure
+//!  Requester::fetch ──request──► Outbound (in the swarm owner's loop) ──► peer
+//!        ▲                                │
+//!        └──────── oneshot answer ◄───────┘  response | refusal (NetError) | failure
 //! ```
+//! The client's node runs [`drive`] in a task of its own (a tokio task natively,
+//! `spawn_local` in the browser, where the swarm must stay on the page's main thread);
+//! the provider's loop, which also serves inbound requests, sends and settles requests
+//! itself. Channels are `futures`' so the same code runs on either executor.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
-use futures::StreamExt as _;
+use futures::channel::{mpsc, oneshot};
+use futures::{FutureExt as _, SinkExt as _, StreamExt as _};
 use libp2p::request_response::{self, Message, OutboundRequestId};
-use libp2p::swarm::SwarmEvent;
+use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm};
-use tokio::sync::{mpsc, oneshot};
 
 use crate::behaviour::{Protocols, ProtocolsEvent};
 use crate::proto::{
@@ -54,23 +59,32 @@ impl RequestError {
 type Reply<T> = oneshot::Sender<Result<T, RequestError>>;
 
 enum Cmd {
-    Upload(PeerId, Vec<Multiaddr>, UploadShard, Reply<UploadAck>),
-    Fetch(PeerId, Vec<Multiaddr>, FetchRequest, Reply<FetchResponse>),
-    Deputy(PeerId, Vec<Multiaddr>, DeputyRequest, Reply<DeputyResponse>),
-    Receipt(PeerId, Vec<Multiaddr>, ReceiptSubmit, Reply<ReceiptAck>),
-    Locate(PeerId, Vec<Multiaddr>, LocateRequest, Reply<LocateResponse>),
+    Upload(UploadShard, Reply<UploadAck>),
+    Fetch(FetchRequest, Reply<FetchResponse>),
+    Deputy(DeputyRequest, Reply<DeputyResponse>),
+    Receipt(ReceiptSubmit, Reply<ReceiptAck>),
+    Locate(LocateRequest, Reply<LocateResponse>),
 }
 
-/// A handle to a swarm that sends requests; cheap to clone. The swarm stops when every
-/// handle is dropped.
+/// One request waiting to be sent: its peer, the addresses to dial it at, and what to ask.
+pub struct Request {
+    peer: PeerId,
+    addrs: Vec<Multiaddr>,
+    cmd: Cmd,
+}
+
+/// A handle to a swarm that sends requests; cheap to clone. The swarm's owner stops
+/// being asked once every handle is dropped.
 #[derive(Clone)]
 pub struct Requester {
-    tx: mpsc::Sender<Cmd>,
+    tx: mpsc::Sender<Request>,
     peer_id: PeerId,
 }
 
-/// Requests in flight per protocol, keyed by libp2p's id (unique per behaviour).
-struct Pending {
+/// The swarm owner's side: requests to send and the answers still owed, per protocol,
+/// keyed by libp2p's id (unique per behaviour).
+pub struct Outbound {
+    rx: mpsc::Receiver<Request>,
     upload: HashMap<OutboundRequestId, Reply<UploadAck>>,
     fetch: HashMap<OutboundRequestId, Reply<FetchResponse>>,
     deputy: HashMap<OutboundRequestId, Reply<DeputyResponse>>,
@@ -78,11 +92,12 @@ struct Pending {
     locate: HashMap<OutboundRequestId, Reply<LocateResponse>>,
 }
 
-/// Settles one request of `map` from a request/response event; other events are ignored.
+/// Settles one request of `map` from a request/response event; returns the event when it
+/// is not an answer to a request of ours (an inbound request, say).
 fn settle<Req, Resp>(
     map: &mut HashMap<OutboundRequestId, Reply<Resp>>,
     ev: request_response::Event<Req, Result<Resp, NetError>>,
-) {
+) -> Option<request_response::Event<Req, Result<Resp, NetError>>> {
     match ev {
         request_response::Event::Message {
             message:
@@ -95,6 +110,7 @@ fn settle<Req, Resp>(
             if let Some(r) = map.remove(&request_id) {
                 let _ = r.send(response.map_err(RequestError::Refused));
             }
+            None
         }
         request_response::Event::OutboundFailure {
             request_id, error, ..
@@ -102,84 +118,140 @@ fn settle<Req, Resp>(
             if let Some(r) = map.remove(&request_id) {
                 let _ = r.send(Err(RequestError::Failed(error.to_string())));
             }
+            None
         }
-        _ => {}
+        other => Some(other),
+    }
+}
+
+impl Outbound {
+    /// The next request to send; `None` once every [`Requester`] handle is dropped.
+    pub async fn recv(&mut self) -> Option<Request> {
+        self.rx.next().await
+    }
+
+    /// Sends `req` over the swarm (`protocols` picks the NilStore protocols out of its
+    /// behaviour), dialling the request's addresses unless the peer is connected.
+    pub fn send<B: NetworkBehaviour>(
+        &mut self,
+        swarm: &mut Swarm<B>,
+        protocols: impl FnOnce(&mut B) -> &mut Protocols,
+        req: Request,
+    ) {
+        for a in req.addrs {
+            swarm.add_peer_address(req.peer, a);
+        }
+        let p = protocols(swarm.behaviour_mut());
+        let peer = &req.peer;
+        match req.cmd {
+            Cmd::Upload(r, reply) => {
+                self.upload.insert(p.upload.send_request(peer, r), reply);
+            }
+            Cmd::Fetch(r, reply) => {
+                self.fetch.insert(p.fetch.send_request(peer, r), reply);
+            }
+            Cmd::Deputy(r, reply) => {
+                self.deputy.insert(p.deputy.send_request(peer, r), reply);
+            }
+            Cmd::Receipt(r, reply) => {
+                self.receipt.insert(p.receipt.send_request(peer, r), reply);
+            }
+            Cmd::Locate(r, reply) => {
+                self.locate.insert(p.locate.send_request(peer, r), reply);
+            }
+        }
+    }
+
+    /// Answers the request that `ev` settles (a response, a refusal or a failure); returns
+    /// the event when it is not about a request of ours (inbound requests, for a server).
+    pub fn settle(&mut self, ev: ProtocolsEvent) -> Option<ProtocolsEvent> {
+        match ev {
+            ProtocolsEvent::Upload(e) => settle(&mut self.upload, e).map(ProtocolsEvent::Upload),
+            ProtocolsEvent::Fetch(e) => settle(&mut self.fetch, e).map(ProtocolsEvent::Fetch),
+            ProtocolsEvent::Deputy(e) => settle(&mut self.deputy, e).map(ProtocolsEvent::Deputy),
+            ProtocolsEvent::Receipt(e) => settle(&mut self.receipt, e).map(ProtocolsEvent::Receipt),
+            ProtocolsEvent::Locate(e) => settle(&mut self.locate, e).map(ProtocolsEvent::Locate),
+            other @ ProtocolsEvent::Proof(_) => Some(other),
+        }
+    }
+
+    /// Requests sent and not yet answered.
+    pub fn in_flight(&self) -> usize {
+        self.upload.len()
+            + self.fetch.len()
+            + self.deputy.len()
+            + self.receipt.len()
+            + self.locate.len()
+    }
+}
+
+// Lives for one loop turn on the stack: boxing the request would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
+enum Next<E> {
+    Request(Option<Request>),
+    Event(E),
+}
+
+/// Drives a swarm that only asks (the client's node) until every [`Requester`] handle is
+/// dropped: sends each request and settles each answer. `protocols` picks the NilStore
+/// protocols out of the behaviour and `events` their events out of the behaviour's.
+pub async fn drive<B: NetworkBehaviour>(
+    mut swarm: Swarm<B>,
+    mut outbound: Outbound,
+    protocols: fn(&mut B) -> &mut Protocols,
+    events: fn(B::ToSwarm) -> Option<ProtocolsEvent>,
+) {
+    loop {
+        let next = futures::select! {
+            req = outbound.recv().fuse() => Next::Request(req),
+            ev = swarm.select_next_some() => Next::Event(ev),
+        };
+        match next {
+            Next::Request(None) => break,
+            Next::Request(Some(req)) => outbound.send(&mut swarm, protocols, req),
+            Next::Event(SwarmEvent::Behaviour(ev)) => {
+                if let Some(ev) = events(ev) {
+                    // Nothing is served here: inbound events are dropped.
+                    let _ = outbound.settle(ev);
+                }
+            }
+            Next::Event(_) => {}
+        }
     }
 }
 
 impl Requester {
-    /// Starts a requester on a fresh ephemeral identity (TCP and QUIC; see
-    /// [`crate::native::ephemeral_client`]). Must be called inside a tokio runtime.
-    pub fn ephemeral(idle_timeout: Duration) -> Result<Requester, crate::BoxError> {
-        Ok(Requester::spawn(crate::native::ephemeral_client(
-            idle_timeout,
-        )?))
-    }
-
-    /// Drives `swarm` in a new task. Must be called inside a tokio runtime.
-    pub fn spawn(mut swarm: Swarm<Protocols>) -> Requester {
-        let (tx, mut rx) = mpsc::channel::<Cmd>(256);
-        let peer_id = *swarm.local_peer_id();
-        tokio::spawn(async move {
-            let mut p = Pending {
+    /// A handle for a swarm with `peer_id`, and the [`Outbound`] its owner drives.
+    pub fn channel(peer_id: PeerId) -> (Requester, Outbound) {
+        let (tx, rx) = mpsc::channel(256);
+        (
+            Requester { tx, peer_id },
+            Outbound {
+                rx,
                 upload: HashMap::new(),
                 fetch: HashMap::new(),
                 deputy: HashMap::new(),
                 receipt: HashMap::new(),
                 locate: HashMap::new(),
-            };
-            loop {
-                tokio::select! {
-                    cmd = rx.recv() => {
-                        let Some(cmd) = cmd else { break };
-                        let b = |swarm: &mut Swarm<Protocols>, peer: PeerId, addrs: Vec<Multiaddr>| {
-                            for a in addrs {
-                                swarm.add_peer_address(peer, a);
-                            }
-                        };
-                        match cmd {
-                            Cmd::Upload(peer, addrs, req, reply) => {
-                                b(&mut swarm, peer, addrs);
-                                let id = swarm.behaviour_mut().upload.send_request(&peer, req);
-                                p.upload.insert(id, reply);
-                            }
-                            Cmd::Fetch(peer, addrs, req, reply) => {
-                                b(&mut swarm, peer, addrs);
-                                let id = swarm.behaviour_mut().fetch.send_request(&peer, req);
-                                p.fetch.insert(id, reply);
-                            }
-                            Cmd::Deputy(peer, addrs, req, reply) => {
-                                b(&mut swarm, peer, addrs);
-                                let id = swarm.behaviour_mut().deputy.send_request(&peer, req);
-                                p.deputy.insert(id, reply);
-                            }
-                            Cmd::Receipt(peer, addrs, req, reply) => {
-                                b(&mut swarm, peer, addrs);
-                                let id = swarm.behaviour_mut().receipt.send_request(&peer, req);
-                                p.receipt.insert(id, reply);
-                            }
-                            Cmd::Locate(peer, addrs, req, reply) => {
-                                b(&mut swarm, peer, addrs);
-                                let id = swarm.behaviour_mut().locate.send_request(&peer, req);
-                                p.locate.insert(id, reply);
-                            }
-                        }
-                    }
-                    ev = swarm.select_next_some() => {
-                        let SwarmEvent::Behaviour(ev) = ev else { continue };
-                        match ev {
-                            ProtocolsEvent::Upload(e) => settle(&mut p.upload, e),
-                            ProtocolsEvent::Fetch(e) => settle(&mut p.fetch, e),
-                            ProtocolsEvent::Deputy(e) => settle(&mut p.deputy, e),
-                            ProtocolsEvent::Receipt(e) => settle(&mut p.receipt, e),
-                            ProtocolsEvent::Locate(e) => settle(&mut p.locate, e),
-                            ProtocolsEvent::Proof(_) => {}
-                        }
-                    }
-                }
-            }
-        });
-        Requester { tx, peer_id }
+            },
+        )
+    }
+
+    /// Starts a requester on a fresh ephemeral identity (TCP and QUIC; see
+    /// [`crate::native::ephemeral_client`]). Must be called inside a tokio runtime.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn ephemeral(idle_timeout: std::time::Duration) -> Result<Requester, crate::BoxError> {
+        Ok(Requester::spawn(crate::native::ephemeral_client(
+            idle_timeout,
+        )?))
+    }
+
+    /// Drives `swarm` in a new tokio task. Must be called inside a tokio runtime.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn spawn(swarm: Swarm<Protocols>) -> Requester {
+        let (requester, outbound) = Requester::channel(*swarm.local_peer_id());
+        tokio::spawn(drive(swarm, outbound, |b| b, Some));
+        requester
     }
 
     /// This node's peer id.
@@ -187,10 +259,22 @@ impl Requester {
         self.peer_id
     }
 
-    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Cmd) -> Result<T, RequestError> {
+    async fn ask<T>(
+        &self,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        make: impl FnOnce(Reply<T>) -> Cmd,
+    ) -> Result<T, RequestError> {
         let (reply, rx) = oneshot::channel();
+        let req = Request {
+            peer,
+            addrs,
+            cmd: make(reply),
+        };
+        // A clone per request: `send` needs `&mut`, and handles are shared.
         self.tx
-            .send(make(reply))
+            .clone()
+            .send(req)
             .await
             .map_err(|_| RequestError::Closed)?;
         rx.await.map_err(|_| RequestError::Closed)?
@@ -203,7 +287,7 @@ impl Requester {
         addrs: Vec<Multiaddr>,
         req: UploadShard,
     ) -> Result<UploadAck, RequestError> {
-        self.ask(|r| Cmd::Upload(peer, addrs, req, r)).await
+        self.ask(peer, addrs, |r| Cmd::Upload(req, r)).await
     }
 
     /// Fetches from `peer`.
@@ -213,7 +297,7 @@ impl Requester {
         addrs: Vec<Multiaddr>,
         req: FetchRequest,
     ) -> Result<FetchResponse, RequestError> {
-        self.ask(|r| Cmd::Fetch(peer, addrs, req, r)).await
+        self.ask(peer, addrs, |r| Cmd::Fetch(req, r)).await
     }
 
     /// Asks the deputy `peer` to fetch on the reader's behalf.
@@ -223,7 +307,7 @@ impl Requester {
         addrs: Vec<Multiaddr>,
         req: DeputyRequest,
     ) -> Result<DeputyResponse, RequestError> {
-        self.ask(|r| Cmd::Deputy(peer, addrs, req, r)).await
+        self.ask(peer, addrs, |r| Cmd::Deputy(req, r)).await
     }
 
     /// Hands a provider a cumulative receipt.
@@ -233,7 +317,7 @@ impl Requester {
         addrs: Vec<Multiaddr>,
         req: ReceiptSubmit,
     ) -> Result<ReceiptAck, RequestError> {
-        self.ask(|r| Cmd::Receipt(peer, addrs, req, r)).await
+        self.ask(peer, addrs, |r| Cmd::Receipt(req, r)).await
     }
 
     /// Asks a relay who serves a deal.
@@ -243,6 +327,6 @@ impl Requester {
         addrs: Vec<Multiaddr>,
         req: LocateRequest,
     ) -> Result<LocateResponse, RequestError> {
-        self.ask(|r| Cmd::Locate(peer, addrs, req, r)).await
+        self.ask(peer, addrs, |r| Cmd::Locate(req, r)).await
     }
 }

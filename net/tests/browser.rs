@@ -9,14 +9,10 @@
 use std::time::Duration;
 
 use chain_light::bytes::{Address, Blob, Sig65};
-use futures::StreamExt as _;
-use nilstore_net::behaviour::ProtocolsEvent;
-use nilstore_net::browser::{build_swarm, Behaviour, BehaviourEvent};
+use nilstore_net::browser::{build_swarm, requester};
 use nilstore_net::libp2p::identity::Keypair;
 use nilstore_net::libp2p::multiaddr::Protocol as P;
-use nilstore_net::libp2p::request_response::{Event, Message};
-use nilstore_net::libp2p::swarm::SwarmEvent;
-use nilstore_net::libp2p::{Multiaddr, PeerId, Swarm};
+use nilstore_net::libp2p::{Multiaddr, PeerId};
 use nilstore_net::proto::{FetchRequest, FetchWhat, UploadAuth, UploadShard, BLOB_BYTES};
 use wasm_bindgen_test::*;
 
@@ -39,45 +35,26 @@ fn addr(var: Option<&'static str>, name: &str) -> (Multiaddr, PeerId) {
     (a, peer)
 }
 
-async fn next<T>(s: &mut Swarm<Behaviour>, mut pick: impl FnMut(ProtocolsEvent) -> Option<T>) -> T {
-    loop {
-        match s.select_next_some().await {
-            SwarmEvent::Behaviour(BehaviourEvent::Nilstore(e)) => {
-                if let Some(t) = pick(e) {
-                    return t;
-                }
-            }
-            SwarmEvent::OutgoingConnectionError { error, .. } => panic!("dial: {error}"),
-            _ => {}
-        }
-    }
-}
-
 async fn exchange(a: Multiaddr, peer: PeerId) {
-    let mut s = build_swarm(Keypair::generate_ed25519(), Duration::from_secs(60)).unwrap();
-    s.dial(a).unwrap();
-    s.behaviour_mut().nilstore.fetch.send_request(
-        &peer,
-        FetchRequest {
-            deal: 1,
-            slot: 0,
-            mdu: 0,
-            what: FetchWhat::Range {
-                row: 3,
-                offset: 0,
-                len: LEN,
+    // The shared request plumbing (`requester::drive`), on the page's event loop.
+    let r = requester(build_swarm(Keypair::generate_ed25519(), Duration::from_secs(60)).unwrap());
+    let got = r
+        .fetch(
+            peer,
+            vec![a.clone()],
+            FetchRequest {
+                deal: 1,
+                slot: 0,
+                mdu: 0,
+                what: FetchWhat::Range {
+                    row: 3,
+                    offset: 0,
+                    len: LEN,
+                },
             },
-        },
-    );
-    let got = next(&mut s, |e| match e {
-        ProtocolsEvent::Fetch(Event::Message {
-            message: Message::Response { response, .. },
-            ..
-        }) => Some(response.unwrap()),
-        ProtocolsEvent::Fetch(Event::OutboundFailure { error, .. }) => panic!("fetch: {error}"),
-        _ => None,
-    })
-    .await;
+        )
+        .await
+        .unwrap();
     assert_eq!(got.bytes.0.len(), LEN as usize);
     assert!(got
         .bytes
@@ -87,32 +64,27 @@ async fn exchange(a: Multiaddr, peer: PeerId) {
         .all(|(i, &b)| b == ((i * 7 + 3) % 251) as u8));
 
     let blobs: Vec<Blob> = (0..8u8).map(|k| Blob(vec![k; BLOB_BYTES])).collect();
-    s.behaviour_mut().nilstore.upload.send_request(
-        &peer,
-        UploadShard {
-            chain_id: 1,
-            deal: 1,
-            slot: 0,
-            mdu: 0,
-            generation: 0,
-            leaves: Vec::new(),
-            blobs,
-            auth: UploadAuth {
-                signer: Address::ZERO,
-                expires_ms: 0,
-                sig: Sig65([0; 65]),
+    let ack = r
+        .upload(
+            peer,
+            vec![a],
+            UploadShard {
+                chain_id: 1,
+                deal: 1,
+                slot: 0,
+                mdu: 0,
+                generation: 0,
+                leaves: Vec::new(),
+                blobs,
+                auth: UploadAuth {
+                    signer: Address::ZERO,
+                    expires_ms: 0,
+                    sig: Sig65([0; 65]),
+                },
             },
-        },
-    );
-    let ack = next(&mut s, |e| match e {
-        ProtocolsEvent::Upload(Event::Message {
-            message: Message::Response { response, .. },
-            ..
-        }) => Some(response.unwrap()),
-        ProtocolsEvent::Upload(Event::OutboundFailure { error, .. }) => panic!("upload: {error}"),
-        _ => None,
-    })
-    .await;
+        )
+        .await
+        .unwrap();
     assert_eq!(ack.bytes, 8 * BLOB_BYTES as u64);
     assert_eq!(
         ack.mdu_root.0,

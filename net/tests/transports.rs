@@ -364,3 +364,51 @@ fn identity_and_certificate_files_are_private_and_stable() {
     assert!(e.to_string().contains("chmod 600"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The shared request plumbing (`Requester` over `requester::drive`): many concurrent
+/// requests through one handle, each answered on its own channel with its own bytes; a
+/// typed refusal arrives as `Refused`; a peer that cannot be dialled is a transient
+/// `Failed`; an owner's `Outbound` that goes away answers `Closed`.
+#[tokio::test]
+async fn one_requester_carries_concurrent_requests_and_typed_outcomes() {
+    use nilstore_net::requester::{RequestError, Requester};
+
+    let mut server = node(&[Protocol::Fetch, Protocol::Upload], None);
+    let addr = listen(&mut server, "/ip4/127.0.0.1/tcp/0").await;
+    let server_id: PeerId = *server.local_peer_id();
+    let _task = serve(server);
+    let r = Requester::ephemeral(Duration::from_secs(30)).unwrap();
+
+    let sizes: Vec<u32> = (1..=24).map(|i| i * 4099).collect();
+    let answers = futures::future::join_all(sizes.iter().map(|&size| {
+        let r = r.clone();
+        let addr = addr.clone();
+        async move { r.fetch(server_id, vec![addr], fetch(size, 1)).await }
+    }))
+    .await;
+    for (size, a) in sizes.iter().zip(answers) {
+        assert_eq!(a.unwrap().bytes.0.len(), *size as usize);
+    }
+    let ack = r
+        .upload(server_id, vec![addr.clone()], upload(2))
+        .await
+        .unwrap();
+    assert_eq!(ack.bytes, 2 * BLOB_BYTES as u64);
+    match r.fetch(server_id, vec![], fetch(1, 404)).await {
+        Err(e @ RequestError::Refused(NetError::NotFound(_))) => assert!(!e.is_transient()),
+        other => panic!("expected a NotFound refusal, got {other:?}"),
+    }
+    // Nobody listens there.
+    let gone = PeerId::random();
+    let dead: Multiaddr = "/ip4/127.0.0.1/tcp/1".parse().unwrap();
+    match r.fetch(gone, vec![dead], fetch(1, 1)).await {
+        Err(e @ RequestError::Failed(_)) => assert!(e.is_transient()),
+        other => panic!("expected a dial failure, got {other:?}"),
+    }
+    let (orphan, outbound) = Requester::channel(PeerId::random());
+    drop(outbound);
+    assert!(matches!(
+        orphan.fetch(server_id, vec![], fetch(1, 1)).await,
+        Err(RequestError::Closed)
+    ));
+}

@@ -19,15 +19,14 @@ use chain_light::crypto::SecretKey;
 use chain_light::state::Provider;
 use futures::StreamExt as _;
 use nilstore_net::behaviour::ProtocolsEvent;
-use nilstore_net::libp2p::request_response::OutboundRequestId;
 use nilstore_net::libp2p::request_response::{self, Message, ResponseChannel};
 use nilstore_net::libp2p::swarm::SwarmEvent;
 use nilstore_net::libp2p::{websocket, Multiaddr, PeerId};
 use nilstore_net::native::{self, BehaviourEvent, ConnLimits, ListenPorts, NodeConfig};
 use nilstore_net::proto::{FetchRequest, FetchResponse, FetchWhat, NetError, Protocol, ReceiptAck};
+use nilstore_net::requester::Requester;
 use serde::Deserialize;
 use serde_json::json;
-use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 
 use crate::repair::{Repairer, ShardSource};
@@ -111,17 +110,10 @@ enum Answer {
     ),
 }
 
-/// A fetch from another provider, asked by the repair loop.
-struct Outbound {
-    peer: PeerId,
-    addrs: Vec<Multiaddr>,
-    req: FetchRequest,
-    reply: tokio::sync::oneshot::Sender<Result<FetchResponse>>,
-}
-
-/// [`ShardSource`] over this node's swarm.
+/// [`ShardSource`] over this node's swarm (the repair loop's fetches from other
+/// providers), through the shared request plumbing.
 struct NetSource {
-    tx: tokio::sync::mpsc::Sender<Outbound>,
+    net: Requester,
 }
 
 impl ShardSource for NetSource {
@@ -135,17 +127,9 @@ impl ShardSource for NetSource {
             .iter()
             .filter_map(|e| e.parse::<Multiaddr>().ok())
             .collect();
-        let (reply, rx) = tokio::sync::oneshot::channel();
-        self.tx
-            .blocking_send(Outbound {
-                peer,
-                addrs,
-                req,
-                reply,
-            })
-            .map_err(|_| anyhow::anyhow!("the node is stopping"))?;
-        rx.blocking_recv()
-            .map_err(|_| anyhow::anyhow!("the node is stopping"))?
+        // The repair loop runs on a blocking thread: wait here for the swarm's answer.
+        futures::executor::block_on(self.net.fetch(peer, addrs, req))
+            .map_err(|e| anyhow::anyhow!("{e}"))
     }
 }
 
@@ -276,10 +260,10 @@ pub async fn run(
     }
 
     // Repairs run apart from the follower (they fetch whole slots).
-    let (outbound_tx, mut outbound) = tokio::sync::mpsc::channel::<Outbound>(64);
+    let (net, mut outbound) = Requester::channel(peer_id);
     let repairs = {
         let (svc, worker, stop) = (svc.clone(), worker.clone(), stop.clone());
-        let source = NetSource { tx: outbound_tx };
+        let source = NetSource { net };
         tokio::task::spawn_blocking(move || {
             while !stop.load(Ordering::Relaxed) {
                 let r = Repairer {
@@ -326,20 +310,12 @@ pub async fn run(
     }
 
     let (answers_tx, mut answers) = tokio::sync::mpsc::channel::<Answer>(256);
-    let mut pending: HashMap<
-        OutboundRequestId,
-        tokio::sync::oneshot::Sender<Result<FetchResponse>>,
-    > = HashMap::new();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            Some(o) = outbound.recv() => {
-                for a in o.addrs {
-                    swarm.add_peer_address(o.peer, a);
-                }
-                let id = swarm.behaviour_mut().nilstore.fetch.send_request(&o.peer, o.req);
-                pending.insert(id, o.reply);
+            Some(req) = outbound.recv() => {
+                outbound.send(&mut swarm, |b| &mut b.nilstore, req);
             }
             Some(a) = answers.recv() => {
                 let b = &mut swarm.behaviour_mut().nilstore;
@@ -352,6 +328,8 @@ pub async fn run(
             }
             ev = swarm.select_next_some() => {
                 let SwarmEvent::Behaviour(BehaviourEvent::Nilstore(ev)) = ev else { continue };
+                // Answers to the repair loop's fetches settle here; the rest is served.
+                let Some(ev) = outbound.settle(ev) else { continue };
                 let (svc, tx) = (svc.clone(), answers_tx.clone());
                 match ev {
                     ProtocolsEvent::Upload(request_response::Event::Message {
@@ -394,20 +372,6 @@ pub async fn run(
                             let _ = tx.blocking_send(Answer::Receipt(channel, r));
                         });
                     }
-                    ProtocolsEvent::Fetch(request_response::Event::Message {
-                        message: Message::Response { request_id, response }, ..
-                    }) => {
-                        if let Some(reply) = pending.remove(&request_id) {
-                            let _ = reply.send(response.map_err(|e| anyhow::anyhow!("{e}")));
-                        }
-                    }
-                    ProtocolsEvent::Fetch(request_response::Event::OutboundFailure {
-                        request_id, error, ..
-                    }) => {
-                        if let Some(reply) = pending.remove(&request_id) {
-                            let _ = reply.send(Err(anyhow::anyhow!("{error}")));
-                        }
-                    }
                     _ => {}
                 }
             }
@@ -415,7 +379,6 @@ pub async fn run(
     }
     stop.store(true, Ordering::Relaxed);
     api.abort();
-    drop(pending);
     drop(outbound);
     let _ = api.await;
     let _ = follower.await;

@@ -381,7 +381,8 @@ impl Client {
                     self.tuning.tx_timeout
                 );
             }
-            self.rt.block_on(self.clock.sleep(Duration::from_millis(100)));
+            self.rt
+                .block_on(self.clock.sleep(Duration::from_millis(100)));
         }
     }
 

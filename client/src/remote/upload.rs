@@ -809,7 +809,10 @@ impl Client {
                 sig: Sig65([0; 65]),
             },
         }
-        .sign(self.signer.key(), self.clock.unix_ms().saturating_add(3_600_000))
+        .sign(
+            self.signer.key(),
+            self.clock.unix_ms().saturating_add(3_600_000),
+        )
     }
 
     /// Uploads `up` to its slot's provider, retrying transient failures (and a provider
