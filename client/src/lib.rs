@@ -16,3 +16,4 @@ pub mod platform;
 #[cfg(feature = "network")]
 pub mod remote;
 pub mod slabdir;
+pub mod store;

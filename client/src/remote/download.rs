@@ -28,6 +28,10 @@ use wasm_core::slab::Layout;
 use super::{proto_leaves, Client, Endpoint, Event, Progress};
 use crate::platform::timeout;
 use crate::slabdir::{self, OpenSlab, SlotMeta, DIR_FORMAT_VERSION};
+use crate::store::Kind;
+
+/// The store key of the signed cumulative receipts.
+const RECEIPTS: &str = "receipts.json";
 
 /// One file of a deal.
 #[derive(Clone, Debug, Serialize)]
@@ -686,9 +690,11 @@ impl Client {
         let Ok(_guard) = self.receipts.lock() else {
             return;
         };
-        let path = self.home.join("receipts.json");
-        let mut book: ReceiptBook = fs::read(&path)
+        let mut book: ReceiptBook = self
+            .store
+            .read(RECEIPTS, Kind::Plain)
             .ok()
+            .flatten()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
         for (provider, (ep, blobs, deputy)) in &tally.blobs {
@@ -727,10 +733,11 @@ impl Client {
                 tracing::warn!(%provider, %e, "receipt not delivered (the next one covers it)");
             }
         }
-        let tmp = path.with_extension("json.tmp");
+        // Best effort like the delivery: a lost book only means the chain's receipt state
+        // (read above) sets the next nonce.
         if let Ok(b) = serde_json::to_vec_pretty(&book) {
-            if fs::write(&tmp, b).is_ok() {
-                let _ = fs::rename(&tmp, &path);
+            if let Err(e) = self.store.put(RECEIPTS, &b, Kind::Plain) {
+                tracing::warn!(%e, "receipts not saved");
             }
         }
     }

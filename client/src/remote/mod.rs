@@ -34,6 +34,7 @@ pub use upload::{PutOptions, PutReport};
 
 use crate::network::{dev_keys, NetworkInfo};
 use crate::platform::{Clock, TokioClock};
+use crate::store::{DirStore, Kind, Store};
 
 /// Environment variable naming the network file (`devnet.json`).
 pub const NETWORK_ENV: &str = "NILSTORE_NETWORK";
@@ -209,9 +210,9 @@ pub fn default_home() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".nilstore"))
 }
 
-/// Where a client home keeps deal `id`'s key.
-fn key_path_in(home: &Path, chain_id: u64, id: u64) -> PathBuf {
-    home.join("keys").join(format!("{chain_id}-deal-{id}.key"))
+/// The store key of deal `id`'s content secret.
+fn deal_key(chain_id: u64, id: u64) -> String {
+    format!("keys/{chain_id}-deal-{id}.key")
 }
 
 /// One slot's provider, resolved from proven chain state.
@@ -233,6 +234,8 @@ pub struct Client {
     kzg: &'static KzgSettings,
     tuning: Tuning,
     clock: Arc<dyn Clock>,
+    /// Jobs, acknowledgements, deal keys, receipts (the home directory natively).
+    store: Arc<dyn Store>,
     /// Serializes read-modify-write of `receipts.json`.
     receipts: Mutex<()>,
 }
@@ -276,6 +279,7 @@ impl Client {
             Requester::ephemeral(Duration::from_secs(60)).map_err(|e| anyhow!("libp2p: {e}"))?
         };
         std::fs::create_dir_all(&home).with_context(|| format!("create {}", home.display()))?;
+        let store = Arc::new(DirStore::new(&home));
         Ok(Client {
             rt,
             chain,
@@ -286,6 +290,7 @@ impl Client {
             kzg: KzgSettings::ethereum(),
             tuning,
             clock: Arc::new(TokioClock::new()),
+            store,
             receipts: Mutex::new(()),
         })
     }
@@ -305,59 +310,47 @@ impl Client {
         &self.network
     }
 
-    fn key_path(&self, id: u64) -> PathBuf {
-        key_path_in(&self.home, self.chain.chain_id(), id)
-    }
-
     /// Copies deal `id`'s key (created now if the deal holds nothing yet) into another
     /// client home, so a delegate's upload job encrypts under the owner's key.
     pub fn share_deal_key(&self, id: u64, home: &Path) -> Result<PathBuf> {
         let empty = self.deal(id)?.manifest_root.is_none();
         let key = self.deal_secret(id, empty)?;
-        let path = key_path_in(home, self.chain.chain_id(), id);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        chain_light::secret_file::write(&path, hex::encode(key).as_bytes())
-            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
-        Ok(path)
+        let other = DirStore::new(home);
+        let name = deal_key(self.chain.chain_id(), id);
+        other.put(&name, hex::encode(key).as_bytes(), Kind::Secret)?;
+        Ok(other.path(&name)?)
     }
 
-    /// The random secret a deal's files are encrypted under (`HOME/keys/`, mode 0600),
-    /// created when `create`. Forgetting it ([`Client::forget_deal_key`]) erases the
-    /// deal's content for good: crypto-erasure.
+    /// The random secret a deal's files are encrypted under (`keys/` in the store,
+    /// secret), created when `create` and durable before it is returned (so before any
+    /// content is encrypted under it). Forgetting it ([`Client::forget_deal_key`]) erases
+    /// the deal's content for good: crypto-erasure.
     pub(crate) fn deal_secret(&self, id: u64, create: bool) -> Result<[u8; 32]> {
-        let path = self.key_path(id);
-        if !path.exists() {
-            ensure!(
-                create,
-                "no key for deal {id} at {}: its encrypted files cannot be read here",
-                path.display()
-            );
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
+        let name = deal_key(self.chain.chain_id(), id);
+        let raw = match self.store.read(&name, Kind::Secret)? {
+            Some(raw) => raw,
+            None => {
+                ensure!(
+                    create,
+                    "no key for deal {id} ({name} in {}): its encrypted files cannot be read here",
+                    self.home.display()
+                );
+                let mut b = [0u8; 32];
+                rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
+                let hex = hex::encode(b);
+                self.store.put(&name, hex.as_bytes(), Kind::Secret)?;
+                hex.into_bytes()
             }
-            let mut b = [0u8; 32];
-            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
-            chain_light::secret_file::write(&path, hex::encode(b).as_bytes())
-                .map_err(|e| anyhow!("{}: {e}", path.display()))?;
-        }
-        let raw = chain_light::secret_file::read(&path)
-            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        };
         hex::decode(String::from_utf8_lossy(&raw).trim())
             .ok()
             .and_then(|b| <[u8; 32]>::try_from(b).ok())
-            .ok_or_else(|| anyhow!("{}: not a 32-byte hex key", path.display()))
+            .ok_or_else(|| anyhow!("{name}: not a 32-byte hex key"))
     }
 
     /// Deletes a deal's key (after a cancel): what providers still hold is noise.
     pub fn forget_deal_key(&self, id: u64) -> Result<bool> {
-        let path = self.key_path(id);
-        match std::fs::remove_file(&path) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+        Ok(self.store.remove(&deal_key(self.chain.chain_id(), id))?)
     }
 
     /// Submits `msg` and waits until it is included; returns the result's events.

@@ -8,10 +8,9 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
@@ -28,6 +27,7 @@ use wasm_core::rs::Profile;
 
 use super::{backoff, proto_leaves, Client, Endpoint, Event, Progress};
 use crate::slabdir::{self, OpenSlab};
+use crate::store::{Kind, Store};
 
 /// How to put files.
 #[derive(Clone, Debug)]
@@ -86,52 +86,45 @@ struct Job {
 }
 
 impl Job {
-    fn save(&self, dir: &Path) -> Result<()> {
-        let tmp = dir.join("job.json.tmp");
-        let mut f = fs::File::create(&tmp)?;
-        serde_json::to_writer_pretty(&mut f, self)?;
-        f.sync_all()?;
-        fs::rename(&tmp, dir.join("job.json"))?;
-        chain_light::secret_file::sync_parent(&dir.join("job.json"))?;
+    /// Replaces the job's record in the store, atomically and durably.
+    fn save(&self, store: &dyn Store, prefix: &str) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(self)?;
+        store.put(&format!("{prefix}/job.json"), &bytes, Kind::Plain)?;
         Ok(())
     }
 }
 
-fn job_dir(home: &Path, deal: u64, generation: u64) -> PathBuf {
-    home.join("uploads")
-        .join(format!("deal-{deal}-g{generation}"))
+/// The store prefix of an upload job (natively, its directory under the home).
+fn job_prefix(deal: u64, generation: u64) -> String {
+    format!("uploads/deal-{deal}-g{generation}")
 }
 
-/// The acknowledgement log.
+/// The acknowledgement log (`<job>/acked.log` in the store): each record is durable before
+/// its acknowledgement counts.
 struct Acks {
-    file: fs::File,
+    store: Arc<dyn Store>,
+    key: String,
     /// (slot, MDU) → the provider that acknowledged it.
     done: BTreeMap<(u32, u32), Address>,
 }
 
 impl Acks {
-    fn open(path: &Path) -> Result<Acks> {
-        let (done, torn) = match fs::read_to_string(path) {
-            Ok(s) => (
-                s.lines().filter_map(Acks::parse).collect(),
-                !s.is_empty() && !s.ends_with('\n'),
-            ),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (BTreeMap::new(), false),
-            Err(e) => return Err(e.into()),
+    fn open(store: Arc<dyn Store>, key: String) -> Result<Acks> {
+        let (done, torn) = match store.read(&key, Kind::Plain)? {
+            Some(raw) => {
+                let s = String::from_utf8_lossy(&raw);
+                (
+                    s.lines().filter_map(Acks::parse).collect(),
+                    !s.is_empty() && !s.ends_with('\n'),
+                )
+            }
+            None => (BTreeMap::new(), false),
         };
-        let existed = path.exists();
-        let mut file = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
-        if !existed {
-            chain_light::secret_file::sync_parent(path)?;
-        }
         if torn {
             // End the torn line so the next record starts on its own.
-            writeln!(file)?;
+            store.append(&key, b"\n")?;
         }
-        Ok(Acks { file, done })
+        Ok(Acks { store, key, done })
     }
 
     /// The check of one record: 8 hex digits of BLAKE3 over its fields.
@@ -161,12 +154,11 @@ impl Acks {
     }
 
     fn add(&mut self, slot: u32, mdu: u32, provider: &Address) -> Result<()> {
-        writeln!(
-            self.file,
-            "{slot} {mdu} {provider} {}",
+        let line = format!(
+            "{slot} {mdu} {provider} {}\n",
             Acks::check(slot, mdu, provider)
-        )?;
-        self.file.sync_data()?;
+        );
+        self.store.append(&self.key, line.as_bytes())?;
         self.done.insert((slot, mdu), *provider);
         Ok(())
     }
@@ -362,10 +354,12 @@ impl Client {
         };
         let first_new_mdu =
             1 + deal.witness_mdus + base.as_ref().map_or(0, |b| b.user_leaves.len() as u64);
-        let dir = job_dir(&self.home, id, generation);
-        if dir.exists() {
-            fs::remove_dir_all(&dir)?; // an unfinished job of the same generation: redo it
-        }
+        let prefix = job_prefix(id, generation);
+        // An unfinished job of the same generation: redo it.
+        self.store.remove_all(&prefix)?;
+        // The packed slot directories (the byte sinks of packing) lie beside the job's
+        // records: the store's directory natively.
+        let dir = self.home.join(&prefix);
         fs::create_dir_all(&dir)?;
         let mut job = Job {
             deal: id,
@@ -378,10 +372,10 @@ impl Client {
             packed: false,
             bytes,
         };
-        job.save(&dir)?;
+        job.save(&*self.store, &prefix)?;
         let packed = self.pack_and_send_early(&dir, &job, deal, base, progress)?;
         job.packed = true;
-        job.save(&dir)?;
+        job.save(&*self.store, &prefix)?;
         let slab = slabdir::OpenSlab::from_packed(&dir.join("slab"), &packed.output, id);
         let metadata = packed.output.metadata_leaves;
         self.finish_job(&dir, &job, Some((slab, metadata)), progress)
@@ -443,7 +437,8 @@ impl Client {
         ready: tokio::sync::mpsc::UnboundedReceiver<(u32, Vec<Leaf>, [u8; 32])>,
         progress: Progress<'_>,
     ) {
-        let Ok(acks) = Acks::open(&dir.join("acked.log")) else {
+        let acks_key = format!("{}/acked.log", job_prefix(job.deal, job.generation));
+        let Ok(acks) = Acks::open(self.store.clone(), acks_key) else {
             return;
         };
         let acks = Mutex::new(acks);
@@ -524,30 +519,27 @@ impl Client {
 
     /// Finishes every job an interruption left in `HOME/uploads`.
     pub fn resume(&self, progress: Progress<'_>) -> Result<Vec<PutReport>> {
-        let root = self.home.join("uploads");
-        let mut dirs: Vec<PathBuf> = match fs::read_dir(&root) {
-            Ok(rd) => rd.filter_map(|e| e.ok().map(|e| e.path())).collect(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(e.into()),
-        };
-        dirs.sort();
         let mut out = Vec::new();
-        for dir in dirs {
-            let Ok(raw) = fs::read(dir.join("job.json")) else {
+        for name in self.store.list("uploads")? {
+            let prefix = format!("uploads/{name}");
+            let dir = self.home.join(&prefix);
+            let Some(raw) = self
+                .store
+                .read(&format!("{prefix}/job.json"), Kind::Plain)?
+            else {
                 continue;
             };
-            let job: Job = serde_json::from_slice(&raw)
-                .with_context(|| format!("{}/job.json", dir.display()))?;
+            let job: Job =
+                serde_json::from_slice(&raw).with_context(|| format!("{prefix}/job.json"))?;
             let deal = self.deal(job.deal)?;
             if deal.manifest_root.is_some() && deal.generation >= job.generation {
                 // Committed before the interruption (or superseded): nothing left to do.
-                fs::remove_dir_all(&dir)?;
+                self.store.remove_all(&prefix)?;
                 continue;
             }
             ensure!(
                 deal.next_generation() == job.generation,
-                "{}: the deal moved on to generation {}",
-                dir.display(),
+                "{prefix}: the deal moved on to generation {}",
                 deal.generation
             );
             if !job.packed {
@@ -640,7 +632,8 @@ impl Client {
                 }
             })
             .sum();
-        let acks = Acks::open(&dir.join("acked.log"))?;
+        let acks_key = format!("{}/acked.log", job_prefix(job.deal, job.generation));
+        let acks = Acks::open(self.store.clone(), acks_key)?;
         let already: u64 = acks
             .done
             .iter()
@@ -712,7 +705,8 @@ impl Client {
             seconds: self.clock.since(t0).as_secs_f64(),
         };
         drop(ctx);
-        fs::remove_dir_all(dir)?;
+        self.store
+            .remove_all(&job_prefix(job.deal, job.generation))?;
         Ok(report)
     }
 
@@ -865,6 +859,7 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::DirStore;
 
     /// Every record carries the acknowledging provider and a check: a line torn by a crash
     /// (whose prefix could read as another record), an unchecked line and a wrong check
@@ -874,8 +869,11 @@ mod tests {
     fn ack_records_are_checked_and_name_their_provider() {
         let (p1, p2) = (Address([1; 20]), Address([2; 20]));
         let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("acked.log");
-        let mut a = Acks::open(&p).unwrap();
+        let store: Arc<dyn Store> = Arc::new(DirStore::new(dir.path()));
+        let key = "uploads/deal-1-g0/acked.log".to_string();
+        let p = dir.path().join(&key);
+        let open = || Acks::open(store.clone(), key.clone()).unwrap();
+        let mut a = open();
         a.add(5, 12, &p1).unwrap();
         a.add(0, 3, &p2).unwrap();
         drop(a);
@@ -887,14 +885,14 @@ mod tests {
         let torn = format!("5 13 {p1} {}", Acks::check(5, 13, &p1));
         text.push_str(&torn[..torn.len() - 3]);
         fs::write(&p, text).unwrap();
-        let mut a = Acks::open(&p).unwrap();
+        let mut a = open();
         assert_eq!(a.done, BTreeMap::from([((0, 3), p2), ((5, 12), p1)]));
         assert!(a.acked(5, 12, &p1));
         assert!(!a.acked(5, 12, &p2), "acknowledged by another provider");
         assert!(!a.acked(5, 13, &p1), "torn record");
         // The torn line is ended first: a record appended after it reads back.
         a.add(1, 1, &p2).unwrap();
-        let a = Acks::open(&p).unwrap();
+        let a = open();
         assert_eq!(
             a.done,
             BTreeMap::from([((0, 3), p2), ((1, 1), p2), ((5, 12), p1)])
