@@ -348,10 +348,16 @@ impl crate::exec::FaultVerifier for SimplexFaults {
 /// Deterministic development keys for validator `i` of a dev network (never for production:
 /// the seed is public).
 pub fn dev_keys(chain_id: u64, i: u64) -> (ed25519::PrivateKey, Private) {
-    use commonware_math::algebra::Random as _;
     let mut seed = [0u8; 32];
     seed[..8].copy_from_slice(&chain_id.to_be_bytes());
     seed[8..16].copy_from_slice(&i.to_be_bytes());
+    consensus_keys(seed)
+}
+
+/// A validator's consensus keys (p2p identity, BLS share) from a 32-byte seed: secret
+/// when the seed is (OS randomness), public when it is not ([`dev_keys`]).
+pub fn consensus_keys(seed: [u8; 32]) -> (ed25519::PrivateKey, Private) {
+    use commonware_math::algebra::Random as _;
     let mut rng = rand10::rngs::StdRng::from_seed(seed);
     let identity = ed25519::PrivateKey::random(&mut rng);
     let bls = Private::random(&mut rng);

@@ -165,7 +165,19 @@ fn four_validators_tolerate_one_down_and_a_restart_catches_up() {
         .try_into()
         .unwrap();
     let account = SecretKey::from_bytes(&secret).unwrap();
-    let (id, bls) = chain_light::light::dev_keys(4747, 4);
+    // Its consensus keys come from the file too: genesis keys are random.
+    let id = chain_light::light::decode_ed25519(
+        &hex::decode(key["identity"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    let bls = chain_light::light::decode_bls(&hex::decode(key["bls"].as_str().unwrap()).unwrap())
+        .unwrap();
+    let (dev_id, dev_bls) = chain_light::light::dev_keys(4747, 4);
+    assert!(
+        chain_light::light::make_consensus_key(&id, &bls)
+            != chain_light::light::make_consensus_key(&dev_id, &dev_bls),
+        "genesis keys must not derive from public seeds by default"
+    );
     let genesis: Value = vs[0].get("/genesis").unwrap();
     let min_fee: u128 = genesis["params"]["min_fee"]
         .as_str()

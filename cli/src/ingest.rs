@@ -116,6 +116,7 @@ pub fn ingest(o: &IngestOptions) -> Result<Vec<Row>> {
         validators: 1,
         params: None,
         processes: None,
+        genesis_keys: Default::default(),
     };
     let net = rt.spawn(nilstore_devnet::up(
         opts,

@@ -142,6 +142,11 @@ enum DevnetCmd {
         /// `nilstore-relay` next to this binary), so each can be stopped on its own.
         #[arg(long)]
         processes: bool,
+        /// Derive a fresh chain's keys (validators, dev accounts) from public seeds, so
+        /// that runs are reproducible. Anyone can then sign for them: demos only. Without
+        /// it they come from OS randomness.
+        #[arg(long)]
+        dev_keys: bool,
     },
 }
 
@@ -305,6 +310,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     chain_id,
                     block_ms,
                     processes,
+                    dev_keys,
                 },
         } => {
             let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -332,6 +338,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         .and_then(|p| p.parent().map(Path::to_path_buf))
                         .unwrap_or_default()
                 }),
+                genesis_keys: if dev_keys {
+                    chain_light::validator::daemon::GenesisKeys::Dev
+                } else {
+                    chain_light::validator::daemon::GenesisKeys::Random
+                },
             };
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async move {

@@ -12,7 +12,7 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use chain_light::bytes::Address;
 use chain_light::crypto::SecretKey;
 use chain_light::tx::Msg;
-use chain_light::validator::daemon::{start_until, StartOptions};
+use chain_light::validator::daemon::{start_until, GenesisKeys, StartOptions};
 use nilstore_client::network::{dev_keys, NetworkInfo, NodeInfo};
 use nilstore_net::chain::{read_genesis, HttpChain, Signer, TxStatus};
 use nilstore_net::native::{ListenPorts, RelayLimits};
@@ -44,6 +44,9 @@ pub struct Options {
     /// (`DIR/nilstore-provider`, `DIR/nilstore-relay`) instead of in this process, so that
     /// each can be killed or stopped on its own (end-to-end tests).
     pub processes: Option<PathBuf>,
+    /// Keys of a fresh genesis: random unless dev keys (derived from public seeds, for
+    /// reproducible demos) are asked for.
+    pub genesis_keys: GenesisKeys,
 }
 
 fn ports(base: u16, i: usize) -> ListenPorts {
@@ -527,7 +530,13 @@ async fn start_validators(opts: &Options) -> Result<Validators> {
     let (root, homes) = if n == 1 {
         let home = opts.dir.join("validator");
         if opts.params.is_some() && !home.join("genesis.json").exists() {
-            chain_light::validator::daemon::write_genesis(&home, (1, 0), opts.chain_id, (0, 0))?;
+            chain_light::validator::daemon::write_genesis(
+                &home,
+                (1, 0),
+                opts.chain_id,
+                (0, 0),
+                opts.genesis_keys,
+            )?;
             patch_params(&[home.join("genesis.json")], opts.params.as_ref())?;
         }
         (home.clone(), vec![home])
@@ -549,6 +558,7 @@ async fn start_validators(opts: &Options) -> Result<Validators> {
                 (n as u64, 0),
                 opts.chain_id,
                 (p2p, api),
+                opts.genesis_keys,
             )?;
             let mut files = vec![root.join("genesis.json")];
             files.extend((0..n).map(|i| root.join(format!("validator-{i}")).join("genesis.json")));
@@ -615,6 +625,7 @@ async fn start_validators(opts: &Options) -> Result<Validators> {
                 tx_rate: 10_000,
                 chain_id: opts.chain_id,
                 block_interval: opts.block_interval,
+                genesis_keys: opts.genesis_keys,
             };
             vs.threads.push(
                 std::thread::Builder::new()

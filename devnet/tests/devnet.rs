@@ -71,6 +71,7 @@ async fn devnet_comes_up_registers_and_restarts() {
         validators: 1,
         params: None,
         processes: None,
+        genesis_keys: Default::default(),
         chain_id: 4242,
         block_interval: Duration::from_millis(100),
     };

@@ -74,17 +74,65 @@ fn write_public(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-fn dev_account_key(chain_id: u64, name: &str) -> SecretKey {
-    SecretKey::from_seed(format!("nilstore/dev/{chain_id}/{name}").as_bytes())
+/// Where the keys of a fresh genesis come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum GenesisKeys {
+    /// OS randomness: validator, governor and dev-account keys nobody else can compute.
+    #[default]
+    Random,
+    /// Derived from public seeds (chain id and index): anyone can recompute them. For
+    /// reproducible tests and demos only (`--dev-keys`).
+    Dev,
 }
 
-/// Writes a dev genesis under `out` for `n` validators and `standby` extra nodes (keys,
-/// funded accounts and `peers.json` entries, outside the genesis set); returns the genesis.
+impl GenesisKeys {
+    /// The secret of account `name` (`dev<i>`, `validator<i>`).
+    fn account(self, master: &[u8; 32], chain_id: u64, name: &str) -> SecretKey {
+        match self {
+            GenesisKeys::Random => {
+                let mut label = b"nilstore/genesis/account/".to_vec();
+                label.extend_from_slice(master);
+                label.extend_from_slice(name.as_bytes());
+                SecretKey::from_seed(&label)
+            }
+            GenesisKeys::Dev => {
+                SecretKey::from_seed(format!("nilstore/dev/{chain_id}/{name}").as_bytes())
+            }
+        }
+    }
+
+    /// The consensus keys of validator `i`.
+    fn consensus(
+        self,
+        master: &[u8; 32],
+        chain_id: u64,
+        i: u64,
+    ) -> (
+        commonware_cryptography::ed25519::PrivateKey,
+        commonware_cryptography::bls12381::primitives::group::Private,
+    ) {
+        match self {
+            GenesisKeys::Random => {
+                let mut h = blake3::Hasher::new();
+                h.update(b"nilstore/genesis/validator/");
+                h.update(master);
+                h.update(&i.to_be_bytes());
+                light::consensus_keys(*h.finalize().as_bytes())
+            }
+            GenesisKeys::Dev => light::dev_keys(chain_id, i),
+        }
+    }
+}
+
+/// Writes a genesis under `out` for `n` validators and `standby` extra nodes (keys,
+/// funded dev accounts and `peers.json` entries, outside the genesis set); returns the
+/// genesis. Keys come from `keys`: OS randomness unless dev keys are asked for.
 pub fn write_genesis(
     out: &Path,
     (n, standby): (u64, u64),
     chain_id: u64,
     ports: (u16, u16),
+    keys: GenesisKeys,
 ) -> Result<Genesis> {
     if n == 0 || n > 64 {
         bail!("--validators must be 1..=64");
@@ -93,11 +141,16 @@ pub fn write_genesis(
         bail!("--standby must be 0..=64");
     }
     std::fs::create_dir_all(out)?;
+    // Every random key derives from one 32-byte secret that is never written down.
+    let mut master = [0u8; 32];
+    if keys == GenesisKeys::Random {
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut master);
+    }
     let mut accounts = Vec::new();
     let mut dev = Vec::new();
     for i in 0..DEV_ACCOUNTS {
         let name = format!("dev{i}");
-        let k = dev_account_key(chain_id, &name);
+        let k = keys.account(&master, chain_id, &name);
         accounts.push(GenesisAccount {
             address: k.address(),
             balance: DEV_BALANCE,
@@ -109,10 +162,11 @@ pub fn write_genesis(
         });
     }
     let mut validators = Vec::new();
-    let mut keys = Vec::new();
+    let mut vkeys = Vec::new();
+    let mut identities = Vec::new();
     for i in 0..n + standby {
-        let (identity, bls) = light::dev_keys(chain_id, i);
-        let account = dev_account_key(chain_id, &format!("validator{i}"));
+        let (identity, bls) = keys.consensus(&master, chain_id, i);
+        let account = keys.account(&master, chain_id, &format!("validator{i}"));
         if i < n {
             validators.push(GenesisValidator {
                 account: account.address(),
@@ -124,7 +178,8 @@ pub fn write_genesis(
             address: account.address(),
             balance: DEV_BALANCE,
         });
-        keys.push(ValidatorKey {
+        identities.push(identity.public_key());
+        vkeys.push(ValidatorKey {
             index: i,
             identity: hex::encode(identity.encode()),
             bls: hex::encode(bls.encode()),
@@ -145,16 +200,17 @@ pub fn write_genesis(
     if n == 1 && standby == 0 {
         write_private(
             &out.join("validator_key.json"),
-            &serde_json::to_vec_pretty(&keys[0])?,
+            &serde_json::to_vec_pretty(&vkeys[0])?,
         )?;
     } else {
-        let peers: Vec<Peer> = (0..n + standby)
-            .map(|i| {
-                let (identity, _) = light::dev_keys(chain_id, i);
+        let peers: Vec<Peer> = identities
+            .iter()
+            .enumerate()
+            .map(|(i, identity)| {
                 let port =
                     |base: u16| SocketAddr::from(([127, 0, 0, 1], base.saturating_add(i as u16)));
                 Peer {
-                    identity: format!("0x{}", hex::encode(identity.public_key().encode())),
+                    identity: format!("0x{}", hex::encode(identity.encode())),
                     p2p: port(ports.0),
                     api: port(ports.1),
                 }
@@ -162,7 +218,7 @@ pub fn write_genesis(
             .collect();
         let pbytes = serde_json::to_vec_pretty(&peers)?;
         write_public(&out.join("peers.json"), &pbytes)?;
-        for (i, k) in keys.iter().enumerate() {
+        for (i, k) in vkeys.iter().enumerate() {
             let home = out.join(format!("validator-{i}"));
             std::fs::create_dir_all(&home)?;
             write_public(&home.join("genesis.json"), &gbytes)?;
@@ -230,6 +286,8 @@ pub struct StartOptions {
     pub chain_id: u64,
     /// Minimum time between blocks.
     pub block_interval: Duration,
+    /// Keys of a genesis written into a fresh home.
+    pub genesis_keys: GenesisKeys,
 }
 
 /// Runs a validator until ctrl-c.
@@ -257,13 +315,18 @@ pub fn start_until(
         tx_rate,
         chain_id,
         block_interval,
+        genesis_keys,
     } = opts.clone();
     let (home, p2p, block_interval) = (home.as_path(), p2p, block_interval);
     std::fs::create_dir_all(home)?;
     let gpath = home.join("genesis.json");
     if !gpath.exists() {
-        write_genesis(home, (1, 0), chain_id, (0, 0))?;
-        tracing::info!(home = %home.display(), chain_id, "wrote a single-validator dev genesis; dev accounts in dev-keys.json");
+        write_genesis(home, (1, 0), chain_id, (0, 0), genesis_keys)?;
+        let keys = match genesis_keys {
+            GenesisKeys::Random => "random keys",
+            GenesisKeys::Dev => "DEV KEYS derived from public seeds: anyone can sign for them",
+        };
+        tracing::info!(home = %home.display(), chain_id, keys, "wrote a single-validator genesis; funded dev accounts in dev-keys.json");
     }
     let genesis: Genesis = serde_json::from_slice(&std::fs::read(&gpath)?)
         .with_context(|| format!("parse {}", gpath.display()))?;
@@ -480,4 +543,70 @@ fn p2p_config(
         NZUsize!(4_096),
     );
     Ok(NetworkSetup { config, peers })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("nilstore-genesis-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    fn keys_of(g: &Genesis) -> (Vec<Address>, Vec<Vec<u8>>) {
+        (
+            g.accounts.iter().map(|a| a.address).collect(),
+            g.validators
+                .iter()
+                .map(|v| v.consensus_key.0.clone())
+                .collect(),
+        )
+    }
+
+    /// Issue 17 item 9: by default no genesis key can be recomputed from public seeds; two
+    /// fresh geneses share no key. Dev keys are reproducible, and only when asked for.
+    #[test]
+    fn genesis_keys_are_random_unless_dev_keys_are_asked_for() {
+        let (a, b, c, d) = (scratch("a"), scratch("b"), scratch("c"), scratch("d"));
+        let ra = write_genesis(&a, (2, 1), 7, (0, 0), GenesisKeys::Random).unwrap();
+        let rb = write_genesis(&b, (2, 1), 7, (0, 0), GenesisKeys::Random).unwrap();
+        let da = write_genesis(&c, (2, 1), 7, (0, 0), GenesisKeys::Dev).unwrap();
+        let db = write_genesis(&d, (2, 1), 7, (0, 0), GenesisKeys::Dev).unwrap();
+        let (ra, rb, da, db) = (keys_of(&ra), keys_of(&rb), keys_of(&da), keys_of(&db));
+        assert_eq!(da, db, "dev keys are reproducible");
+        for x in &ra.0 {
+            assert!(
+                !rb.0.contains(x) && !da.0.contains(x),
+                "account {x} repeats"
+            );
+        }
+        for x in &ra.1 {
+            assert!(
+                !rb.1.contains(x) && !da.1.contains(x),
+                "a consensus key repeats"
+            );
+        }
+        // The governor is dev account 0: random too.
+        let gov = |dir: &Path| -> Address {
+            let g: Genesis =
+                serde_json::from_slice(&std::fs::read(dir.join("genesis.json")).unwrap()).unwrap();
+            g.params.governor
+        };
+        assert_ne!(gov(&a), gov(&c));
+        assert_eq!(gov(&c), dev_account_address(7, "dev0"));
+        // The keys written down are the ones in the genesis.
+        let (k, _, _, account) = load_key(&a.join("validator-0")).unwrap();
+        assert_eq!(k.index, 0);
+        assert_eq!(account.address(), ra.0[DEV_ACCOUNTS as usize]);
+        for dir in [a, b, c, d] {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+
+    fn dev_account_address(chain_id: u64, name: &str) -> Address {
+        SecretKey::from_seed(format!("nilstore/dev/{chain_id}/{name}").as_bytes()).address()
+    }
 }

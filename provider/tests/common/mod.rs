@@ -145,6 +145,7 @@ pub fn validator_with(home: &Path, chain_id: u64, block_interval: Duration) -> R
         tx_rate: 1_000,
         chain_id,
         block_interval,
+        genesis_keys: Default::default(),
     };
     let thread = std::thread::spawn(move || {
         start_until(

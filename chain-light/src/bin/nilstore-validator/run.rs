@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use chain_light::validator::daemon::{start, write_genesis, StartOptions};
+use chain_light::validator::daemon::{start, write_genesis, GenesisKeys, StartOptions};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -21,7 +21,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run a validator from a home directory (a fresh one gets a single-validator dev genesis).
+    /// Run a validator from a home directory (a fresh one gets a single-validator genesis
+    /// with funded dev accounts).
     Start {
         /// Home directory: genesis.json, validator_key.json, chain.redb, consensus/.
         #[arg(long)]
@@ -41,8 +42,12 @@ enum Cmd {
         /// Transactions per second accepted from one client address (`POST /tx`).
         #[arg(long, default_value_t = 5_000)]
         tx_rate: u32,
+        /// Derive the keys of a fresh genesis from public seeds (reproducible; anyone can
+        /// sign for them: tests and demos only). Default: OS randomness.
+        #[arg(long)]
+        dev_keys: bool,
     },
-    /// Write a dev genesis for N validators: OUT/genesis.json, OUT/dev-keys.json and one
+    /// Write a genesis for N validators: OUT/genesis.json, OUT/dev-keys.json and one
     /// home per validator (OUT/validator-<i>/ with genesis.json and validator_key.json).
     Genesis {
         /// Number of validators.
@@ -64,7 +69,19 @@ enum Cmd {
         /// genesis set: they follow by sync until a `CreateValidator` elects them.
         #[arg(long, default_value_t = 0)]
         standby: u64,
+        /// Derive the keys of a fresh genesis from public seeds (reproducible; anyone can
+        /// sign for them: tests and demos only). Default: OS randomness.
+        #[arg(long)]
+        dev_keys: bool,
     },
+}
+
+fn keys(dev: bool) -> GenesisKeys {
+    if dev {
+        GenesisKeys::Dev
+    } else {
+        GenesisKeys::Random
+    }
 }
 
 pub fn main() -> ExitCode {
@@ -85,6 +102,7 @@ pub fn main() -> ExitCode {
             block_ms,
             p2p,
             tx_rate,
+            dev_keys,
         } => start(&StartOptions {
             home,
             api,
@@ -92,6 +110,7 @@ pub fn main() -> ExitCode {
             tx_rate,
             chain_id,
             block_interval: Duration::from_millis(block_ms),
+            genesis_keys: keys(dev_keys),
         }),
         Cmd::Genesis {
             validators,
@@ -100,11 +119,13 @@ pub fn main() -> ExitCode {
             p2p_base_port,
             api_base_port,
             standby,
+            dev_keys,
         } => write_genesis(
             &out,
             (validators, standby),
             chain_id,
             (p2p_base_port, api_base_port),
+            keys(dev_keys),
         )
         .map(|_| ()),
     };
