@@ -1679,10 +1679,14 @@ impl State {
             return Err(TxError::Invalid("MDU is not a user MDU of the deal".into()));
         }
         let blake = H256(*blake3::hash(&e.bytes.0).as_bytes());
+        // Judged only as a statement about the current content: the generation is the
+        // deal's, and the MDU root is the one the evidence opens in the current manifest.
         let served = Served {
             deal: e.deal,
+            generation: d.generation,
             slot: e.slot,
             mdu: e.mdu,
+            mdu_root: e.mdu_root,
             leaf: e.leaf_index,
             blake3: blake,
         };

@@ -91,15 +91,23 @@ impl Receipt {
     }
 }
 
-/// What a provider signs when it serves bytes of a leaf: the basis of fraud evidence.
+/// What a provider signs when it serves bytes of a leaf: the basis of fraud evidence. It
+/// names the content the bytes claim to be — the deal's generation and the MDU's root —
+/// so that a statement about earlier content can never be judged against later content
+/// (the chain rebuilds it from the deal's current generation and the MDU root the
+/// evidence opens in the current manifest).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Served {
     /// Deal.
     pub deal: u64,
+    /// The deal generation the stored shard belongs to.
+    pub generation: u64,
     /// Slot.
     pub slot: u32,
     /// MDU index.
     pub mdu: u32,
+    /// `mdu_root_fr` of the MDU the provider stores.
+    pub mdu_root: H256,
     /// Leaf index in the MDU.
     pub leaf: u32,
     /// BLAKE3 of the bytes served.
@@ -108,8 +116,7 @@ pub struct Served {
 
 impl Served {
     /// EIP-712 type string.
-    pub const TYPE: &'static str =
-        "Served(uint64 deal,uint32 slot,uint32 mdu,uint32 leaf,bytes32 blake3)";
+    pub const TYPE: &'static str = "Served(uint64 deal,uint64 generation,uint32 slot,uint32 mdu,bytes32 mdu_root,uint32 leaf,bytes32 blake3)";
 
     /// The digest the provider signs.
     pub fn digest(&self, chain_id: u64) -> H256 {
@@ -119,8 +126,10 @@ impl Served {
                 Self::TYPE,
                 &[
                     Field::U64(self.deal),
+                    Field::U64(self.generation),
                     Field::U64(self.slot as u64),
                     Field::U64(self.mdu as u64),
+                    Field::B32(&self.mdu_root.0),
                     Field::U64(self.leaf as u64),
                     Field::B32(&self.blake3.0),
                 ],

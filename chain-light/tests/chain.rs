@@ -545,7 +545,19 @@ fn repair_proofs(w: &World, c: &common::Content, id: u64, slot: u32) -> Vec<Blob
 }
 
 fn fraud_evidence(w: &World, id: u64, slot: u32, sign_as: &str, tamper: bool) -> FraudEvidence {
-    let c = content();
+    fraud_evidence_of(w, content(), id, slot, sign_as, tamper)
+}
+
+/// Evidence about the first user MDU of `c` (the deal's current content), its `Served`
+/// statement signed by `sign_as` for the deal's current generation.
+fn fraud_evidence_of(
+    w: &World,
+    c: &common::Content,
+    id: u64,
+    slot: u32,
+    sign_as: &str,
+    tamper: bool,
+) -> FraudEvidence {
     let d = w.deal(id);
     let mdu = d.witness_mdus + 1;
     let enc = &c.mdus[0];
@@ -562,8 +574,10 @@ fn fraud_evidence(w: &World, id: u64, slot: u32, sign_as: &str, tamper: bool) ->
     assert_eq!(y, enc.root_fr);
     let served = Served {
         deal: id,
+        generation: d.generation,
         slot,
         mdu: mdu as u32,
+        mdu_root: H256(enc.root_fr),
         leaf: leaf_index as u32,
         blake3: H256(*blake3::hash(&bytes).as_bytes()),
     };
@@ -593,6 +607,61 @@ impl KzgHelper {
         let (pi, y) = kzg.proof_at(&c.manifest, &z);
         (pi.to_compressed(), y.to_bytes_be())
     }
+}
+
+/// Issue 17 item 8: an honest `Served` statement about earlier content is no evidence
+/// against later content. The owner commits a new generation whose leaf differs and replays
+/// the provider's honest statement of generation 0 as fraud: refused (the statement signs
+/// its generation and MDU root), nothing slashed. A wrong blob signed for the current
+/// content is still fraud.
+#[test]
+fn an_honest_statement_about_earlier_content_is_not_fraud() {
+    let old = content();
+    let new = common::Content::build(8, 1);
+    let mut w = World::new(small_epochs);
+    w.register_all();
+    let id = w.deal_with_content(old, 20, 10_000_000_000);
+    let accused = w.deal(id).slots[0].provider;
+    let an = w.name_of(&accused);
+    let stake = w.chain.state.providers.get(&accused).unwrap().stake;
+    // What the provider honestly served and signed while generation 0 was current.
+    let statement = fraud_evidence_of(&w, old, id, 0, &an, false);
+    w.ok(
+        "alice",
+        Msg::CommitContent {
+            deal: id,
+            generation: 1,
+            manifest_root: new.root(),
+            total_mdus: new.out.total_mdus(),
+            size_bytes: 8_000_000,
+        },
+    );
+    let mut replay = fraud_evidence_of(&w, &new, id, 0, &an, false);
+    assert_ne!(
+        replay.leaf_blake3.0,
+        *blake3::hash(&statement.bytes.0).as_bytes()
+    );
+    replay.bytes = statement.bytes;
+    replay.served_sig = statement.served_sig;
+    let r = w.send(
+        "alice",
+        Msg::SubmitFraud {
+            evidence: Box::new(replay),
+        },
+    );
+    assert!(matches!(failed(&r), TxError::Signature(_)), "{r:?}");
+    assert_eq!(w.deal(id).slots[0].status, SlotStatus::Active);
+    assert_eq!(w.chain.state.providers.get(&accused).unwrap().stake, stake);
+    // Wrong bytes signed for the current generation: fraud.
+    let ev = fraud_evidence_of(&w, &new, id, 0, &an, true);
+    w.ok(
+        "alice",
+        Msg::SubmitFraud {
+            evidence: Box::new(ev),
+        },
+    );
+    assert!(w.chain.state.providers.get(&accused).unwrap().stake < stake);
+    assert_ne!(w.deal(id).slots[0].status, SlotStatus::Active);
 }
 
 #[test]

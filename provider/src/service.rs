@@ -256,8 +256,10 @@ impl<C: ChainView> Service<C> {
     ) -> (Served, chain_light::bytes::Sig65) {
         let s = Served {
             deal: req.deal,
+            generation: meta.generation,
             slot: req.slot,
             mdu: req.mdu,
+            mdu_root: meta.mdu_root,
             leaf: Self::leaf_index(meta, req.slot, row),
             blake3: H256(*blake3::hash(bytes).as_bytes()),
         };
