@@ -198,6 +198,9 @@ pub enum Event {
         owner: Address,
         /// Providers by slot.
         providers: Vec<Address>,
+        /// Rent of the reserved capacity for the term, moved from escrow to reserved rent.
+        #[serde(with = "crate::amount")]
+        rent: Amount,
     },
     /// New content committed.
     ContentCommitted {
@@ -209,9 +212,6 @@ pub enum Event {
         manifest_root: G1Bytes,
         /// Total MDUs.
         total_mdus: u64,
-        /// Rent reserved for the added MDUs.
-        #[serde(with = "crate::amount")]
-        rent: Amount,
     },
     /// A deal ended (expired or cancelled); providers may delete its data.
     DealEnded {
@@ -1059,7 +1059,7 @@ impl State {
                     return Err(TxError::Invalid("term above max_term_epochs".into()));
                 }
                 let rent = mul(
-                    mul(d.total_mdus as Amount, self.params().rent_per_mdu_epoch)?,
+                    mul(d.reserved_mdus as Amount, self.params().rent_per_mdu_epoch)?,
                     *epochs as Amount,
                 )?;
                 if d.escrow < rent {
@@ -1330,6 +1330,20 @@ impl State {
                 have: placed.len(),
             });
         }
+        // The reservation is paid for: the rent of every reserved MDU for the whole term
+        // leaves the escrow now and is released to the providers holding the capacity
+        // epoch by epoch (content or not), so capacity cannot be held for free.
+        let rent = mul(
+            mul(reserved as Amount, self.params().rent_per_mdu_epoch)?,
+            term as Amount,
+        )?;
+        if escrow < rent {
+            return Err(TxError::Insufficient {
+                what: "escrow (the rent of the reserved capacity for the term)".into(),
+                need: rent,
+                have: escrow,
+            });
+        }
         self.take(from, escrow);
         for p in &placed {
             self.reserve(p, reserved);
@@ -1352,8 +1366,8 @@ impl State {
                 content_epoch: epoch,
                 start_epoch: epoch,
                 end_epoch: epoch + term,
-                escrow,
-                rent_reserved: 0,
+                escrow: escrow - rent,
+                rent_reserved: rent,
                 spend_cap,
                 spent_epoch: epoch,
                 spent: 0,
@@ -1373,6 +1387,7 @@ impl State {
             deal: id,
             owner: *from,
             providers: placed,
+            rent,
         });
         Ok(())
     }
@@ -1427,19 +1442,8 @@ impl State {
         }
         wasm_core::curve::G1Affine::from_compressed(&root.0)
             .map_err(|e| TxError::Invalid(format!("manifest root: {e}")))?;
-        let added = (total - d.total_mdus) as Amount;
-        let remaining = (d.end_epoch - epoch) as Amount;
-        let rent = mul(mul(added, self.params().rent_per_mdu_epoch)?, remaining)?;
-        if d.escrow < rent {
-            return Err(TxError::Insufficient {
-                what: "escrow".into(),
-                need: rent,
-                have: d.escrow,
-            });
-        }
+        // Rent was reserved with the capacity (create, extend): committing costs nothing.
         if let Some(d) = self.deals.get_mut(&id) {
-            d.escrow -= rent;
-            d.rent_reserved += rent;
             d.manifest_root = Some(*root);
             d.total_mdus = total;
             d.size_bytes = size;
@@ -1451,7 +1455,6 @@ impl State {
             generation,
             manifest_root: *root,
             total_mdus: total,
-            rent,
         });
         Ok(())
     }

@@ -433,6 +433,70 @@ fn message_rejections_keep_state_but_fee_and_nonce() {
     assert!(matches!(e, TxError::NoPlacement { need: 8, .. }), "{e}");
 }
 
+/// Issue 17 item 5: reserving capacity is paid for. A zero-escrow deal that would hold
+/// 900 MDUs on each of three providers for the maximum term is refused and reserves
+/// nothing; a deal whose escrow covers the reservation's rent moves it to `rent_reserved`
+/// at once, and the providers holding the capacity are paid each epoch though no content
+/// was ever committed.
+#[test]
+fn capacity_reservations_are_paid_for() {
+    let mut w = World::new(small_epochs);
+    w.register_all();
+    let p = w.chain.state.g.params.clone();
+    let used = |w: &World| -> Vec<u64> {
+        w.chain
+            .state
+            .providers
+            .iter()
+            .map(|(_, pr)| pr.used_mdus)
+            .collect()
+    };
+    let (used0, next0) = (used(&w), w.chain.state.g.next_deal);
+    let create = |term_epochs, escrow| Msg::CreateDeal {
+        k: 2,
+        m: 1,
+        capacity_mdus: 900,
+        term_epochs,
+        escrow,
+        spend_cap: 0,
+    };
+    let e = expect_failed(&mut w, "bob", create(p.max_term_epochs, 0));
+    assert!(matches!(e, TxError::Insufficient { .. }), "{e}");
+    assert_eq!(used(&w), used0, "a refused deal reserves nothing");
+    assert_eq!(w.chain.state.g.next_deal, next0);
+
+    // Paid: exactly the rent of the reservation for the term.
+    let term = 6u64;
+    let layout =
+        wasm_core::slab::Layout::new(wasm_core::rs::Profile::new(2, 1).unwrap(), 900).unwrap();
+    let reserved = 1 + layout.witness_mdus + 900;
+    let rent = reserved as Amount * p.rent_per_mdu_epoch * term as Amount;
+    let e = expect_failed(&mut w, "bob", create(term, rent - 1));
+    assert!(matches!(e, TxError::Insufficient { .. }), "{e}");
+    let r = w.ok("bob", create(term, rent));
+    let id = match &r.events[0] {
+        Event::DealCreated { deal, .. } => *deal,
+        e => panic!("{e:?}"),
+    };
+    let d = w.deal(id);
+    assert_eq!((d.escrow, d.rent_reserved), (0, rent));
+    let holders: Vec<String> = d.slots.iter().map(|s| w.name_of(&s.provider)).collect();
+    let before: Vec<Amount> = holders.iter().map(|n| w.rewards(n)).collect();
+    let e0 = w.chain.state.g.epoch;
+    w.advance_to_epoch(e0 + 1);
+    let share = rent / (d.end_epoch - e0) as Amount / 3;
+    assert!(share > 0);
+    for (n, b) in holders.iter().zip(before) {
+        assert_eq!(
+            w.rewards(n) - b,
+            share,
+            "{n} is paid for holding the capacity"
+        );
+    }
+    assert_eq!(w.deal(id).rent_reserved, rent - 3 * share);
+    w.check_invariants();
+}
+
 #[test]
 fn wrong_proof_is_slashed_and_repair_completes_with_proofs() {
     let c = content();

@@ -122,14 +122,16 @@ fn run(label: &str, set: fn(&mut Params)) -> Value {
     let id = w.deal_with_content(c, 12, escrow);
     let d = w.deal(id);
     let mut m = Model::default();
+    // The reservation's rent for the term left the escrow at creation; the commit cost
+    // nothing more.
     let rent =
-        d.total_mdus as Amount * p.rent_per_mdu_epoch * (d.end_epoch - d.content_epoch) as Amount;
+        d.reserved_mdus as Amount * p.rent_per_mdu_epoch * (d.end_epoch - d.start_epoch) as Amount;
     m.escrow = escrow - rent;
     m.reserved = rent;
     assert_eq!(
         (d.escrow, d.rent_reserved),
         (m.escrow, m.reserved),
-        "{label}: rent at ingest"
+        "{label}: rent of the reservation"
     );
     assert_eq!(
         w.balance("alice"),
@@ -212,7 +214,7 @@ fn run(label: &str, set: fn(&mut Params)) -> Value {
             epochs: 2,
         },
     );
-    let ext = w.deal(id).total_mdus as Amount * p.rent_per_mdu_epoch * 2;
+    let ext = w.deal(id).reserved_mdus as Amount * p.rent_per_mdu_epoch * 2;
     m.escrow -= ext;
     m.reserved += ext;
     let d = w.deal(id);

@@ -571,8 +571,8 @@ fn s7_validator_fault_mid_upload() -> Result<()> {
 }
 
 /// Scenario 6: economics, exact, under three parameter sets: the owner pays exactly
-/// escrow plus fees; a commit reserves exactly the rent of its MDUs for the rest of the
-/// term; receipts move exactly `paid blobs × price` out of escrow, of which
+/// escrow plus fees; creating the deal reserves exactly the rent of its reserved MDUs for
+/// the term (the commit costs nothing more); receipts move exactly `paid blobs × price` out of escrow, of which
 /// `receipt_burn_bps` is burned; supply changes exactly by minted minus burned.
 #[test]
 fn s6_economics_three_parameter_sets() -> Result<()> {
@@ -619,16 +619,16 @@ fn s6_economics_three_parameter_sets() -> Result<()> {
                 a0.balance - a1.balance,
                 p.min_fee
             );
-            let rent = rec.total_mdus as u128
+            let rent = rec.reserved_mdus as u128
                 * p.rent_per_mdu_epoch
-                * (rec.end_epoch - rec.content_epoch) as u128;
+                * (rec.end_epoch - rec.start_epoch) as u128;
             ensure!(
                 txs == 2,
                 "a put is two transactions (create, commit): {txs}"
             );
             ensure!(
                 rec.escrow == escrow0 - rent,
-                "escrow after commit {} != deposited {escrow0} - rent {rent}",
+                "escrow after commit {} != deposited {escrow0} - reservation rent {rent}",
                 rec.escrow
             );
 
