@@ -254,6 +254,7 @@ pub async fn up(
                 http: http_addr(opts.port_base, i),
                 limits: nilstore_provider::service::Limits::default(),
                 wss: None,
+                uncommitted_ttl: nilstore_provider::worker::UNCOMMITTED_TTL,
             },
             async move {
                 let _ = rx.await;

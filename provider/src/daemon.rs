@@ -69,6 +69,9 @@ pub struct Options {
     pub limits: Limits,
     /// Secure WebSocket certificate chain and key (DER), for `/tls/ws`.
     pub wss: Option<(Vec<u8>, Vec<u8>)>,
+    /// How long an upload the chain has not committed is kept
+    /// ([`crate::worker::UNCOMMITTED_TTL`] by default).
+    pub uncommitted_ttl: Duration,
 }
 
 /// What a running provider reports once it listens.
@@ -155,7 +158,10 @@ pub async fn run(
         opts.limits,
     ));
 
-    let worker = Arc::new(Worker::new(svc.clone(), opts.key.clone(), &opts.home)?);
+    let worker = Arc::new(
+        Worker::new(svc.clone(), opts.key.clone(), &opts.home)?
+            .with_uncommitted_ttl(opts.uncommitted_ttl, now_ms),
+    );
     let stop = Arc::new(AtomicBool::new(false));
 
     // Chain follower: verify new headers, then the duties of the round.
@@ -489,6 +495,7 @@ async fn metrics(State(svc): State<Svc>, worker: Arc<Worker>) -> Response {
          # TYPE nilstore_provider_proofs_failed_total counter\nnilstore_provider_proofs_failed_total {}\n\
          # TYPE nilstore_provider_receipts_redeemed_total counter\nnilstore_provider_receipts_redeemed_total {}\n\
          # TYPE nilstore_provider_deals_collected_total counter\nnilstore_provider_deals_collected_total {}\n\
+         # TYPE nilstore_provider_uncommitted_expired_total counter\nnilstore_provider_uncommitted_expired_total {}\n\
          # TYPE nilstore_provider_repairs_completed_total counter\nnilstore_provider_repairs_completed_total {}\n\
          # TYPE nilstore_provider_repair_mdus_done_total counter\nnilstore_provider_repair_mdus_done_total {}\n\
          # TYPE nilstore_provider_repair_mdus_total counter\nnilstore_provider_repair_mdus_total {}\n",
@@ -501,6 +508,7 @@ async fn metrics(State(svc): State<Svc>, worker: Arc<Worker>) -> Response {
         w.proofs_failed.load(Ordering::Relaxed),
         w.receipts_redeemed.load(Ordering::Relaxed),
         w.deals_collected.load(Ordering::Relaxed),
+        w.uncommitted_expired.load(Ordering::Relaxed),
         w.repairs_completed.load(Ordering::Relaxed),
         w.repair_mdus_done.load(Ordering::Relaxed),
         w.repair_mdus_total.load(Ordering::Relaxed),

@@ -12,6 +12,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{anyhow, Context as _, Result};
 use chain_light::crypto::SecretKey;
@@ -72,6 +73,9 @@ enum Cmd {
         /// HTTP API address.
         #[arg(long, default_value = "127.0.0.1:26700")]
         http: SocketAddr,
+        /// Seconds an upload the chain has not committed is kept before it is deleted.
+        #[arg(long, default_value_t = 86_400)]
+        uncommitted_ttl_s: u64,
     },
     /// Register this provider on chain (stake, capacity, endpoints).
     Register {
@@ -128,6 +132,7 @@ fn main_inner(cli: Cli) -> Result<()> {
             wss_cert,
             wss_key,
             http,
+            uncommitted_ttl_s,
         } => {
             let gpath = genesis.unwrap_or_else(|| home.join("genesis.json"));
             let genesis = nilstore_net::chain::read_genesis(&gpath)?;
@@ -155,6 +160,7 @@ fn main_inner(cli: Cli) -> Result<()> {
                 http,
                 limits: Limits::default(),
                 wss,
+                uncommitted_ttl: Duration::from_secs(uncommitted_ttl_s),
             };
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(run(opts, nilstore_net::native::stop_signal(), None))

@@ -398,6 +398,52 @@ impl Store {
         Ok(Some(buf))
     }
 
+    /// Removes uploads of `deal` the chain never committed: pending or staged shards
+    /// stored before `cutoff_ms` of a generation beyond the chain's (`committed`, `None`
+    /// before the first commit). A pending shard of the committed generation or an earlier
+    /// one is kept: an append keeps the shards of unchanged MDUs, so it may be committed
+    /// content not marked yet. Committed shards are never touched. Index first, then files
+    /// (a crash in between leaves orphans that recovery removes). Returns the entries
+    /// removed.
+    pub fn expire_uncommitted(
+        &self,
+        deal: u64,
+        committed: Option<u64>,
+        cutoff_ms: u64,
+    ) -> Result<usize> {
+        let stale = |m: &ShardMeta| {
+            m.state == ShardState::Pending
+                && m.stored_ms < cutoff_ms
+                && committed.is_none_or(|g| m.generation > g)
+        };
+        let mut garbage = Vec::new();
+        let w = self.db.begin_write()?;
+        {
+            // Staged shards (a later generation beside a committed one) are pending too.
+            for table in [SHARDS, STAGED] {
+                let mut t = w.open_table(table)?;
+                let mut gone = Vec::new();
+                for e in t.range((deal, 0, 0)..=(deal, u32::MAX, u32::MAX))? {
+                    let (k, v) = e?;
+                    let m: ShardMeta = chain_light::codec::decode(v.value(), MAX_META)?;
+                    if stale(&m) {
+                        gone.push((k.value(), m.file));
+                    }
+                }
+                for (k, file) in gone {
+                    t.remove(k)?;
+                    garbage.push(file);
+                }
+            }
+        }
+        w.commit()?;
+        let dir = self.deal_dir(deal);
+        for f in &garbage {
+            let _ = fs::remove_file(dir.join(f));
+        }
+        Ok(garbage.len())
+    }
+
     /// Removes a deal's shards (index first, then files: a crash in between leaves orphans
     /// that recovery removes).
     pub fn remove_deal(&self, deal: u64) -> Result<usize> {
@@ -564,6 +610,64 @@ mod tests {
         let d = std::env::temp_dir().join(format!("nilstore-store-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&d);
         d
+    }
+
+    /// Issue 17 item 16: uploads the chain never committed do not stay stored (and served)
+    /// for free. Pending and staged shards of a generation beyond the chain's go once
+    /// older than the cutoff; committed ones, recent ones and pending ones of the committed
+    /// generation (content an append kept, perhaps not marked yet) stay.
+    #[test]
+    fn uncommitted_uploads_expire_and_committed_ones_stay() {
+        let d = dir("expire");
+        let (s, _) = Store::open(&d).unwrap();
+        let one = vec![1u8; BLOB_BYTES];
+        let two = vec![2u8; BLOB_BYTES];
+        // Committed (generation 0), stored at t=10.
+        s.put((9, 0, 1), 0, &leaf(1), H256([1; 32]), &one, 10)
+            .unwrap();
+        s.set_committed(9, &[(0, 1)]).unwrap();
+        // A later generation staged beside it at t=20 (never committed).
+        assert_eq!(
+            s.put((9, 0, 1), 1, &leaf(2), H256([2; 32]), &two, 20)
+                .unwrap(),
+            Put::Staged
+        );
+        // Pending: generation 0 at t=30 (the chain's generation), generation 1 at t=500.
+        s.put((9, 0, 2), 0, &leaf(1), H256([1; 32]), &one, 30)
+            .unwrap();
+        s.put((9, 0, 3), 1, &leaf(2), H256([2; 32]), &two, 500)
+            .unwrap();
+        // A deal the chain never committed anything for, uploaded at t=0.
+        s.put((8, 0, 1), 0, &leaf(1), H256([1; 32]), &one, 0)
+            .unwrap();
+        let files = || fs::read_dir(d.join("shards/9")).unwrap().count();
+        assert_eq!(files(), 4);
+
+        // Cutoff t=25: the staged shard of t=20 goes; everything else stays.
+        assert_eq!(s.expire_uncommitted(9, Some(0), 25).unwrap(), 1);
+        assert!(s.staged(9, 0, 1).unwrap().is_none());
+        assert_eq!(
+            s.meta(9, 0, 1).unwrap().unwrap().state,
+            ShardState::Committed
+        );
+        assert_eq!(files(), 3);
+        // Past every cutoff: the generation-1 upload goes; the committed shard and the
+        // pending one of generation 0 stay.
+        assert_eq!(s.expire_uncommitted(9, Some(0), u64::MAX).unwrap(), 1);
+        assert!(s.meta(9, 0, 3).unwrap().is_none());
+        assert!(s.meta(9, 0, 2).unwrap().is_some());
+        assert_eq!(s.expire_uncommitted(9, Some(1), u64::MAX).unwrap(), 0);
+        assert_eq!(files(), 2);
+        assert_eq!(s.read(9, 0, 1, 0, 1).unwrap().unwrap(), vec![1u8]);
+        // Never committed: kept until the cutoff passes it, then removed.
+        assert_eq!(s.expire_uncommitted(8, None, 0).unwrap(), 0);
+        assert_eq!(s.expire_uncommitted(8, None, 1).unwrap(), 1);
+        assert!(s.meta(8, 0, 1).unwrap().is_none());
+        // Reopening finds nothing to repair.
+        drop(s);
+        let (_, rec) = Store::open(&d).unwrap();
+        assert_eq!(rec, Recovery::default());
+        let _ = fs::remove_dir_all(&d);
     }
 
     #[test]

@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{anyhow, Context as _, Result};
 use chain_light::bytes::{Address, Blob, Sig65, H256};
@@ -44,6 +45,8 @@ pub struct WorkerCounters {
     pub receipts_redeemed: AtomicU64,
     /// Deals whose data was deleted.
     pub deals_collected: AtomicU64,
+    /// Uploaded shards deleted because the chain never committed them.
+    pub uncommitted_expired: AtomicU64,
     /// Repairs completed on chain.
     pub repairs_completed: AtomicU64,
     /// MDUs rebuilt by repairs.
@@ -108,8 +111,22 @@ pub struct Worker {
     receipts_path: PathBuf,
     receipts: Mutex<Receipts>,
     duties: Mutex<Duties>,
+    /// How long an upload the chain has not committed is kept.
+    uncommitted_ttl: Duration,
+    /// Milliseconds since the Unix epoch (injected: tests move time).
+    now_ms: fn() -> u64,
     /// Counters.
     pub counters: WorkerCounters,
+}
+
+/// How long an uncommitted upload is kept by default: a day, time enough for a client to
+/// finish (or resume) a large upload and commit it.
+pub const UNCOMMITTED_TTL: Duration = Duration::from_secs(24 * 3600);
+
+fn system_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 impl Worker {
@@ -133,8 +150,18 @@ impl Worker {
             receipts_path,
             receipts: Mutex::new(receipts),
             duties: Mutex::new(Duties::default()),
+            uncommitted_ttl: UNCOMMITTED_TTL,
+            now_ms: system_ms,
             counters: WorkerCounters::default(),
         })
+    }
+
+    /// Keeps uploads the chain has not committed for `ttl` (by `now_ms`), not
+    /// [`UNCOMMITTED_TTL`].
+    pub fn with_uncommitted_ttl(mut self, ttl: Duration, now_ms: fn() -> u64) -> Worker {
+        self.uncommitted_ttl = ttl;
+        self.now_ms = now_ms;
+        self
     }
 
     fn duties(&self) -> Result<std::sync::MutexGuard<'_, Duties>> {
@@ -250,6 +277,7 @@ impl Worker {
                 continue;
             }
             self.mark_committed(id, &deal)?;
+            self.expire_uncommitted(id, &deal)?;
             for slot in mine {
                 let s = &deal.slots[slot as usize];
                 if s.status == SlotStatus::Active && s.provider == self.me {
@@ -389,6 +417,27 @@ impl Worker {
         if !keys.is_empty() {
             self.svc.store().set_committed(id, &keys)?;
             tracing::debug!(deal = id, shards = keys.len(), "shards committed on chain");
+        }
+        Ok(())
+    }
+
+    /// Deletes uploads of `deal` for a generation the chain has not committed, once older
+    /// than the time to live: uncommitted data is not paid for, so it is not kept (or
+    /// served) for free.
+    fn expire_uncommitted(&self, id: u64, deal: &Deal) -> Result<()> {
+        let ttl_ms = u64::try_from(self.uncommitted_ttl.as_millis()).unwrap_or(u64::MAX);
+        let cutoff = (self.now_ms)().saturating_sub(ttl_ms);
+        let committed = deal.manifest_root.map(|_| deal.generation);
+        let removed = self.svc.store().expire_uncommitted(id, committed, cutoff)?;
+        if removed > 0 {
+            self.counters
+                .uncommitted_expired
+                .fetch_add(removed as u64, Ordering::Relaxed);
+            tracing::info!(
+                deal = id,
+                shards = removed,
+                "deleted uploads the chain never committed"
+            );
         }
         Ok(())
     }

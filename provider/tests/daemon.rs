@@ -63,6 +63,7 @@ async fn provider_daemon_stores_verified_uploads_and_serves_them() {
         http: "127.0.0.1:0".parse().unwrap(),
         limits: Limits::default(),
         wss: None,
+        uncommitted_ttl: nilstore_provider::worker::UNCOMMITTED_TTL,
     };
     let provider = tokio::spawn(run(
         popts,

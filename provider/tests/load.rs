@@ -73,6 +73,7 @@ async fn bounded_load_has_no_errors() {
                 max_peers: 10_000,
             },
             wss: None,
+            uncommitted_ttl: nilstore_provider::worker::UNCOMMITTED_TTL,
         },
         async move {
             let _ = rx.await;

@@ -86,6 +86,7 @@ async fn provider(
             http: "127.0.0.1:0".parse().unwrap(),
             limits: Limits::default(),
             wss: None,
+            uncommitted_ttl: nilstore_provider::worker::UNCOMMITTED_TTL,
         },
         async move {
             let _ = rx.await;
