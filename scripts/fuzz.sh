@@ -10,6 +10,12 @@
 #   kzg_vector           the EIP-4844 vector runner on arbitrary YAML
 #   aead                 Decryptor in arbitrary chunking vs one-shot decrypt, tampering
 #   packing_and_witness  packing::unpack, FixedBaseMsm::from_cache_bytes
+#   chain_decoders       SignedTx (binary and POST /tx JSON), Block, FraudEvidence,
+#                        Attestation, StateProof::verify (canonical round trips)
+#   net_messages         frames, then every protocol's request and response under its
+#                        size limit (canonical round trips)
+#   state_machine        blocks of arbitrary transactions (any message, field values and
+#                        fee) on a chain: no panic, supply conserved, no balance above it
 #
 # What it does, idempotently:
 #   1. installs cargo-fuzz if missing (`cargo install cargo-fuzz --locked`);
@@ -36,7 +42,8 @@ cd "$ROOT"
 
 SECONDS_PER_TARGET="${1:-10}"
 shift || true
-ALL_TARGETS=(points triple_proof file_table kzg_vector aead packing_and_witness)
+ALL_TARGETS=(points triple_proof file_table kzg_vector aead packing_and_witness chain_decoders
+    net_messages state_machine)
 if [ "$#" -gt 0 ]; then
     TARGETS=("$@")
 else
@@ -204,6 +211,16 @@ write_seeds() {
     seed packing_and_witness unpack "00$(be 40 8)00$(printf '61%.0s' {1..31})00$(printf '62%.0s' {1..31})"
     seed packing_and_witness cache "044e494c4d534d30310c00000016000000$(zeros 4)$(zeros 32)af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
     seed packing_and_witness round-trip "07010a$FR_MAX$(be 1 1)$(be 90 4)04"
+
+    # Selector (protocol index << 1 | response), then a postcard message: a Fetch request
+    # for deal 7, slot 1, MDU 2, a range of row 3 (offset 0, 64 bytes); then the same as a
+    # frame (4-byte big-endian length first).
+    seed net_messages fetch-range "0207010201030040"
+    seed net_messages fetch-frame "020000000707010201030040"
+    # Records [head][u16 BE length][postcard Msg]: Withdraw {} (variant 18) from bob and
+    # ExitProvider {} (variant 3) from alice, each at the minimum fee, each its own block.
+    seed state_machine withdraw "85000112"
+    seed state_machine exit-provider "84000103""85000112"
 }
 write_seeds
 
