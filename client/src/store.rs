@@ -120,11 +120,6 @@ mod dir {
             DirStore { root: root.into() }
         }
 
-        /// The directory it keeps its files in.
-        pub fn root(&self) -> &Path {
-            &self.root
-        }
-
         /// The file of `key`.
         pub fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
             check_key(key)?;

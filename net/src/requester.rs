@@ -174,15 +174,6 @@ impl Outbound {
             other @ ProtocolsEvent::Proof(_) => Some(other),
         }
     }
-
-    /// Requests sent and not yet answered.
-    pub fn in_flight(&self) -> usize {
-        self.upload.len()
-            + self.fetch.len()
-            + self.deputy.len()
-            + self.receipt.len()
-            + self.locate.len()
-    }
 }
 
 // Lives for one loop turn on the stack: boxing the request would cost an allocation each.

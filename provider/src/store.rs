@@ -416,32 +416,36 @@ impl Store {
                 && m.stored_ms < cutoff_ms
                 && committed.is_none_or(|g| m.generation > g)
         };
-        let mut garbage = Vec::new();
-        let w = self.db.begin_write()?;
+        // Look first under a read transaction: most rounds find nothing, and a write
+        // transaction would commit (and sync) the index for nothing.
+        let mut gone = Vec::new();
         {
+            let r = self.db.begin_read()?;
             // Staged shards (a later generation beside a committed one) are pending too.
             for table in [SHARDS, STAGED] {
-                let mut t = w.open_table(table)?;
-                let mut gone = Vec::new();
+                let t = r.open_table(table)?;
                 for e in t.range((deal, 0, 0)..=(deal, u32::MAX, u32::MAX))? {
                     let (k, v) = e?;
                     let m: ShardMeta = chain_light::codec::decode(v.value(), MAX_META)?;
                     if stale(&m) {
-                        gone.push((k.value(), m.file));
+                        gone.push((table, k.value(), m.file));
                     }
-                }
-                for (k, file) in gone {
-                    t.remove(k)?;
-                    garbage.push(file);
                 }
             }
         }
+        if gone.is_empty() {
+            return Ok(0);
+        }
+        let w = self.db.begin_write()?;
+        for (table, k, _) in &gone {
+            w.open_table(*table)?.remove(*k)?;
+        }
         w.commit()?;
         let dir = self.deal_dir(deal);
-        for f in &garbage {
+        for (_, _, f) in &gone {
             let _ = fs::remove_file(dir.join(f));
         }
-        Ok(garbage.len())
+        Ok(gone.len())
     }
 
     /// Removes a deal's shards (index first, then files: a crash in between leaves orphans
