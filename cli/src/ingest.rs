@@ -132,7 +132,12 @@ pub fn ingest(o: &IngestOptions) -> Result<Vec<Row>> {
     };
     let devnet = network.info.clone();
     let key = network.account(None)?;
-    let client = Client::connect(network, key, dir.join("client"), Tuning::default())?;
+    let client = rt.block_on(Client::connect(
+        network,
+        key,
+        dir.join("client"),
+        Tuning::default(),
+    ))?;
     let quiet = |_: &Event| {};
 
     let mut rows = Vec::new();
@@ -161,7 +166,7 @@ pub fn ingest(o: &IngestOptions) -> Result<Vec<Row>> {
         encrypt: true,
     };
     let t0 = Instant::now();
-    let r = client.put(std::slice::from_ref(&big), &put, &quiet)?;
+    let r = rt.block_on(client.put(std::slice::from_ref(&big), &put, &quiet))?;
     let t_put = t0.elapsed();
     rows.push(Row {
         name: format!(
@@ -179,7 +184,7 @@ pub fn ingest(o: &IngestOptions) -> Result<Vec<Row>> {
     );
     let out = dir.join("big.out");
     let t0 = Instant::now();
-    let g = client.get(r.deal_id, "big.bin", &out, &quiet)?;
+    let g = rt.block_on(client.get(r.deal_id, "big.bin", &out, &quiet))?;
     let t_get = t0.elapsed();
     rows.push(Row {
         name: format!("download: get {} MiB, verified", o.mib),
@@ -203,10 +208,10 @@ pub fn ingest(o: &IngestOptions) -> Result<Vec<Row>> {
     for i in 0..o.small.max(1) {
         nilstore_devnet::random_file(&small, 1 << 20, 100 + i as u64)?;
         let t0 = Instant::now();
-        let r = client.put(std::slice::from_ref(&small), &put, &quiet)?;
+        let r = rt.block_on(client.put(std::slice::from_ref(&small), &put, &quiet))?;
         puts.push(t0.elapsed());
         let t0 = Instant::now();
-        client.get(r.deal_id, "small.bin", &small_out, &quiet)?;
+        rt.block_on(client.get(r.deal_id, "small.bin", &small_out, &quiet))?;
         gets.push(t0.elapsed());
     }
     for (what, v) in [("put", &mut puts), ("get", &mut gets)] {

@@ -287,7 +287,7 @@ impl Bars {
     }
 }
 
-fn connect(a: &NetArgs) -> Result<Client> {
+async fn connect(a: &NetArgs) -> Result<Client> {
     let network = Network::locate(a.network.as_deref())?;
     let key = network.account(a.key_file.as_deref())?;
     let home = a.home.clone().unwrap_or_else(remote::default_home);
@@ -300,6 +300,7 @@ fn connect(a: &NetArgs) -> Result<Client> {
             ..Tuning::default()
         },
     )
+    .await
 }
 
 fn print(a: &NetArgs, v: serde_json::Value, text: impl FnOnce() -> String) {
@@ -314,7 +315,8 @@ fn parse_address(s: &str) -> Result<Address> {
     serde_json::from_value(json!(s)).map_err(|e| anyhow!("{s}: not an address ({e})"))
 }
 
-/// Runs a network command.
+/// Runs a network command (on a tokio runtime of its own: the client's libp2p node and
+/// timers live there).
 pub fn run(cmd: NetCmd, a: &NetArgs) -> Result<ExitCode> {
     if !a.json {
         let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -324,7 +326,15 @@ pub fn run(cmd: NetCmd, a: &NetArgs) -> Result<ExitCode> {
             .with_writer(std::io::stderr)
             .try_init();
     }
-    let c = connect(a)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(run_on(cmd, a))
+}
+
+async fn run_on(cmd: NetCmd, a: &NetArgs) -> Result<ExitCode> {
+    let c = connect(a).await?;
     let bars = Bars::new(a.json);
     let progress = |e: &Event| bars.event(e);
     match cmd {
@@ -342,20 +352,22 @@ pub fn run(cmd: NetCmd, a: &NetArgs) -> Result<ExitCode> {
             if as_path.is_some() {
                 ensure!(files.len() == 1, "--as names one file");
             }
-            let r = c.put(
-                &files,
-                &PutOptions {
-                    deal,
-                    k,
-                    m,
-                    term_epochs: term,
-                    escrow,
-                    capacity_mdus: capacity,
-                    names: as_path.map(|p| vec![p]),
-                    encrypt: !plain,
-                },
-                &progress,
-            )?;
+            let r = c
+                .put(
+                    &files,
+                    &PutOptions {
+                        deal,
+                        k,
+                        m,
+                        term_epochs: term,
+                        escrow,
+                        capacity_mdus: capacity,
+                        names: as_path.map(|p| vec![p]),
+                        encrypt: !plain,
+                    },
+                    &progress,
+                )
+                .await?;
             bars.done();
             print(a, serde_json::to_value(&r)?, || {
                 format!(
@@ -370,7 +382,7 @@ pub fn run(cmd: NetCmd, a: &NetArgs) -> Result<ExitCode> {
             });
         }
         NetCmd::Get { deal, path, out } => {
-            let r = c.get(deal, &path, &out, &progress)?;
+            let r = c.get(deal, &path, &out, &progress).await?;
             bars.done();
             print(a, serde_json::to_value(&r)?, || {
                 format!(
@@ -387,7 +399,7 @@ pub fn run(cmd: NetCmd, a: &NetArgs) -> Result<ExitCode> {
             });
         }
         NetCmd::Mirror { deal, dir } => {
-            let r = c.mirror(deal, &dir, &progress)?;
+            let r = c.mirror(deal, &dir, &progress).await?;
             bars.done();
             print(a, serde_json::to_value(&r)?, || {
                 format!(
@@ -400,7 +412,7 @@ pub fn run(cmd: NetCmd, a: &NetArgs) -> Result<ExitCode> {
             });
         }
         NetCmd::Ls { deal } => {
-            let l = c.ls(deal)?;
+            let l = c.ls(deal).await?;
             print(a, serde_json::to_value(&l)?, || {
                 let mut s = format!("deal {} generation {}\n", l.deal, l.generation);
                 for f in &l.files {
@@ -415,7 +427,7 @@ pub fn run(cmd: NetCmd, a: &NetArgs) -> Result<ExitCode> {
             });
         }
         NetCmd::Rm { deal, paths } => {
-            let r = c.rm(deal, &paths, &progress)?;
+            let r = c.rm(deal, &paths, &progress).await?;
             bars.done();
             print(a, serde_json::to_value(&r)?, || {
                 format!(
@@ -427,7 +439,7 @@ pub fn run(cmd: NetCmd, a: &NetArgs) -> Result<ExitCode> {
             });
         }
         NetCmd::Resume => {
-            let r = c.resume(&progress)?;
+            let r = c.resume(&progress).await?;
             bars.done();
             print(a, serde_json::to_value(&r)?, || {
                 if r.is_empty() {
@@ -442,19 +454,19 @@ pub fn run(cmd: NetCmd, a: &NetArgs) -> Result<ExitCode> {
                 }
             });
         }
-        NetCmd::Deal { cmd } => deal(&c, cmd, a)?,
-        NetCmd::Provider { cmd } => provider(&c, cmd, a)?,
+        NetCmd::Deal { cmd } => deal(&c, cmd, a).await?,
+        NetCmd::Provider { cmd } => provider(&c, cmd, a).await?,
         NetCmd::Delegate {
             deal,
             epochs,
             fund,
             out,
-        } => delegate(&c, deal, epochs, fund, &out, a)?,
+        } => delegate(&c, deal, epochs, fund, &out, a).await?,
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn deal(c: &Client, cmd: DealCmd, a: &NetArgs) -> Result<()> {
+async fn deal(c: &Client, cmd: DealCmd, a: &NetArgs) -> Result<()> {
     match cmd {
         DealCmd::Create {
             k,
@@ -463,22 +475,22 @@ fn deal(c: &Client, cmd: DealCmd, a: &NetArgs) -> Result<()> {
             term,
             escrow,
         } => {
-            let mut t = c.default_terms(k, m, capacity, term)?;
+            let mut t = c.default_terms(k, m, capacity, term).await?;
             if let Some(e) = escrow {
                 t.escrow = e;
             }
-            let id = c.create_deal(&t)?;
+            let id = c.create_deal(&t).await?;
             print(a, json!({ "deal_id": id }), || format!("deal {id} created"));
         }
         DealCmd::Show { deal } => {
-            let d = c.deal(deal)?;
+            let d = c.deal(deal).await?;
             print(a, serde_json::to_value(&d)?, || {
                 serde_json::to_string_pretty(&d).unwrap_or_default()
             });
         }
         DealCmd::Extend { deal, epochs } => {
-            c.send(Msg::ExtendDeal { deal, epochs })?;
-            let d = c.deal(deal)?;
+            c.send(Msg::ExtendDeal { deal, epochs }).await?;
+            let d = c.deal(deal).await?;
             print(
                 a,
                 json!({ "deal_id": deal, "end_epoch": d.end_epoch }),
@@ -486,7 +498,7 @@ fn deal(c: &Client, cmd: DealCmd, a: &NetArgs) -> Result<()> {
             );
         }
         DealCmd::Cancel { deal } => {
-            c.send(Msg::CancelDeal { deal })?;
+            c.send(Msg::CancelDeal { deal }).await?;
             let erased = c.forget_deal_key(deal)?;
             print(a, json!({ "deal_id": deal, "key_erased": erased }), || {
                 format!(
@@ -496,8 +508,8 @@ fn deal(c: &Client, cmd: DealCmd, a: &NetArgs) -> Result<()> {
             });
         }
         DealCmd::Fund { deal, amount } => {
-            c.send(Msg::AddCredit { deal, amount })?;
-            let d = c.deal(deal)?;
+            c.send(Msg::AddCredit { deal, amount }).await?;
+            let d = c.deal(deal).await?;
             print(
                 a,
                 json!({ "deal_id": deal, "escrow": d.escrow.to_string() }),
@@ -508,7 +520,7 @@ fn deal(c: &Client, cmd: DealCmd, a: &NetArgs) -> Result<()> {
     Ok(())
 }
 
-fn provider(c: &Client, cmd: ProviderCmd, a: &NetArgs) -> Result<()> {
+async fn provider(c: &Client, cmd: ProviderCmd, a: &NetArgs) -> Result<()> {
     match cmd {
         ProviderCmd::Register {
             peer_id,
@@ -522,7 +534,8 @@ fn provider(c: &Client, cmd: ProviderCmd, a: &NetArgs) -> Result<()> {
                 operator: c.address(),
                 peer_id,
                 endpoints,
-            })?;
+            })
+            .await?;
             let who = c.address();
             print(a, json!({ "provider": who }), || {
                 format!("provider {who} registered")
@@ -535,7 +548,8 @@ fn provider(c: &Client, cmd: ProviderCmd, a: &NetArgs) -> Result<()> {
             };
             let p = c
                 .chain()
-                .provider(&who)?
+                .provider(&who)
+                .await?
                 .with_context(|| format!("{who} is not a registered provider"))?;
             print(a, serde_json::to_value(&p)?, || {
                 serde_json::to_string_pretty(&p).unwrap_or_default()
@@ -545,7 +559,14 @@ fn provider(c: &Client, cmd: ProviderCmd, a: &NetArgs) -> Result<()> {
     Ok(())
 }
 
-fn delegate(c: &Client, deal: u64, epochs: u64, fund: u128, out: &Path, a: &NetArgs) -> Result<()> {
+async fn delegate(
+    c: &Client,
+    deal: u64,
+    epochs: u64,
+    fund: u128,
+    out: &Path,
+    a: &NetArgs,
+) -> Result<()> {
     ensure!(
         !out.exists(),
         "{} exists; not overwriting a key",
@@ -565,12 +586,13 @@ fn delegate(c: &Client, deal: u64, epochs: u64, fund: u128, out: &Path, a: &NetA
     let key_file = out.join("account.key");
     chain_light::secret_file::write(&key_file, hex::encode(key.to_bytes()).as_bytes())
         .with_context(|| format!("write {}", key_file.display()))?;
-    c.share_deal_key(deal, out)?;
+    c.share_deal_key(deal, out).await?;
     c.send(Msg::Authorize {
         deal,
         delegate: who,
         until_epoch: until,
     })
+    .await
     .with_context(|| {
         format!(
             "authorize {who} (its key is kept in {})",
@@ -581,6 +603,7 @@ fn delegate(c: &Client, deal: u64, epochs: u64, fund: u128, out: &Path, a: &NetA
         to: who,
         amount: fund,
     })
+    .await
     .with_context(|| format!("fund {who} (its key is kept in {})", key_file.display()))?;
     print(
         a,

@@ -6,9 +6,13 @@
 //! ```text
 //!  Clock     wall time (signature expiries), monotonic time (rates, deadlines), sleep
 //!            native: TokioClock (tokio timers, std clocks)
+//!  Spawner   where CPU-bound work (packing: commitments, erasure coding) runs
+//!            native: ThreadSpawner (a thread per job); Inline (on the caller, e.g. a
+//!            browser worker that has no threads to spare)
 //! ```
 //! Protocol code takes time from a [`Clock`] only; [`timeout`] races a future against
-//! the clock's sleep.
+//! the clock's sleep. It starts no thread itself: [`run_blocking`] hands a job to the
+//! [`Spawner`] and awaits its result.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -52,6 +56,71 @@ pub async fn timeout<F: Future>(
     match select(f, clock.sleep(d)).await {
         Either::Left((out, _)) => Ok(out),
         Either::Right(((), _)) => Err(Elapsed(d)),
+    }
+}
+
+/// Where CPU-bound work runs, so that it does not stall the event loop that drives the
+/// network (natively a thread; in a browser, the worker the client runs in).
+pub trait Spawner: Send + Sync {
+    /// Runs `job` to completion: at once on the caller, or on another thread.
+    fn spawn_blocking(&self, job: Box<dyn FnOnce() + Send>);
+}
+
+/// A job handed to a [`Spawner`] stopped without a result (it panicked).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("a background job stopped without a result")]
+pub struct JobLost;
+
+/// Runs `f` through `spawner` and awaits its result. With [`Inline`] it runs during the
+/// first poll; with a thread the caller's other futures progress meanwhile.
+pub async fn run_blocking<T: Send + 'static>(
+    spawner: &dyn Spawner,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, JobLost> {
+    let (tx, rx) = futures::channel::oneshot::channel();
+    spawner.spawn_blocking(Box::new(move || {
+        // The receiver is gone only when the caller stopped waiting.
+        let _ = tx.send(f());
+    }));
+    rx.await.map_err(|_| JobLost)
+}
+
+/// Runs every job on the caller, before `spawn_blocking` returns.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Inline;
+
+impl Spawner for Inline {
+    fn spawn_blocking(&self, job: Box<dyn FnOnce() + Send>) {
+        job()
+    }
+}
+
+/// One named thread per job (the job runs inline if the OS refuses a thread).
+#[cfg(not(target_arch = "wasm32"))]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ThreadSpawner;
+
+#[cfg(not(target_arch = "wasm32"))]
+impl Spawner for ThreadSpawner {
+    fn spawn_blocking(&self, job: Box<dyn FnOnce() + Send>) {
+        // `spawn` hands the job back only by dropping it on failure, so it goes through a
+        // slot that the inline fallback can take it from.
+        let slot = std::sync::Arc::new(std::sync::Mutex::new(Some(job)));
+        let theirs = slot.clone();
+        let spawned = std::thread::Builder::new()
+            .name("nilstore-job".into())
+            .spawn(move || {
+                let job = theirs.lock().ok().and_then(|mut j| j.take());
+                if let Some(job) = job {
+                    job()
+                }
+            });
+        if spawned.is_err() {
+            let job = slot.lock().ok().and_then(|mut j| j.take());
+            if let Some(job) = job {
+                job()
+            }
+        }
     }
 }
 
@@ -141,6 +210,25 @@ mod tests {
         assert_eq!(never, Err(Elapsed(d)));
         assert_eq!(clock.since(Duration::ZERO), d);
         assert_eq!(clock.since(Duration::from_secs(1)), Duration::ZERO);
+    }
+
+    /// A job's result comes back from a thread and inline; a job that panics is reported
+    /// as lost instead of hanging its caller.
+    #[test]
+    fn spawned_jobs_return_their_result_or_report_loss() {
+        let on_thread = futures::executor::block_on(run_blocking(&ThreadSpawner, || {
+            std::thread::current().name().map(str::to_string)
+        }));
+        assert_eq!(on_thread, Ok(Some("nilstore-job".to_string())));
+        let here = std::thread::current().id();
+        let inline = futures::executor::block_on(run_blocking(&Inline, move || {
+            std::thread::current().id() == here
+        }));
+        assert_eq!(inline, Ok(true));
+        let lost = futures::executor::block_on(run_blocking(&ThreadSpawner, || -> u8 {
+            panic!("job fails")
+        }));
+        assert_eq!(lost, Err(JobLost));
     }
 
     #[test]

@@ -623,20 +623,69 @@ pub fn unpack_from(
     shards: &mut dyn FnMut(u64) -> Result<Vec<Option<Vec<u8>>>>,
     progress: &dyn Fn(u64),
 ) -> Result<UnpackReport> {
-    let code = slab.code()?;
-    let layout = slab.meta.layout()?;
-    let key = root_secret.map(|r| DealKey::derive(&r, slab.meta.deal_id, KeyPurpose::FileData));
-    let mut files: Vec<FileRecord> = slab.table.live().filter(|r| select(r)).cloned().collect();
-    files.sort_by_key(|r| r.start);
-    if files.iter().any(FileRecord::is_encrypted) && key.is_none() {
-        bail!("the slab holds encrypted files: pass --key-file");
+    let mut u = Unpacker::new(slab, out, root_secret, select, progress)?;
+    while let Some(mdu) = u.next_mdu()? {
+        u.feed(shards(mdu)?)?;
     }
-    fs::create_dir_all(out)?;
-    let mut report = UnpackReport::default();
-    let mut open_files: Vec<FileOut> = Vec::new();
-    let mut next = 0usize;
-    let open_file = |rec: &FileRecord| -> Result<FileOut> {
-        let path = safe_join(out, &rec.path)?;
+    u.finish()
+}
+
+/// [`unpack_from`] turned inside out, for callers that fetch shards asynchronously: ask
+/// [`Unpacker::next_mdu`] which user MDU it needs, [`Unpacker::feed`] it that MDU's
+/// shards, and [`Unpacker::finish`] when it needs none.
+pub struct Unpacker<'a> {
+    slab: &'a OpenSlab,
+    out: &'a Path,
+    code: Code,
+    layout: Layout,
+    key: Option<DealKey>,
+    progress: &'a dyn Fn(u64),
+    /// Selected live files by start offset; `files[next..]` are not opened yet.
+    files: Vec<FileRecord>,
+    next: usize,
+    open_files: Vec<FileOut>,
+    /// Index of the user MDU `next_mdu` stopped at (fed next).
+    at: usize,
+    payload: Vec<u8>,
+    report: UnpackReport,
+}
+
+impl<'a> Unpacker<'a> {
+    /// Starts restoring the `select`ed live files of `slab` under `out`.
+    pub fn new(
+        slab: &'a OpenSlab,
+        out: &'a Path,
+        root_secret: Option<[u8; 32]>,
+        select: &dyn Fn(&FileRecord) -> bool,
+        progress: &'a dyn Fn(u64),
+    ) -> Result<Unpacker<'a>> {
+        let code = slab.code()?;
+        let layout = slab.meta.layout()?;
+        let key = root_secret.map(|r| DealKey::derive(&r, slab.meta.deal_id, KeyPurpose::FileData));
+        let mut files: Vec<FileRecord> = slab.table.live().filter(|r| select(r)).cloned().collect();
+        files.sort_by_key(|r| r.start);
+        if files.iter().any(FileRecord::is_encrypted) && key.is_none() {
+            bail!("the slab holds encrypted files: pass --key-file");
+        }
+        fs::create_dir_all(out)?;
+        Ok(Unpacker {
+            slab,
+            out,
+            code,
+            layout,
+            key,
+            progress,
+            files,
+            next: 0,
+            open_files: Vec::new(),
+            at: 0,
+            payload: Vec::with_capacity(PAYLOAD_BYTES_PER_MDU),
+            report: UnpackReport::default(),
+        })
+    }
+
+    fn open_file(&self, rec: &FileRecord) -> Result<FileOut> {
+        let path = safe_join(self.out, &rec.path)?;
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent)?;
         }
@@ -652,77 +701,103 @@ pub fn unpack_from(
             dec: rec
                 .is_encrypted()
                 .then(|| {
-                    key.as_ref()
+                    self.key
+                        .as_ref()
                         .map(|k| aead::Decryptor::new(k, rec.path.as_bytes()))
                 })
                 .flatten(),
             written: 0,
             plain: Vec::new(),
         })
-    };
-    let mut payload = Vec::with_capacity(PAYLOAD_BYTES_PER_MDU);
-    for (i, leaves) in slab.user_leaves.iter().enumerate() {
-        let mdu = layout.first_user_mdu() + i as u64;
+    }
+
+    /// The next user MDU whose shards are needed, or `None` when no selected file has
+    /// bytes left (then [`Unpacker::finish`]). MDUs without live selected bytes are skipped.
+    pub fn next_mdu(&mut self) -> Result<Option<u64>> {
+        while self.at < self.slab.user_leaves.len() {
+            let hi = (self.at as u64 + 1) * PAYLOAD_BYTES_PER_MDU as u64;
+            // Open files that start in this MDU (and empty files before it).
+            while self.next < self.files.len() && self.files[self.next].start < hi {
+                let f = self.open_file(&self.files[self.next])?;
+                self.open_files.push(f);
+                self.next += 1;
+            }
+            if !self.open_files.is_empty() {
+                return Ok(Some(self.layout.first_user_mdu() + self.at as u64));
+            }
+            if self.next == self.files.len() {
+                return Ok(None); // every selected file is done
+            }
+            self.at += 1; // nothing live in this MDU (deleted or unselected files)
+        }
+        Ok(None)
+    }
+
+    /// Every slot's shard (or `None`) of the MDU [`Unpacker::next_mdu`] named: decoded from
+    /// any K good ones, each blob checked against its leaf, and written to the files.
+    pub fn feed(&mut self, shards: Vec<Option<Vec<u8>>>) -> Result<()> {
+        let i = self.at;
+        let leaves = self
+            .slab
+            .user_leaves
+            .get(i)
+            .ok_or_else(|| anyhow::anyhow!("no user MDU is needed"))?;
+        let mdu = self.layout.first_user_mdu() + i as u64;
         let lo = i as u64 * PAYLOAD_BYTES_PER_MDU as u64;
         let hi = lo + PAYLOAD_BYTES_PER_MDU as u64;
-        // Open files that start in this MDU (and empty files before it).
-        while next < files.len() && files[next].start < hi {
-            open_files.push(open_file(&files[next])?);
-            next += 1;
-        }
-        if open_files.is_empty() {
-            if next == files.len() {
-                break; // every selected file is done
-            }
-            continue; // nothing live in this MDU (deleted or unselected files)
-        }
-        let shards = shards(mdu)?;
         ensure!(
-            shards.len() == layout.profile.slots(),
+            shards.len() == self.layout.profile.slots(),
             "shard source returned {} slots, not {}",
             shards.len(),
-            layout.profile.slots()
+            self.layout.profile.slots()
         );
         let refs: Vec<Option<&[u8]>> = shards.iter().map(|s| s.as_deref()).collect();
-        let (data, bad) = slab::decode_user_mdu(&code, mdu, leaves, &refs)?;
-        let k = layout.profile.k();
+        let (data, bad) = slab::decode_user_mdu(&self.code, mdu, leaves, &refs)?;
+        let k = self.layout.profile.k();
         if refs[..k].iter().any(Option::is_none) || bad.iter().any(|&s| s < k) {
-            report.reconstructed_mdus += 1;
+            self.report.reconstructed_mdus += 1;
         }
         if !bad.is_empty() {
-            report.bad_slots.push((mdu, bad));
+            self.report.bad_slots.push((mdu, bad));
         }
-        payload.clear();
-        packing::unpack_append(&data, PAYLOAD_BYTES_PER_MDU, &mut payload)?;
-        for f in open_files.iter_mut() {
+        self.payload.clear();
+        packing::unpack_append(&data, PAYLOAD_BYTES_PER_MDU, &mut self.payload)?;
+        for f in self.open_files.iter_mut() {
             let start = f.rec.start.max(lo);
             let end = (f.rec.start + f.rec.len).min(hi);
             if start < end {
-                let piece = &payload[(start - lo) as usize..(end - lo) as usize];
+                let piece = &self.payload[(start - lo) as usize..(end - lo) as usize];
                 f.hasher.update(piece);
                 write_piece(f, piece)?;
             }
         }
-        let (done, keep): (Vec<FileOut>, Vec<FileOut>) = open_files
+        let (done, keep): (Vec<FileOut>, Vec<FileOut>) = std::mem::take(&mut self.open_files)
             .into_iter()
             .partition(|f| f.rec.start + f.rec.len <= hi);
-        open_files = keep;
+        self.open_files = keep;
         for f in done {
-            report.bytes += finish_file(f)?;
-            report.files += 1;
+            self.report.bytes += finish_file(f)?;
+            self.report.files += 1;
         }
-        progress(PAYLOAD_BYTES_PER_MDU as u64);
+        self.at += 1;
+        (self.progress)(PAYLOAD_BYTES_PER_MDU as u64);
+        Ok(())
     }
-    // Files with no bytes in any user MDU (empty files at the end).
-    while next < files.len() {
-        open_files.push(open_file(&files[next])?);
-        next += 1;
+
+    /// Finishes the files that are left (empty ones at the end) and reports.
+    pub fn finish(mut self) -> Result<UnpackReport> {
+        // Files with no bytes in any user MDU (empty files at the end).
+        while self.next < self.files.len() {
+            let f = self.open_file(&self.files[self.next])?;
+            self.open_files.push(f);
+            self.next += 1;
+        }
+        for f in std::mem::take(&mut self.open_files) {
+            self.report.bytes += finish_file(f)?;
+            self.report.files += 1;
+        }
+        Ok(self.report)
     }
-    for f in open_files {
-        report.bytes += finish_file(f)?;
-        report.files += 1;
-    }
-    Ok(report)
 }
 
 fn write_piece(f: &mut FileOut, piece: &[u8]) -> Result<()> {

@@ -127,8 +127,8 @@ struct ReceiptBook {
 
 impl Client {
     /// Lists a deal's live files (from verified metadata).
-    pub fn ls(&self, id: u64) -> Result<Listing> {
-        let deal = self.deal(id)?;
+    pub async fn ls(&self, id: u64) -> Result<Listing> {
+        let deal = self.deal(id).await?;
         if deal.manifest_root.is_none() {
             return Ok(Listing {
                 deal: id,
@@ -137,7 +137,7 @@ impl Client {
                 files: Vec::new(),
             });
         }
-        let slab = self.remote_slab(id, &deal, &|_| {})?;
+        let slab = self.remote_slab(id, &deal, &|_| {}).await?;
         Ok(Listing {
             deal: id,
             generation: deal.generation,
@@ -161,16 +161,16 @@ impl Client {
     }
 
     /// Reads `path` of deal `id` into the file `out` (written only once verified).
-    pub fn get(
+    pub async fn get(
         &self,
         id: u64,
         path: &str,
         out: &Path,
         progress: Progress<'_>,
     ) -> Result<GetReport> {
-        let deal = self.deal(id)?;
+        let deal = self.deal(id).await?;
         ensure!(deal.manifest_root.is_some(), "deal {id} holds no files yet");
-        let slab = self.remote_slab(id, &deal, progress)?;
+        let slab = self.remote_slab(id, &deal, progress).await?;
         ensure!(
             slab.table.get(path).is_some_and(|r| !r.is_tombstone()),
             "deal {id} has no file {path} (see `nilstore ls {id}`)"
@@ -181,7 +181,9 @@ impl Client {
             .unwrap_or_else(|| Path::new("."));
         fs::create_dir_all(parent)?;
         let tmp = tempdir_in(parent)?;
-        let r = self.read_files(id, &deal, &slab, &tmp, &|rec| rec.path == path, progress);
+        let r = self
+            .read_files(id, &deal, &slab, &tmp, &|rec| rec.path == path, progress)
+            .await;
         let moved = r.and_then(|rep| {
             fs::rename(tmp.join(path), out)
                 .with_context(|| format!("move into {}", out.display()))?;
@@ -192,15 +194,16 @@ impl Client {
     }
 
     /// Reads every live file of deal `id` under `dir`.
-    pub fn mirror(&self, id: u64, dir: &Path, progress: Progress<'_>) -> Result<GetReport> {
-        let deal = self.deal(id)?;
+    pub async fn mirror(&self, id: u64, dir: &Path, progress: Progress<'_>) -> Result<GetReport> {
+        let deal = self.deal(id).await?;
         ensure!(deal.manifest_root.is_some(), "deal {id} holds no files yet");
-        let slab = self.remote_slab(id, &deal, progress)?;
+        let slab = self.remote_slab(id, &deal, progress).await?;
         fs::create_dir_all(dir)?;
         self.read_files(id, &deal, &slab, dir, &|_| true, progress)
+            .await
     }
 
-    fn read_files(
+    async fn read_files(
         &self,
         id: u64,
         deal: &Deal,
@@ -210,10 +213,10 @@ impl Client {
         progress: Progress<'_>,
     ) -> Result<GetReport> {
         let t0 = self.clock.monotonic();
-        let eps = self.endpoints(deal)?;
-        let deputies = self.deputies()?;
+        let eps = self.endpoints(deal).await?;
+        let deputies = self.deputies().await?;
         let tally = Mutex::new(Tally::default());
-        let first = Mutex::new(None::<f64>);
+        let mut first = None::<f64>;
         let total: u64 = slab.table.live().filter(|r| select(r)).map(|r| r.len).sum();
         let done = AtomicU64::new(0);
         let step = |n: u64| {
@@ -224,31 +227,33 @@ impl Client {
                 mb_per_s: d as f64 / 1e6 / self.clock.since(t0).as_secs_f64().max(1e-3),
             });
         };
-        let mut shards = |mdu: u64| -> Result<Vec<Option<Vec<u8>>>> {
-            let got = self.rt.block_on(self.fetch_mdu(
-                id, deal, slab, &eps, &deputies, mdu as u32, &tally, progress,
-            ))?;
-            let mut f = first.lock().map_err(|_| anyhow!("poisoned"))?;
-            f.get_or_insert_with(|| self.clock.since(t0).as_secs_f64() * 1e3);
-            Ok(got)
-        };
         let secret = if slab.table.live().any(|r| select(r) && r.is_encrypted()) {
             Some(self.deal_secret(id, false)?)
         } else {
             None
         };
-        let rep = slabdir::unpack_from(slab, dir, secret, select, &mut shards, &step)?;
+        let mut unpacker = slabdir::Unpacker::new(slab, dir, secret, select, &step)?;
+        while let Some(mdu) = unpacker.next_mdu()? {
+            let got = self
+                .fetch_mdu(
+                    id, deal, slab, &eps, &deputies, mdu as u32, &tally, progress,
+                )
+                .await?;
+            first.get_or_insert_with(|| self.clock.since(t0).as_secs_f64() * 1e3);
+            unpacker.feed(got)?;
+        }
+        let rep = unpacker.finish()?;
         let reported = self
-            .rt
-            .block_on(self.report_silent(id, slab, &eps, &deputies, &tally, progress))?;
+            .report_silent(id, slab, &eps, &deputies, &tally, progress)
+            .await?;
         let tally = tally.into_inner().map_err(|_| anyhow!("poisoned"))?;
-        self.send_receipts(id, &tally);
+        self.send_receipts(id, &tally).await;
         Ok(GetReport {
             deal: id,
             files: rep.files,
             bytes: rep.bytes,
             seconds: self.clock.since(t0).as_secs_f64(),
-            first_byte_ms: first.into_inner().ok().flatten().unwrap_or(0.0),
+            first_byte_ms: first.unwrap_or(0.0),
             reconstructed_mdus: rep.reconstructed_mdus,
             fallbacks: tally.fallbacks,
             deputy_blobs: tally.deputy_blobs,
@@ -630,11 +635,10 @@ impl Client {
             sig,
         )
         .map_err(|e| anyhow!("{e}"))?;
-        tokio::task::block_in_place(|| {
-            self.send(Msg::SubmitFraud {
-                evidence: Box::new(ev),
-            })
-        })?;
+        self.send(Msg::SubmitFraud {
+            evidence: Box::new(ev),
+        })
+        .await?;
         tracing::warn!(deal = id, slot, mdu, leaf, "fraud evidence accepted");
         Ok(())
     }
@@ -686,10 +690,8 @@ impl Client {
 
     /// Hands every provider that served this read its cumulative signed receipt
     /// (best effort: a provider that misses one redeems the next).
-    fn send_receipts(&self, id: u64, tally: &Tally) {
-        let Ok(_guard) = self.receipts.lock() else {
-            return;
-        };
+    async fn send_receipts(&self, id: u64, tally: &Tally) {
+        let _guard = self.receipts.lock().await;
         let mut book: ReceiptBook = self
             .store
             .read(RECEIPTS, Kind::Plain)
@@ -701,7 +703,7 @@ impl Client {
             let key = format!("{id}:{provider}");
             let (mut cum_blobs, mut cum_bytes, mut nonce) =
                 book.signed.get(&key).copied().unwrap_or((0, 0, 0));
-            if let Ok(st) = self.chain.receipt_state(id, provider) {
+            if let Ok(st) = self.chain.receipt_state(id, provider).await {
                 if st.nonce > nonce || st.blobs > cum_blobs {
                     nonce = nonce.max(st.nonce);
                     cum_blobs = cum_blobs.max(st.blobs);
@@ -724,11 +726,10 @@ impl Client {
                 .key()
                 .sign_digest(&receipt.digest(self.chain.chain_id()));
             book.signed.insert(key, (cum_blobs, cum_bytes, nonce));
-            let sent = self.rt.block_on(self.net.receipt(
-                ep.peer,
-                ep.addrs.clone(),
-                ReceiptSubmit { receipt, sig },
-            ));
+            let sent = self
+                .net
+                .receipt(ep.peer, ep.addrs.clone(), ReceiptSubmit { receipt, sig })
+                .await;
             if let Err(e) = sent {
                 tracing::warn!(%provider, %e, "receipt not delivered (the next one covers it)");
             }
@@ -744,7 +745,7 @@ impl Client {
 
     /// The deal's verified metadata: fetched from one slot after another until a copy
     /// matches the chain's manifest root.
-    pub(crate) fn remote_slab(
+    pub(crate) async fn remote_slab(
         &self,
         id: u64,
         deal: &Deal,
@@ -753,7 +754,7 @@ impl Client {
         let root = deal
             .manifest_root
             .ok_or_else(|| anyhow!("deal {id} holds no files yet"))?;
-        let eps = self.endpoints(deal)?;
+        let eps = self.endpoints(deal).await?;
         let mut problems = Vec::new();
         let mut order: Vec<usize> = (0..eps.len())
             .filter(|&s| deal.slots[s].status == SlotStatus::Active)
@@ -761,7 +762,7 @@ impl Client {
         order.extend((0..eps.len()).filter(|&s| deal.slots[s].status != SlotStatus::Active));
         // Hedged like shard reads: another slot is asked every `hedge_after` until one
         // copy verifies.
-        let found = self.rt.block_on(async {
+        let found = async {
             let start = |s: usize| {
                 let ep = &eps[s];
                 async move { (s, self.metadata_from(id, deal, ep, s as u32).await) }
@@ -799,7 +800,8 @@ impl Client {
                     }
                 }
             }
-        });
+        }
+        .await;
         match found {
             Some(slab) => Ok(slab),
             None => bail!(

@@ -15,7 +15,7 @@ mod download;
 mod upload;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
@@ -23,7 +23,7 @@ use chain_light::bytes::Address;
 use chain_light::crypto::SecretKey;
 use chain_light::state::Deal;
 use chain_light::tx::Msg;
-use nilstore_net::chain::{HttpChain, Signer, TxStatus};
+use nilstore_net::chain::{ChainView, Signer, TxStatus, UreqApi};
 use nilstore_net::libp2p::{Multiaddr, PeerId};
 use nilstore_net::requester::Requester;
 use serde::Serialize;
@@ -33,7 +33,7 @@ pub use download::{GetReport, Listing};
 pub use upload::{PutOptions, PutReport};
 
 use crate::network::{dev_keys, NetworkInfo};
-use crate::platform::{Clock, TokioClock};
+use crate::platform::{Clock, Spawner, ThreadSpawner, TokioClock};
 use crate::store::{DirStore, Kind, Store};
 
 /// Environment variable naming the network file (`devnet.json`).
@@ -223,10 +223,11 @@ pub(crate) struct Endpoint {
     pub addrs: Vec<Multiaddr>,
 }
 
-/// A connected client: light client, account, libp2p node.
+/// A connected client: light client, account, libp2p node. Its operations are futures
+/// that need no particular executor; natively they run inside a tokio runtime (the
+/// requester's node and the clock's timers live there).
 pub struct Client {
-    rt: tokio::runtime::Runtime,
-    chain: HttpChain,
+    chain: ChainView<UreqApi>,
     signer: Signer,
     net: Requester,
     network: Network,
@@ -234,10 +235,12 @@ pub struct Client {
     kzg: &'static KzgSettings,
     tuning: Tuning,
     clock: Arc<dyn Clock>,
+    /// Where packing runs.
+    spawner: Arc<dyn Spawner>,
     /// Jobs, acknowledgements, deal keys, receipts (the home directory natively).
     store: Arc<dyn Store>,
-    /// Serializes read-modify-write of `receipts.json`.
-    receipts: Mutex<()>,
+    /// Serializes read-modify-write of `receipts.json` (held across the deliveries).
+    receipts: futures::lock::Mutex<()>,
 }
 
 /// Addresses a native node dials: TCP, or QUIC when a peer has no TCP endpoint. (A dead
@@ -260,28 +263,22 @@ pub(crate) fn dialable(endpoints: &[String]) -> Vec<Multiaddr> {
 }
 
 impl Client {
-    /// Connects: verifies the chain from genesis and starts a libp2p node.
-    pub fn connect(
+    /// Connects: verifies the chain from genesis and starts a libp2p node (a task of the
+    /// current tokio runtime, which must be a multi-threaded one).
+    pub async fn connect(
         network: Network,
         key: SecretKey,
         home: PathBuf,
         tuning: Tuning,
     ) -> Result<Client> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?;
         let genesis = nilstore_net::chain::read_genesis(&network.info.genesis)?;
-        let chain = HttpChain::new(&network.info.api, &genesis)?;
-        chain.sync().context("sync the light client")?;
-        let net = {
-            let _guard = rt.enter();
-            Requester::ephemeral(Duration::from_secs(60)).map_err(|e| anyhow!("libp2p: {e}"))?
-        };
+        let chain = ChainView::new(UreqApi::new(&network.info.api), &genesis)?;
+        chain.sync().await.context("sync the light client")?;
+        let net =
+            Requester::ephemeral(Duration::from_secs(60)).map_err(|e| anyhow!("libp2p: {e}"))?;
         std::fs::create_dir_all(&home).with_context(|| format!("create {}", home.display()))?;
         let store = Arc::new(DirStore::new(&home));
         Ok(Client {
-            rt,
             chain,
             signer: Signer::new(key),
             net,
@@ -290,8 +287,9 @@ impl Client {
             kzg: KzgSettings::ethereum(),
             tuning,
             clock: Arc::new(TokioClock::new()),
+            spawner: Arc::new(ThreadSpawner),
             store,
-            receipts: Mutex::new(()),
+            receipts: futures::lock::Mutex::new(()),
         })
     }
 
@@ -301,7 +299,7 @@ impl Client {
     }
 
     /// The light client.
-    pub fn chain(&self) -> &HttpChain {
+    pub fn chain(&self) -> &ChainView<UreqApi> {
         &self.chain
     }
 
@@ -312,8 +310,8 @@ impl Client {
 
     /// Copies deal `id`'s key (created now if the deal holds nothing yet) into another
     /// client home, so a delegate's upload job encrypts under the owner's key.
-    pub fn share_deal_key(&self, id: u64, home: &Path) -> Result<PathBuf> {
-        let empty = self.deal(id)?.manifest_root.is_none();
+    pub async fn share_deal_key(&self, id: u64, home: &Path) -> Result<PathBuf> {
+        let empty = self.deal(id).await?.manifest_root.is_none();
         let key = self.deal_secret(id, empty)?;
         let other = DirStore::new(home);
         let name = deal_key(self.chain.chain_id(), id);
@@ -354,14 +352,14 @@ impl Client {
     }
 
     /// Submits `msg` and waits until it is included; returns the result's events.
-    pub fn send(&self, msg: Msg) -> Result<serde_json::Value> {
+    pub async fn send(&self, msg: Msg) -> Result<serde_json::Value> {
         let name = msg.name();
-        let hash = self.signer.send(&self.chain, msg)?;
+        let hash = self.signer.send_via(&self.chain, msg).await?;
         let t0 = self.clock.monotonic();
         loop {
-            match self.chain.tx_status(&hash)? {
+            match self.chain.tx_status(&hash).await? {
                 TxStatus::Included(h, Ok(())) => {
-                    let v = self.chain.tx_result(&hash)?;
+                    let v = self.chain.tx_result(&hash).await?;
                     tracing::debug!(tx = %hash, height = h, "{name} included");
                     return Ok(v);
                 }
@@ -374,46 +372,46 @@ impl Client {
                     self.tuning.tx_timeout
                 );
             }
-            self.rt
-                .block_on(self.clock.sleep(Duration::from_millis(100)));
+            self.clock.sleep(Duration::from_millis(100)).await;
         }
     }
 
     /// A deal at the latest verified height.
-    pub fn deal(&self, id: u64) -> Result<Deal> {
-        self.chain.sync()?;
+    pub async fn deal(&self, id: u64) -> Result<Deal> {
+        self.chain.sync().await?;
         self.chain
-            .deal(id)?
+            .deal(id)
+            .await?
             .ok_or_else(|| anyhow!("deal {id} does not exist (or has ended)"))
     }
 
     /// Where to reach the provider of every slot of `deal` (the pending one while a slot is
     /// repairing counts only once it is active).
-    pub(crate) fn endpoints(&self, deal: &Deal) -> Result<Vec<Endpoint>> {
-        deal.slots
-            .iter()
-            .map(|s| {
-                let p = self
-                    .chain
-                    .provider(&s.provider)?
-                    .ok_or_else(|| anyhow!("provider {} is not registered", s.provider))?;
-                Ok(Endpoint {
-                    account: s.provider,
-                    peer: p
-                        .peer_id
-                        .parse()
-                        .map_err(|e| anyhow!("provider {} peer id: {e}", s.provider))?,
-                    addrs: dialable(&p.endpoints),
-                })
-            })
-            .collect()
+    pub(crate) async fn endpoints(&self, deal: &Deal) -> Result<Vec<Endpoint>> {
+        let mut out = Vec::with_capacity(deal.slots.len());
+        for s in &deal.slots {
+            let p = self
+                .chain
+                .provider(&s.provider)
+                .await?
+                .ok_or_else(|| anyhow!("provider {} is not registered", s.provider))?;
+            out.push(Endpoint {
+                account: s.provider,
+                peer: p
+                    .peer_id
+                    .parse()
+                    .map_err(|e| anyhow!("provider {} peer id: {e}", s.provider))?,
+                addrs: dialable(&p.endpoints),
+            });
+        }
+        Ok(out)
     }
 
     /// The devnet's deputies (relays), from their proven registrations.
-    pub(crate) fn deputies(&self) -> Result<Vec<Endpoint>> {
+    pub(crate) async fn deputies(&self) -> Result<Vec<Endpoint>> {
         let mut out = Vec::new();
         for r in &self.network.info.relays {
-            if let Some(d) = self.chain.deputy(&r.account)? {
+            if let Some(d) = self.chain.deputy(&r.account).await? {
                 if let Ok(peer) = d.peer_id.parse() {
                     if out.len() >= self.tuning.max_deputies {
                         break;
@@ -430,15 +428,17 @@ impl Client {
     }
 
     /// Creates a deal; returns its id.
-    pub fn create_deal(&self, d: &DealTerms) -> Result<u64> {
-        let v = self.send(Msg::CreateDeal {
-            k: d.k,
-            m: d.m,
-            capacity_mdus: d.capacity_mdus,
-            term_epochs: d.term_epochs,
-            escrow: d.escrow,
-            spend_cap: d.spend_cap,
-        })?;
+    pub async fn create_deal(&self, d: &DealTerms) -> Result<u64> {
+        let v = self
+            .send(Msg::CreateDeal {
+                k: d.k,
+                m: d.m,
+                capacity_mdus: d.capacity_mdus,
+                term_epochs: d.term_epochs,
+                escrow: d.escrow,
+                spend_cap: d.spend_cap,
+            })
+            .await?;
         v["events"]
             .as_array()
             .and_then(|evs| evs.iter().find_map(|e| e["deal"].as_u64()))
@@ -447,14 +447,14 @@ impl Client {
 
     /// Default terms for `user_mdus` of capacity at RS(`k`, `m`): the escrow covers rent for
     /// the whole term plus a read budget.
-    pub fn default_terms(
+    pub async fn default_terms(
         &self,
         k: u32,
         m: u32,
         capacity_mdus: u64,
         term_epochs: u64,
     ) -> Result<DealTerms> {
-        let p = self.chain.globals()?.params;
+        let p = self.chain.globals().await?.params;
         let profile = wasm_core::rs::Profile::new(k as usize, m as usize)?;
         let layout = wasm_core::slab::Layout::new(profile, capacity_mdus)?;
         let total = 1 + layout.witness_mdus + capacity_mdus;

@@ -17,7 +17,7 @@ use anyhow::{anyhow, bail, ensure, Context, Result};
 use chain_light::bytes::{Address, Blob, G1Bytes, Sig65};
 use chain_light::state::Deal;
 use chain_light::tx::Msg;
-use futures::{StreamExt as _, TryStreamExt as _};
+use futures::{Stream, StreamExt as _, TryStreamExt as _};
 use nilstore_net::proto::{Leaf, NetError, UploadAuth, UploadShard, BLOB_BYTES};
 use nilstore_net::requester::RequestError;
 use serde::{Deserialize, Serialize};
@@ -26,6 +26,7 @@ use wasm_core::kzg::KzgSettings;
 use wasm_core::rs::Profile;
 
 use super::{backoff, proto_leaves, Client, Endpoint, Event, Progress};
+use crate::platform::run_blocking;
 use crate::slabdir::{self, OpenSlab};
 use crate::store::{Kind, Store};
 
@@ -179,9 +180,16 @@ struct Send<'a> {
     progress: Progress<'a>,
 }
 
-/// Packs a job's files into its slab directory (`on_mdu` sees each user MDU once its
-/// shards are on disk).
-#[allow(clippy::too_many_arguments)]
+/// What the packing job tells the uploader while it runs.
+enum Packed {
+    /// This many more payload bytes are packed.
+    Bytes(u64),
+    /// A user MDU's shards are on disk: its index, leaves and root.
+    Mdu(u32, Vec<Leaf>, [u8; 32]),
+}
+
+/// Packs a job's files into its slab directory, telling `tell` about progress and about
+/// each user MDU once its shards are on disk.
 fn pack_files(
     kzg: &KzgSettings,
     dir: &Path,
@@ -189,17 +197,11 @@ fn pack_files(
     deal: &Deal,
     base: Option<wasm_core::slab::SlabState>,
     root_secret: Option<[u8; 32]>,
-    progress: Progress<'_>,
-    on_mdu: slabdir::MduReady<'_>,
+    tell: &(dyn Fn(Packed) + Sync),
 ) -> Result<slabdir::PackReport> {
-    let total = job.bytes;
-    let done = AtomicU64::new(0);
-    let step = |n: u64| {
-        let d = done.fetch_add(n, Ordering::Relaxed) + n;
-        progress(&Event::Packing {
-            done: d.min(total),
-            total,
-        });
+    let step = |n: u64| tell(Packed::Bytes(n));
+    let on_mdu = |mdu: u64, e: &wasm_core::slab::EncodedMdu| {
+        tell(Packed::Mdu(mdu as u32, proto_leaves(&e.leaves), e.root_fr));
     };
     let mut nonce = || {
         let mut n = [0u8; wasm_core::aead::STREAM_NONCE_LEN];
@@ -220,7 +222,7 @@ fn pack_files(
             base,
             delete: job.delete.clone(),
             names: Some(job.names.clone()),
-            on_mdu: Some(on_mdu),
+            on_mdu: Some(&on_mdu),
         },
     )?;
     Ok(report)
@@ -229,7 +231,7 @@ fn pack_files(
 impl Client {
     /// Stores `files` in a new deal or appends them to `opts.deal`; returns once the chain
     /// shows the new content.
-    pub fn put(
+    pub async fn put(
         &self,
         files: &[PathBuf],
         opts: &PutOptions,
@@ -265,7 +267,7 @@ impl Client {
             .map(|f| fs::canonicalize(f).with_context(|| format!("{}", f.display())))
             .collect::<Result<_>>()?;
         let (id, deal) = match opts.deal {
-            Some(id) => (id, self.deal(id)?),
+            Some(id) => (id, self.deal(id).await?),
             None => {
                 let stored: u64 = files
                     .iter()
@@ -284,13 +286,15 @@ impl Client {
                     capacity >= needed,
                     "capacity {capacity} MDUs < {needed} needed"
                 );
-                let mut terms = self.default_terms(opts.k, opts.m, capacity, opts.term_epochs)?;
+                let mut terms = self
+                    .default_terms(opts.k, opts.m, capacity, opts.term_epochs)
+                    .await?;
                 if let Some(e) = opts.escrow {
                     terms.escrow = e;
                 }
-                let id = self.create_deal(&terms)?;
+                let id = self.create_deal(&terms).await?;
                 progress(&Event::DealCreated { deal: id });
-                (id, self.deal(id)?)
+                (id, self.deal(id).await?)
             }
         };
         self.change(
@@ -303,13 +307,14 @@ impl Client {
             bytes,
             progress,
         )
+        .await
     }
 
     /// Deletes `paths` from a deal: a tombstone in the file table, committed as the next
     /// generation (the bytes stay until the deal ends; without the key they are noise).
-    pub fn rm(&self, id: u64, paths: &[String], progress: Progress<'_>) -> Result<PutReport> {
+    pub async fn rm(&self, id: u64, paths: &[String], progress: Progress<'_>) -> Result<PutReport> {
         ensure!(!paths.is_empty(), "nothing to delete");
-        let deal = self.deal(id)?;
+        let deal = self.deal(id).await?;
         self.change(
             id,
             &deal,
@@ -320,10 +325,11 @@ impl Client {
             0,
             progress,
         )
+        .await
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn change(
+    async fn change(
         &self,
         id: u64,
         deal: &Deal,
@@ -343,7 +349,7 @@ impl Client {
         );
         let generation = deal.next_generation();
         let base = if deal.manifest_root.is_some() {
-            let slab = self.remote_slab(id, deal, progress)?;
+            let slab = self.remote_slab(id, deal, progress).await?;
             for p in &delete {
                 ensure!(slab.table.get(p).is_some(), "deal {id} has no file {p}");
             }
@@ -373,12 +379,15 @@ impl Client {
             bytes,
         };
         job.save(&*self.store, &prefix)?;
-        let packed = self.pack_and_send_early(&dir, &job, deal, base, progress)?;
+        let packed = self
+            .pack_and_send_early(&dir, &job, deal, base, progress)
+            .await?;
         job.packed = true;
         job.save(&*self.store, &prefix)?;
         let slab = slabdir::OpenSlab::from_packed(&dir.join("slab"), &packed.output, id);
         let metadata = packed.output.metadata_leaves;
         self.finish_job(&dir, &job, Some((slab, metadata)), progress)
+            .await
     }
 
     /// Packs the job and, while later MDUs are still being packed, uploads each new user
@@ -388,7 +397,10 @@ impl Client {
     /// yet. The network and the providers take earlier MDUs while later ones are
     /// committed: with remote providers the upload no longer waits for packing (on one
     /// 2-core machine both stages are CPU-bound and the total stays the same).
-    fn pack_and_send_early(
+    ///
+    /// Packing runs through the client's [`Spawner`](crate::platform::Spawner) (a thread
+    /// natively), and tells this future about progress and packed MDUs over a channel.
+    async fn pack_and_send_early(
         &self,
         dir: &Path,
         job: &Job,
@@ -401,30 +413,43 @@ impl Client {
         } else {
             None
         };
-        let eps = match self.endpoints(deal) {
+        let eps = match self.endpoints(deal).await {
             Ok(eps) if eps.len() == deal.slots.len() => Some(eps),
             _ => None, // finish_job resolves them again and reports the problem
         };
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<(u32, Vec<Leaf>, [u8; 32])>();
-        let kzg = self.kzg;
-        std::thread::scope(|sc| {
-            let packer = sc.spawn(move || {
-                let ready = move |mdu: u64, e: &wasm_core::slab::EncodedMdu| {
-                    // A closed receiver (no endpoints) only means no early sending.
-                    let _ = tx.send((mdu as u32, proto_leaves(&e.leaves), e.root_fr));
-                };
-                pack_files(kzg, dir, job, deal, base, secret, progress, &ready)
-            });
-            if let Some(eps) = &eps {
-                self.rt
-                    .block_on(self.send_early(dir, job, eps, rx, progress));
-            } else {
-                drop(rx);
+        let (tx, rx) = futures::channel::mpsc::unbounded::<Packed>();
+        let (kzg, owned) = (self.kzg, (dir.to_path_buf(), job.clone(), deal.clone()));
+        let packing = run_blocking(&*self.spawner, move || {
+            let (dir, job, deal) = owned;
+            // A closed receiver only means nobody listens any more.
+            let tell = move |p: Packed| {
+                let _ = tx.unbounded_send(p);
+            };
+            pack_files(kzg, &dir, &job, &deal, base, secret, &tell)
+        });
+        let total = job.bytes;
+        let mut done = 0u64;
+        let announced = rx.filter_map(move |p| {
+            std::future::ready(match p {
+                Packed::Bytes(n) => {
+                    done = done.saturating_add(n);
+                    progress(&Event::Packing {
+                        done: done.min(total),
+                        total,
+                    });
+                    None
+                }
+                Packed::Mdu(mdu, leaves, root) => Some((mdu, leaves, root)),
+            })
+        });
+        let sending = async {
+            match &eps {
+                Some(eps) => self.send_early(dir, job, eps, announced, progress).await,
+                None => announced.for_each(|_| async {}).await,
             }
-            packer
-                .join()
-                .map_err(|_| anyhow!("the packing thread panicked"))?
-        })
+        };
+        let (packed, ()) = futures::join!(packing, sending);
+        packed.map_err(|_| anyhow!("the packing job stopped (it panicked)"))?
     }
 
     /// Sends each user MDU that `ready` announces to every slot, `per_slot` MDUs at a time.
@@ -434,7 +459,7 @@ impl Client {
         dir: &Path,
         job: &Job,
         eps: &[Endpoint],
-        ready: tokio::sync::mpsc::UnboundedReceiver<(u32, Vec<Leaf>, [u8; 32])>,
+        announced: impl Stream<Item = (u32, Vec<Leaf>, [u8; 32])>,
         progress: Progress<'_>,
     ) {
         let acks_key = format!("{}/acked.log", job_prefix(job.deal, job.generation));
@@ -444,11 +469,6 @@ impl Client {
         let acks = Mutex::new(acks);
         let given_up: Vec<std::sync::atomic::AtomicBool> =
             eps.iter().map(|_| Default::default()).collect();
-        let announced =
-            futures::stream::unfold(
-                ready,
-                |mut rx| async move { rx.recv().await.map(|r| (r, rx)) },
-            );
         // MDUs go out in groups of `per_slot`: a provider that receives a group at once
         // checks its shards' commitments in one batch (see provider::verify), which a
         // trickle of single MDUs, each sent as soon as it is packed, would never allow.
@@ -469,9 +489,7 @@ impl Client {
                                     dir,
                                     job,
                                     (s as u32, ep),
-                                    mdu,
-                                    leaves,
-                                    root,
+                                    (mdu, leaves, root),
                                     progress,
                                 )
                                 .await;
@@ -498,27 +516,22 @@ impl Client {
     }
 
     /// One slot's shard of a freshly packed user MDU, read back from the slab directory.
-    #[allow(clippy::too_many_arguments)]
     async fn send_early_shard(
         &self,
         dir: &Path,
         job: &Job,
         (slot, ep): (u32, &Endpoint),
-        mdu: u32,
-        leaves: Vec<Leaf>,
-        root: [u8; 32],
+        (mdu, leaves, root): (u32, Vec<Leaf>, [u8; 32]),
         progress: Progress<'_>,
     ) -> Result<()> {
         let path = slabdir::shard_path(&dir.join("slab"), slot as usize, mdu.into());
-        let data = tokio::fs::read(&path)
-            .await
-            .with_context(|| format!("{}", path.display()))?;
+        let data = fs::read(&path).with_context(|| format!("{}", path.display()))?;
         let up = self.upload_request((job.deal, job.generation), slot, mdu, leaves, &data);
         self.upload_with_retries(ep, up, root, progress).await
     }
 
     /// Finishes every job an interruption left in `HOME/uploads`.
-    pub fn resume(&self, progress: Progress<'_>) -> Result<Vec<PutReport>> {
+    pub async fn resume(&self, progress: Progress<'_>) -> Result<Vec<PutReport>> {
         let mut out = Vec::new();
         for name in self.store.list("uploads")? {
             let prefix = format!("uploads/{name}");
@@ -531,7 +544,7 @@ impl Client {
             };
             let job: Job =
                 serde_json::from_slice(&raw).with_context(|| format!("{prefix}/job.json"))?;
-            let deal = self.deal(job.deal)?;
+            let deal = self.deal(job.deal).await?;
             if deal.manifest_root.is_some() && deal.generation >= job.generation {
                 // Committed before the interruption (or superseded): nothing left to do.
                 self.store.remove_all(&prefix)?;
@@ -544,18 +557,21 @@ impl Client {
             );
             if !job.packed {
                 // Packing is redone from the files (shards only go out after packing).
-                out.push(self.change(
-                    job.deal,
-                    &deal,
-                    job.files,
-                    job.names,
-                    job.delete,
-                    job.encrypt,
-                    job.bytes,
-                    progress,
-                )?);
+                out.push(
+                    self.change(
+                        job.deal,
+                        &deal,
+                        job.files,
+                        job.names,
+                        job.delete,
+                        job.encrypt,
+                        job.bytes,
+                        progress,
+                    )
+                    .await?,
+                );
             } else {
-                out.push(self.finish_job(&dir, &job, None, progress)?);
+                out.push(self.finish_job(&dir, &job, None, progress).await?);
             }
         }
         Ok(out)
@@ -564,7 +580,7 @@ impl Client {
     /// Sends what providers have not acknowledged, commits and verifies. `packed` is the
     /// slab and its metadata MDUs' leaves when this process just packed them; a resumed
     /// job reads the slab directory back and verifies it instead.
-    fn finish_job(
+    async fn finish_job(
         &self,
         dir: &Path,
         job: &Job,
@@ -576,8 +592,8 @@ impl Client {
             Some((slab, leaves)) => (slab, Some(leaves)),
             None => (slabdir::open(self.kzg, &dir.join("slab"))?, None),
         };
-        let deal = self.deal(job.deal)?;
-        let eps = self.endpoints(&deal)?;
+        let deal = self.deal(job.deal).await?;
+        let eps = self.endpoints(&deal).await?;
         let n = deal.slots.len();
         ensure!(
             slab.meta.k + slab.meta.m == n,
@@ -658,12 +674,12 @@ impl Client {
             t0,
             progress,
         };
-        let sent = self.rt.block_on(futures::future::try_join_all(
+        futures::future::try_join_all(
             eps.iter()
                 .enumerate()
                 .map(|(s, ep)| self.send_slot(&ctx, dir, s as u32, ep, &mdus)),
-        ));
-        sent?;
+        )
+        .await?;
         let size: u64 = slab
             .table
             .records()
@@ -678,8 +694,9 @@ impl Client {
             manifest_root: G1Bytes(root),
             total_mdus: total,
             size_bytes: size,
-        })?;
-        let d = self.deal(job.deal)?;
+        })
+        .await?;
+        let d = self.deal(job.deal).await?;
         ensure!(
             d.manifest_root == Some(G1Bytes(root)) && d.generation == job.generation,
             "the chain does not show the commit (generation {}, root {:?})",
@@ -760,9 +777,7 @@ impl Client {
         } else {
             slabdir::shard_path(&dir.join("slab"), slot as usize, mdu.into())
         };
-        let data = tokio::fs::read(&path)
-            .await
-            .with_context(|| format!("{}", path.display()))?;
+        let data = fs::read(&path).with_context(|| format!("{}", path.display()))?;
         let leaves = ctx.leaves[mdu as usize]
             .clone()
             .ok_or_else(|| anyhow!("no leaves for MDU {mdu}"))?;
