@@ -4,7 +4,8 @@
 #   setup  scripts/setup.sh (idempotent installer)
 #   a      rustfmt check
 #   b      clippy, native, all targets, -D warnings
-#   c      clippy, wasm-core on wasm32 (no default features), all targets, -D warnings
+#   c      clippy on wasm32, all targets, -D warnings: wasm-core, chain-light, nilstore-net
+#          (no default features) and nilstore-client (the browser's build)
 #   d      native tests (cargo test --workspace)
 #   e      wasm-core tests on wasm32 in headless Chromium (main thread and a Web Worker),
 #          the light client and the browser libp2p node there, the browser light client
@@ -83,9 +84,17 @@ run_tier "a fmt" cargo fmt --all -- --check
 
 run_tier "b clippy native" cargo clippy --workspace --all-targets -- -D warnings
 
+# The pure core, the light client and the networking without their native defaults; the
+# client with its (default) network feature, as the browser builds it.
+clippy_wasm32() {
+    cargo clippy -p wasm-core -p chain-light -p nilstore-net \
+        --target wasm32-unknown-unknown --all-targets --no-default-features -- -D warnings &&
+        cargo clippy -p nilstore-client --target wasm32-unknown-unknown --all-targets \
+            -- -D warnings
+}
+
 if [ "$NILSTORE_WASM_ROUTE" = A ]; then
-    run_tier "c clippy wasm32" cargo clippy -p wasm-core -p chain-light -p nilstore-net \
-        --target wasm32-unknown-unknown --all-targets --no-default-features -- -D warnings
+    run_tier "c clippy wasm32" clippy_wasm32
 else
     skip_tier "c clippy wasm32" "route B: Debian's rustc-web ships no clippy"
 fi

@@ -162,11 +162,10 @@ pub fn ingest(o: &IngestOptions) -> Result<Vec<Row>> {
         term_epochs: 10_000,
         escrow: None,
         capacity_mdus: None,
-        names: None,
         encrypt: true,
     };
     let t0 = Instant::now();
-    let r = rt.block_on(client.put(std::slice::from_ref(&big), &put, &quiet))?;
+    let r = rt.block_on(client.put_files(std::slice::from_ref(&big), None, &put, &quiet))?;
     let t_put = t0.elapsed();
     rows.push(Row {
         name: format!(
@@ -184,7 +183,8 @@ pub fn ingest(o: &IngestOptions) -> Result<Vec<Row>> {
     );
     let out = dir.join("big.out");
     let t0 = Instant::now();
-    let g = rt.block_on(client.get(r.deal_id, "big.bin", &out, &quiet))?;
+    let mut sink = nilstore_client::slabdir::SingleFile::new(&out);
+    let g = rt.block_on(client.get(r.deal_id, "big.bin", &mut sink, &quiet))?;
     let t_get = t0.elapsed();
     rows.push(Row {
         name: format!("download: get {} MiB, verified", o.mib),
@@ -208,10 +208,11 @@ pub fn ingest(o: &IngestOptions) -> Result<Vec<Row>> {
     for i in 0..o.small.max(1) {
         nilstore_devnet::random_file(&small, 1 << 20, 100 + i as u64)?;
         let t0 = Instant::now();
-        let r = rt.block_on(client.put(std::slice::from_ref(&small), &put, &quiet))?;
+        let r = rt.block_on(client.put_files(std::slice::from_ref(&small), None, &put, &quiet))?;
         puts.push(t0.elapsed());
         let t0 = Instant::now();
-        rt.block_on(client.get(r.deal_id, "small.bin", &small_out, &quiet))?;
+        let mut sink = nilstore_client::slabdir::SingleFile::new(&small_out);
+        rt.block_on(client.get(r.deal_id, "small.bin", &mut sink, &quiet))?;
         gets.push(t0.elapsed());
     }
     for (what, v) in [("put", &mut puts), ("get", &mut gets)] {

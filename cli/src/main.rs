@@ -455,8 +455,8 @@ fn do_pack(
     let progress = |b: u64| pb.inc(b);
     let report = slabdir::pack(
         KzgSettings::ethereum(),
-        files,
-        out,
+        slabdir::inputs(files, None)?,
+        &slabdir::DirFiles::new(out),
         slabdir::PackOptions {
             profile,
             root_secret: key,
@@ -466,7 +466,6 @@ fn do_pack(
             progress: &progress,
             base: None,
             delete: Vec::new(),
-            names: None,
             on_mdu: None,
         },
     )?;

@@ -13,6 +13,7 @@ use chain_light::tx::Msg;
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use nilstore_client::remote::{self, Client, Event, Network, PutOptions, Tuning};
+use nilstore_client::slabdir;
 use serde_json::json;
 
 /// Options every network command takes.
@@ -352,9 +353,11 @@ async fn run_on(cmd: NetCmd, a: &NetArgs) -> Result<ExitCode> {
             if as_path.is_some() {
                 ensure!(files.len() == 1, "--as names one file");
             }
+            let names = as_path.map(|p| vec![p]);
             let r = c
-                .put(
+                .put_files(
                     &files,
+                    names.as_deref(),
                     &PutOptions {
                         deal,
                         k,
@@ -362,7 +365,6 @@ async fn run_on(cmd: NetCmd, a: &NetArgs) -> Result<ExitCode> {
                         term_epochs: term,
                         escrow,
                         capacity_mdus: capacity,
-                        names: as_path.map(|p| vec![p]),
                         encrypt: !plain,
                     },
                     &progress,
@@ -382,7 +384,8 @@ async fn run_on(cmd: NetCmd, a: &NetArgs) -> Result<ExitCode> {
             });
         }
         NetCmd::Get { deal, path, out } => {
-            let r = c.get(deal, &path, &out, &progress).await?;
+            let mut sink = slabdir::SingleFile::new(&out);
+            let r = c.get(deal, &path, &mut sink, &progress).await?;
             bars.done();
             print(a, serde_json::to_value(&r)?, || {
                 format!(
@@ -399,7 +402,8 @@ async fn run_on(cmd: NetCmd, a: &NetArgs) -> Result<ExitCode> {
             });
         }
         NetCmd::Mirror { deal, dir } => {
-            let r = c.mirror(deal, &dir, &progress).await?;
+            let mut sink = slabdir::DirSink::new(&dir)?;
+            let r = c.mirror(deal, &mut sink, &progress).await?;
             bars.done();
             print(a, serde_json::to_value(&r)?, || {
                 format!(
@@ -586,7 +590,8 @@ async fn delegate(
     let key_file = out.join("account.key");
     chain_light::secret_file::write(&key_file, hex::encode(key.to_bytes()).as_bytes())
         .with_context(|| format!("write {}", key_file.display()))?;
-    c.share_deal_key(deal, out).await?;
+    c.share_deal_key(deal, &nilstore_client::store::DirStore::new(out))
+        .await?;
     c.send(Msg::Authorize {
         deal,
         delegate: who,

@@ -60,11 +60,16 @@ impl NetworkInfo {
     }
 }
 
-/// Dev accounts in a validator home's `dev-keys.json`.
+/// Dev accounts in a validator home's `dev-keys.json` (a secret file: mode 0600).
+#[cfg(not(target_arch = "wasm32"))]
 pub fn dev_keys(path: &Path) -> Result<Vec<SecretKey>> {
-    let v: serde_json::Value =
-        serde_json::from_slice(&chain_light::secret_file::read(path).map_err(anyhow::Error::msg)?)
-            .context("dev-keys.json")?;
+    let raw = chain_light::secret_file::read(path).map_err(anyhow::Error::msg)?;
+    parse_dev_keys(&raw)
+}
+
+/// The dev accounts of a `dev-keys.json` document (a browser is handed the document).
+pub fn parse_dev_keys(raw: &[u8]) -> Result<Vec<SecretKey>> {
+    let v: serde_json::Value = serde_json::from_slice(raw).context("dev-keys.json")?;
     v.as_array()
         .ok_or_else(|| anyhow!("dev-keys.json: not a list"))?
         .iter()

@@ -4,8 +4,10 @@
 //! `setTimeout`).
 //!
 //! ```text
+//!  Api       the light client's transport: UreqApi (HTTP) natively, FetchApi in a browser
 //!  Clock     wall time (signature expiries), monotonic time (rates, deadlines), sleep
 //!            native: TokioClock (tokio timers, std clocks)
+//!            browser: BrowserClock (Date.now, performance.now, setTimeout)
 //!  Spawner   where CPU-bound work (packing: commitments, erasure coding) runs
 //!            native: ThreadSpawner (a thread per job); Inline (on the caller, e.g. a
 //!            browser worker that has no threads to spare)
@@ -19,6 +21,13 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use futures::future::{select, Either};
+
+/// The light client's transport on this platform: a validator's HTTP API over ureq.
+#[cfg(not(target_arch = "wasm32"))]
+pub type Api = nilstore_net::chain::UreqApi;
+/// The light client's transport on this platform: the browser's `fetch` (page or worker).
+#[cfg(target_arch = "wasm32")]
+pub type Api = nilstore_net::chain::FetchApi;
 
 /// A timer future: `Send` natively, where futures move between worker threads.
 #[cfg(not(target_arch = "wasm32"))]
@@ -168,7 +177,68 @@ impl Clock for TokioClock {
     }
 }
 
-#[cfg(test)]
+#[cfg(target_arch = "wasm32")]
+pub use browser::BrowserClock;
+
+#[cfg(target_arch = "wasm32")]
+mod browser {
+    use std::time::Duration;
+
+    use wasm_bindgen::{JsCast as _, JsValue};
+
+    use super::{Clock, Sleep};
+
+    /// The browser's clock, on a page or in a worker: `Date.now()` for wall time,
+    /// `performance.now()` for monotonic time, `setTimeout` for sleeps.
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct BrowserClock;
+
+    /// A function-valued property of the global object (`window` or the worker's `self`).
+    fn global_fn(name: &str) -> Option<(JsValue, js_sys::Function)> {
+        let g: JsValue = js_sys::global().into();
+        let f = js_sys::Reflect::get(&g, &name.into()).ok()?;
+        Some((g, f.dyn_into().ok()?))
+    }
+
+    fn performance_now_ms() -> Option<f64> {
+        let p = js_sys::Reflect::get(&js_sys::global(), &"performance".into()).ok()?;
+        let now: js_sys::Function = js_sys::Reflect::get(&p, &"now".into())
+            .ok()?
+            .dyn_into()
+            .ok()?;
+        now.call0(&p).ok()?.as_f64()
+    }
+
+    impl Clock for BrowserClock {
+        fn unix_ms(&self) -> u64 {
+            js_sys::Date::now().max(0.0) as u64
+        }
+
+        fn monotonic(&self) -> Duration {
+            let ms = performance_now_ms().unwrap_or_else(js_sys::Date::now);
+            Duration::try_from_secs_f64(ms.max(0.0) / 1e3).unwrap_or_default()
+        }
+
+        fn sleep(&self, d: Duration) -> Sleep {
+            let ms = i32::try_from(d.as_millis()).unwrap_or(i32::MAX);
+            let done =
+                js_sys::Promise::new(&mut |resolve, _reject| match global_fn("setTimeout") {
+                    Some((g, set_timeout)) => {
+                        let _ = set_timeout.call2(&g, &resolve, &JsValue::from(ms));
+                    }
+                    // No timers at all (not a browser): resolve at once rather than hang.
+                    None => {
+                        let _ = resolve.call0(&JsValue::UNDEFINED);
+                    }
+                });
+            Box::pin(async move {
+                let _ = wasm_bindgen_futures::JsFuture::from(done).await;
+            })
+        }
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU64, Ordering};

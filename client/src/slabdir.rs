@@ -9,10 +9,23 @@
 //! Every read verifies before use: the manifest against `manifest_root`, metadata MDUs
 //! against the manifest, user-MDU leaves against their roots, and every blob against its
 //! leaf's BLAKE3; missing or bad slots are rebuilt from any K good ones.
+//!
+//! The bytes move through seams, so the same code packs and restores natively and in a
+//! browser worker:
+//! ```text
+//!  Input       a file to pack: name, length, mtime and a reader (a file natively, a Blob
+//!              read with FileReaderSync in a worker)
+//!  SlabFiles   where the packed slab's files live: DirFiles (the directory above),
+//!              StoreFiles (the same names in a client store: OPFS in a browser)
+//!  FileSink    where restored files go: DirSink (`<name>.partial`, renamed once verified),
+//!              MemorySink (bytes in memory), SingleFile (one named output file)
+//! ```
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -85,35 +98,207 @@ impl SlotMeta {
 
 /// The directory of slot `s`.
 pub fn slot_dir(dir: &Path, s: usize) -> PathBuf {
-    dir.join(format!("slot-{s}"))
+    dir.join(slot_name(s))
 }
 
-/// Slot `s`'s shard of user MDU `mdu`.
-pub fn shard_path(dir: &Path, s: usize, mdu: u64) -> PathBuf {
-    slot_dir(dir, s).join(format!("shard-{mdu:06}.bin"))
+/// The name of slot `s`'s directory.
+fn slot_name(s: usize) -> String {
+    format!("slot-{s}")
 }
 
-/// Slot `s`'s copy of metadata MDU `mdu`.
-pub fn mdu_path(dir: &Path, s: usize, mdu: u64) -> PathBuf {
-    slot_dir(dir, s).join(format!("mdu-{mdu:06}.bin"))
+/// The name (under a slab's root) of slot `s`'s shard of user MDU `mdu`.
+pub fn shard_name(s: usize, mdu: u64) -> String {
+    format!("slot-{s}/shard-{mdu:06}.bin")
+}
+
+/// The name (under a slab's root) of slot `s`'s copy of metadata MDU `mdu`.
+pub fn mdu_name(s: usize, mdu: u64) -> String {
+    format!("slot-{s}/mdu-{mdu:06}.bin")
+}
+
+/// Where a packed slab's files live, by name under the slab's root (`slot-0/slab.json`).
+pub trait SlabFiles: Send + Sync {
+    /// Writes (replaces) the file `name`.
+    fn write(&self, name: &str, bytes: &[u8]) -> Result<()>;
+    /// The file `name`; `None` when there is none.
+    fn read(&self, name: &str) -> Result<Option<Vec<u8>>>;
+    /// The names directly under the root (the slot directories), sorted.
+    fn slots(&self) -> Result<Vec<String>>;
+}
+
+/// A slab directory (the layout above): files are written without a sync, since every
+/// read verifies them and a torn one is rebuilt from the other slots or packed again.
+#[derive(Clone, Debug)]
+pub struct DirFiles {
+    root: PathBuf,
+}
+
+impl DirFiles {
+    /// The slab directory `root`.
+    pub fn new(root: impl Into<PathBuf>) -> DirFiles {
+        DirFiles { root: root.into() }
+    }
+
+    /// Its root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, name: &str) -> Result<PathBuf> {
+        safe_join(&self.root, name)
+    }
+}
+
+impl SlabFiles for DirFiles {
+    fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        let p = self.path(name)?;
+        match fs::write(&p, bytes) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if let Some(parent) = p.parent() {
+                    fs::create_dir_all(parent)
+                        .with_context(|| format!("creating {}", parent.display()))?;
+                }
+                fs::write(&p, bytes)
+            }
+            r => r,
+        }
+        .with_context(|| format!("writing {}", p.display()))
+    }
+
+    fn read(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let p = self.path(name)?;
+        match fs::read(&p) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(anyhow::Error::new(e).context(format!("reading {}", p.display()))),
+        }
+    }
+
+    fn slots(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.root).with_context(|| format!("{}", self.root.display()))? {
+            out.push(entry?.file_name().to_string_lossy().into_owned());
+        }
+        out.sort();
+        Ok(out)
+    }
+}
+
+/// A slab's files as records of a client [`Store`](crate::store::Store) under `prefix`
+/// (the browser keeps an upload job's packed slab in OPFS this way). Writes are durable.
+#[derive(Clone)]
+pub struct StoreFiles {
+    store: Arc<dyn crate::store::Store>,
+    prefix: String,
+}
+
+impl StoreFiles {
+    /// The slab under `prefix` of `store`.
+    pub fn new(store: Arc<dyn crate::store::Store>, prefix: impl Into<String>) -> StoreFiles {
+        StoreFiles {
+            store,
+            prefix: prefix.into(),
+        }
+    }
+
+    fn key(&self, name: &str) -> String {
+        format!("{}/{name}", self.prefix)
+    }
+}
+
+impl SlabFiles for StoreFiles {
+    fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        Ok(self
+            .store
+            .put(&self.key(name), bytes, crate::store::Kind::Plain)?)
+    }
+
+    fn read(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .store
+            .read(&self.key(name), crate::store::Kind::Plain)?)
+    }
+
+    fn slots(&self) -> Result<Vec<String>> {
+        Ok(self.store.list(&self.prefix)?)
+    }
+}
+
+/// A file to pack: its name in the slab, length, modification time and bytes.
+pub struct Input {
+    /// Name in the slab (checked by the file table).
+    pub name: String,
+    /// Bytes the reader delivers; packing fails if it delivers another number.
+    pub len: u64,
+    /// Modification time, Unix seconds.
+    pub mtime: i64,
+    /// Where the bytes come from.
+    pub reader: Box<dyn Read + Send>,
+    /// The native file it was opened from, so an interrupted job can open it again
+    /// (`None`: a browser `Blob` or a stream, which only a new put can supply again).
+    pub origin: Option<PathBuf>,
+}
+
+impl Input {
+    /// An input over bytes in memory.
+    pub fn bytes(name: impl Into<String>, bytes: Vec<u8>, mtime: i64) -> Input {
+        Input {
+            name: name.into(),
+            len: bytes.len() as u64,
+            mtime,
+            reader: Box::new(std::io::Cursor::new(bytes)),
+            origin: None,
+        }
+    }
+
+    /// The native file `path`, named `name` (default: its file name).
+    pub fn file(path: &Path, name: Option<String>) -> Result<Input> {
+        let name = match name {
+            Some(n) => n,
+            None => slab_name(path)?,
+        };
+        let file = fs::File::open(path).with_context(|| format!("{}", path.display()))?;
+        let md = file
+            .metadata()
+            .with_context(|| format!("{}", path.display()))?;
+        ensure!(md.is_file(), "{} is not a file", path.display());
+        Ok(Input {
+            name,
+            len: md.len(),
+            mtime: mtime(path),
+            reader: Box::new(file),
+            origin: Some(path.to_path_buf()),
+        })
+    }
+}
+
+/// [`Input::file`] for each of `paths`, named `names` (default: their file names).
+pub fn inputs(paths: &[PathBuf], names: Option<&[String]>) -> Result<Vec<Input>> {
+    if let Some(n) = names {
+        ensure!(n.len() == paths.len(), "one name per file");
+    }
+    paths
+        .iter()
+        .enumerate()
+        .map(|(i, p)| Input::file(p, names.map(|n| n[i].clone())))
+        .collect()
 }
 
 /// Writes each finished user MDU's shards straight into the slot directories.
 /// Told about each user MDU once its shards are on disk (see [`PackOptions::on_mdu`]).
 pub type MduReady<'a> = &'a (dyn Fn(u64, &EncodedMdu) + Sync);
 
-struct DirSink<'a> {
-    dir: &'a Path,
+struct FilesSink<'a> {
+    files: &'a dyn SlabFiles,
     progress: &'a dyn Fn(u64),
     on_mdu: Option<MduReady<'a>>,
 }
 
-impl ShardSink for DirSink<'_> {
+impl ShardSink for FilesSink<'_> {
     type Error = anyhow::Error;
     fn user_mdu(&mut self, mdu: u64, encoded: &EncodedMdu) -> Result<()> {
         for (s, shard) in encoded.shards.iter().enumerate() {
-            let p = shard_path(self.dir, s, mdu);
-            fs::write(&p, shard).with_context(|| format!("writing {}", p.display()))?;
+            self.files.write(&shard_name(s, mdu), shard)?;
         }
         if let Some(f) = self.on_mdu {
             f(mdu, encoded);
@@ -142,8 +327,6 @@ pub struct PackOptions<'a> {
     pub base: Option<SlabState>,
     /// Paths to delete (tombstone) in the base slab.
     pub delete: Vec<String>,
-    /// Names the files take in the slab, one per file (`None`: their base names).
-    pub names: Option<Vec<String>>,
     /// Called with each user MDU once its shards are on disk (the client starts
     /// uploading it while later MDUs are packed).
     pub on_mdu: Option<MduReady<'a>>,
@@ -174,33 +357,31 @@ fn mtime(path: &Path) -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// Packs `files` into a new slab under `out`, one directory per slot.
+/// Packs `inputs` into a new slab (or the next generation of `opts.base`) in `out`, one
+/// directory per slot.
 pub fn pack(
     settings: &KzgSettings,
-    files: &[PathBuf],
-    out: &Path,
+    inputs: Vec<Input>,
+    out: &dyn SlabFiles,
     opts: PackOptions<'_>,
 ) -> Result<PackReport> {
     ensure!(
-        !files.is_empty() || !opts.delete.is_empty(),
+        !inputs.is_empty() || !opts.delete.is_empty(),
         "no input files"
     );
     ensure!(
         opts.base.is_some() || opts.delete.is_empty(),
         "deleting needs a base slab"
     );
-    let mut sizes = Vec::with_capacity(files.len());
-    for f in files {
-        let len = fs::metadata(f)
-            .with_context(|| format!("{}", f.display()))?
-            .len();
-        sizes.push(if opts.root_secret.is_some() {
-            aead::ciphertext_len(len)
+    let stored = inputs.iter().try_fold(0u64, |sum, i| {
+        let len = if opts.root_secret.is_some() {
+            aead::ciphertext_len(i.len)
         } else {
-            len
-        });
-    }
-    let stored: u64 = sizes.iter().sum();
+            i.len
+        };
+        sum.checked_add(len)
+            .ok_or_else(|| anyhow::anyhow!("the inputs' total size overflows"))
+    })?;
     let mut builder = match opts.base {
         Some(base) => {
             let free = base.layout.user_capacity() - base.user_leaves.len() as u64;
@@ -225,11 +406,8 @@ pub fn pack(
             SlabBuilder::new(settings, Layout::new(opts.profile, capacity)?)
         }
     };
-    for s in 0..opts.profile.slots() {
-        fs::create_dir_all(slot_dir(out, s))?;
-    }
-    let mut sink = DirSink {
-        dir: out,
+    let mut sink = FilesSink {
+        files: out,
         progress: opts.progress,
         on_mdu: opts.on_mdu,
     };
@@ -238,25 +416,29 @@ pub fn pack(
         .map(|r| DealKey::derive(&r, opts.deal_id, KeyPurpose::FileData));
     let mut buf = vec![0u8; READ_CHUNK];
     let mut ct = Vec::with_capacity(READ_CHUNK + 2 * aead::CIPHERTEXT_CHUNK);
-    if let Some(n) = &opts.names {
-        ensure!(n.len() == files.len(), "one name per file");
-    }
-    for (i, f) in files.iter().enumerate() {
-        let name = match &opts.names {
-            Some(n) => n[i].clone(),
-            None => slab_name(f)?,
-        };
+    for mut input in inputs {
+        let name = input.name;
         let flags = if key.is_some() { FLAG_ENCRYPTED } else { 0 };
-        builder.begin_file(&name, mtime(f), flags)?;
+        builder.begin_file(&name, input.mtime, flags)?;
         let mut enc = key
             .as_ref()
             .map(|k| aead::Encryptor::new(k, &(opts.nonce)(), name.as_bytes()));
-        let mut input = fs::File::open(f).with_context(|| format!("{}", f.display()))?;
+        let mut read = 0u64;
         loop {
-            let n = input.read(&mut buf)?;
+            let n = input
+                .reader
+                .read(&mut buf)
+                .with_context(|| format!("reading {name}"))?;
             if n == 0 {
                 break;
             }
+            read += n as u64;
+            // The capacity was planned from the announced lengths.
+            ensure!(
+                read <= input.len,
+                "{name} grew while it was packed (more than {} bytes)",
+                input.len
+            );
             match enc.as_mut() {
                 Some(e) => {
                     ct.clear();
@@ -266,6 +448,11 @@ pub fn pack(
                 None => builder.write(&buf[..n], &mut sink)?,
             }
         }
+        ensure!(
+            read == input.len,
+            "{name} shrank while it was packed ({read} of {} bytes)",
+            input.len
+        );
         if let Some(e) = enc {
             ct.clear();
             e.finish(&mut ct);
@@ -297,24 +484,26 @@ fn slot_meta(o: &SlabOutput, slot: usize, deal_id: u64) -> SlotMeta {
     }
 }
 
-fn write_metadata(out: &Path, o: &SlabOutput, deal_id: u64) -> Result<()> {
+fn write_metadata(out: &dyn SlabFiles, o: &SlabOutput, deal_id: u64) -> Result<()> {
     for s in 0..o.layout.profile.slots() {
         let meta = slot_meta(o, s, deal_id);
         for (j, m) in o.metadata.iter().enumerate() {
-            fs::write(mdu_path(out, s, j as u64), m)?;
+            out.write(&mdu_name(s, j as u64), m)?;
         }
-        fs::write(slot_dir(out, s).join("manifest.blob"), &o.manifest)?;
-        let mut f = fs::File::create(slot_dir(out, s).join("slab.json"))?;
-        serde_json::to_writer_pretty(&mut f, &meta)?;
-        f.write_all(b"\n")?;
+        out.write(&format!("{}/manifest.blob", slot_name(s)), &o.manifest)?;
+        let mut json = serde_json::to_vec_pretty(&meta)?;
+        json.push(b'\n');
+        // Last: a slot whose slab.json exists is complete.
+        out.write(&format!("{}/slab.json", slot_name(s)), &json)?;
     }
     Ok(())
 }
 
-/// A slab directory opened for reading, with verified metadata.
+/// A slab opened for reading, with verified metadata.
 pub struct OpenSlab {
-    /// Root directory.
-    pub dir: PathBuf,
+    /// Where its shards are (`None`: a slab known only from verified metadata, whose
+    /// shards are fetched from providers).
+    pub files: Option<Arc<dyn SlabFiles>>,
     /// Deal shape and roots (from the slots, all in agreement).
     pub meta: SlotMeta,
     /// Which slot directories exist.
@@ -332,9 +521,9 @@ pub struct OpenSlab {
 impl OpenSlab {
     /// The slab [`pack`] just wrote to `dir`, described from its output instead of being
     /// read back and verified again (every slot present, nothing to report).
-    pub fn from_packed(dir: &Path, o: &SlabOutput, deal_id: u64) -> OpenSlab {
+    pub fn from_packed(files: Arc<dyn SlabFiles>, o: &SlabOutput, deal_id: u64) -> OpenSlab {
         OpenSlab {
-            dir: dir.to_path_buf(),
+            files: Some(files),
             meta: slot_meta(o, 0, deal_id),
             present: vec![true; o.layout.profile.slots()],
             mdu_roots: o.mdu_roots.clone(),
@@ -349,12 +538,16 @@ impl OpenSlab {
         Ok(Code::new(self.meta.profile()?))
     }
 
-    /// Reads slot `s`'s shard of user MDU `mdu`, if the file exists.
+    /// Reads slot `s`'s shard of user MDU `mdu`, if it exists.
     pub fn read_shard(&self, s: usize, mdu: u64) -> Option<Vec<u8>> {
-        if !self.present[s] {
+        if !self.present.get(s).copied().unwrap_or(false) {
             return None;
         }
-        fs::read(shard_path(&self.dir, s, mdu)).ok()
+        self.files
+            .as_ref()?
+            .read(&shard_name(s, mdu))
+            .ok()
+            .flatten()
     }
 
     /// State to append to this slab.
@@ -371,19 +564,24 @@ impl OpenSlab {
 /// Opens a slab directory: finds slot directories, checks they agree, and verifies the
 /// manifest and metadata MDUs of the first slot whose copy is intact.
 pub fn open(settings: &KzgSettings, dir: &Path) -> Result<OpenSlab> {
+    open_files(settings, Arc::new(DirFiles::new(dir)))
+        .with_context(|| format!("slab directory {}", dir.display()))
+}
+
+/// [`open`] for a slab anywhere.
+pub fn open_files(settings: &KzgSettings, files: Arc<dyn SlabFiles>) -> Result<OpenSlab> {
     let mut metas: Vec<(usize, SlotMeta)> = Vec::new();
     let mut problems = Vec::new();
-    for entry in fs::read_dir(dir).with_context(|| format!("{}", dir.display()))? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
+    for name in files.slots()? {
         let Some(s) = name
             .strip_prefix("slot-")
             .and_then(|n| n.parse::<usize>().ok())
         else {
             continue;
         };
-        match fs::read(entry.path().join("slab.json"))
-            .map_err(anyhow::Error::from)
+        match files
+            .read(&format!("{name}/slab.json"))
+            .and_then(|b| b.ok_or_else(|| anyhow::anyhow!("missing")))
             .and_then(|b| Ok(serde_json::from_slice::<SlotMeta>(&b)?))
         {
             Ok(m) if m.slot == s && m.format == DIR_FORMAT_VERSION => metas.push((s, m)),
@@ -393,10 +591,7 @@ pub fn open(settings: &KzgSettings, dir: &Path) -> Result<OpenSlab> {
     }
     metas.sort_by_key(|(s, _)| *s);
     let Some((_, first)) = metas.first() else {
-        bail!(
-            "no slot directories with a readable slab.json under {}",
-            dir.display()
-        );
+        bail!("no slot directories with a readable slab.json");
     };
     let meta = first.clone();
     let layout = meta.layout()?;
@@ -421,10 +616,10 @@ pub fn open(settings: &KzgSettings, dir: &Path) -> Result<OpenSlab> {
         "slab.json sizes are inconsistent"
     );
     for s in (0..slots).filter(|&s| present[s]) {
-        match load_metadata(settings, dir, s, &meta, &root) {
+        match load_metadata(settings, &*files, s, &meta, &root) {
             Ok((mdu_roots, table, user_leaves)) => {
                 return Ok(OpenSlab {
-                    dir: dir.to_path_buf(),
+                    files: Some(files),
                     meta,
                     present,
                     mdu_roots,
@@ -441,21 +636,28 @@ pub fn open(settings: &KzgSettings, dir: &Path) -> Result<OpenSlab> {
 
 type Metadata = (Vec<[u8; 32]>, FileTable, Vec<Vec<wasm_core::merkle::Leaf>>);
 
+/// A file of the slab that must exist.
+fn must_read(files: &dyn SlabFiles, name: &str) -> Result<Vec<u8>> {
+    files
+        .read(name)?
+        .ok_or_else(|| anyhow::anyhow!("{name} is missing"))
+}
+
 fn load_metadata(
     settings: &KzgSettings,
-    dir: &Path,
+    files: &dyn SlabFiles,
     s: usize,
     meta: &SlotMeta,
     root: &[u8; 48],
 ) -> Result<Metadata> {
-    let manifest = fs::read(slot_dir(dir, s).join("manifest.blob"))?;
+    let manifest = must_read(files, &format!("{}/manifest.blob", slot_name(s)))?;
     let poly = Polynomial::from_blob(&manifest)?;
     let total = usize::try_from(meta.total_mdus).context("total_mdus")?;
     let mdu_roots = slab::manifest_roots(&poly, total)?;
     slab::check_manifest(settings, &mdu_roots, root).context("manifest.blob")?;
     let mut metadata = Vec::new();
     for j in 0..=meta.witness_mdus {
-        let m = fs::read(mdu_path(dir, s, j))?;
+        let m = must_read(files, &mdu_name(s, j))?;
         let (_, r) = slab::encode_metadata_mdu(settings, &m)?;
         ensure!(
             r == mdu_roots[j as usize],
@@ -491,6 +693,7 @@ pub struct VerifyReport {
 /// BLAKE3 against its leaf and its recomputed KZG commitment against the leaf's.
 pub fn verify(settings: &KzgSettings, dir: &Path) -> Result<VerifyReport> {
     let slab = open(settings, dir)?;
+    let files = DirFiles::new(dir);
     let mut report = VerifyReport {
         problems: slab.problems.clone(),
         ..Default::default()
@@ -502,7 +705,8 @@ pub fn verify(settings: &KzgSettings, dir: &Path) -> Result<VerifyReport> {
             report.missing_slots.push(s);
             continue;
         }
-        if let Err(e) = load_metadata(settings, dir, s, &slab.meta, &slab.meta.manifest_root()?) {
+        if let Err(e) = load_metadata(settings, &files, s, &slab.meta, &slab.meta.manifest_root()?)
+        {
             report.problems.push(format!("slot {s}: metadata: {e:#}"));
         }
         for (i, leaves) in slab.user_leaves.iter().enumerate() {
@@ -578,12 +782,176 @@ pub struct UnpackReport {
     pub reconstructed_mdus: u64,
 }
 
+/// Where restored files go. A file's bytes arrive in order between `start` and
+/// `finish`; several files may be open at once (small files share an MDU). `finish` comes
+/// only after every check of the file passed (leaves, BLAKE3, authentication): a sink
+/// shows a file under its name only then. A file that is started and never finished
+/// failed its checks or was cut short.
+pub trait FileSink {
+    /// Starts the file at `path` (a checked slab path).
+    fn start(&mut self, path: &str) -> Result<()>;
+    /// The next bytes of `path`.
+    fn write(&mut self, path: &str, bytes: &[u8]) -> Result<()>;
+    /// `path` is complete and verified.
+    fn finish(&mut self, path: &str) -> Result<()>;
+}
+
+/// Restores files under a directory: `<path>.partial` while being written, renamed to
+/// `<path>` once verified.
+pub struct DirSink {
+    root: PathBuf,
+    open: BTreeMap<String, (fs::File, PathBuf, PathBuf)>,
+}
+
+impl DirSink {
+    /// Files go under `root` (created).
+    pub fn new(root: impl Into<PathBuf>) -> Result<DirSink> {
+        let root = root.into();
+        fs::create_dir_all(&root).with_context(|| format!("create {}", root.display()))?;
+        Ok(DirSink {
+            root,
+            open: BTreeMap::new(),
+        })
+    }
+}
+
+impl FileSink for DirSink {
+    fn start(&mut self, path: &str) -> Result<()> {
+        let target = safe_join(&self.root, path)?;
+        if let Some(parent) = target.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        let mut partial = target.clone().into_os_string();
+        partial.push(".partial");
+        let partial = PathBuf::from(partial);
+        let file = fs::File::create(&partial).with_context(|| format!("{}", partial.display()))?;
+        self.open.insert(path.to_string(), (file, partial, target));
+        Ok(())
+    }
+
+    fn write(&mut self, path: &str, bytes: &[u8]) -> Result<()> {
+        let (file, partial, _) = self
+            .open
+            .get_mut(path)
+            .ok_or_else(|| anyhow::anyhow!("{path} was not started"))?;
+        file.write_all(bytes)
+            .with_context(|| format!("{}", partial.display()))
+    }
+
+    fn finish(&mut self, path: &str) -> Result<()> {
+        let (file, partial, target) = self
+            .open
+            .remove(path)
+            .ok_or_else(|| anyhow::anyhow!("{path} was not started"))?;
+        close(file)?;
+        fs::rename(&partial, &target).with_context(|| format!("{}", target.display()))
+    }
+}
+
+/// Flushes and closes `f` (before it is renamed into place).
+fn close(mut f: fs::File) -> Result<()> {
+    f.flush()?;
+    Ok(())
+}
+
+/// Restores one file of the slab into the file `out`: written beside it under a temporary
+/// name and renamed over it once verified.
+pub struct SingleFile {
+    out: PathBuf,
+    tmp: PathBuf,
+    open: Option<(String, fs::File)>,
+}
+
+impl SingleFile {
+    /// The verified file goes to `out`.
+    pub fn new(out: impl Into<PathBuf>) -> SingleFile {
+        let out = out.into();
+        let mut tmp = out.clone().into_os_string();
+        tmp.push(format!(".nilstore-partial-{:08x}", rand::random::<u32>()));
+        SingleFile {
+            out,
+            tmp: PathBuf::from(tmp),
+            open: None,
+        }
+    }
+}
+
+impl FileSink for SingleFile {
+    fn start(&mut self, path: &str) -> Result<()> {
+        ensure!(self.open.is_none(), "one file only, not also {path}");
+        if let Some(parent) = self.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(parent)?;
+        }
+        let file =
+            fs::File::create(&self.tmp).with_context(|| format!("{}", self.tmp.display()))?;
+        self.open = Some((path.to_string(), file));
+        Ok(())
+    }
+
+    fn write(&mut self, path: &str, bytes: &[u8]) -> Result<()> {
+        match &mut self.open {
+            Some((p, f)) if p == path => f
+                .write_all(bytes)
+                .with_context(|| format!("{}", self.tmp.display())),
+            _ => bail!("{path} was not started"),
+        }
+    }
+
+    fn finish(&mut self, path: &str) -> Result<()> {
+        match self.open.take() {
+            Some((p, f)) if p == path => {
+                close(f)?;
+                fs::rename(&self.tmp, &self.out)
+                    .with_context(|| format!("move into {}", self.out.display()))
+            }
+            _ => bail!("{path} was not started"),
+        }
+    }
+}
+
+impl Drop for SingleFile {
+    fn drop(&mut self) {
+        // A file that never finished leaves nothing behind.
+        if self.open.take().is_some() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Restores files into memory (tests, and browsers handing bytes to a page).
+#[derive(Debug, Default)]
+pub struct MemorySink {
+    partial: BTreeMap<String, Vec<u8>>,
+    /// Verified files by path.
+    pub files: BTreeMap<String, Vec<u8>>,
+}
+
+impl FileSink for MemorySink {
+    fn start(&mut self, path: &str) -> Result<()> {
+        self.partial.insert(path.to_string(), Vec::new());
+        Ok(())
+    }
+
+    fn write(&mut self, path: &str, bytes: &[u8]) -> Result<()> {
+        self.partial
+            .get_mut(path)
+            .ok_or_else(|| anyhow::anyhow!("{path} was not started"))?
+            .extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn finish(&mut self, path: &str) -> Result<()> {
+        let bytes = self
+            .partial
+            .remove(path)
+            .ok_or_else(|| anyhow::anyhow!("{path} was not started"))?;
+        self.files.insert(path.to_string(), bytes);
+        Ok(())
+    }
+}
+
 struct FileOut {
     rec: FileRecord,
-    /// Final path; bytes go to `<path>.partial` until every check has passed.
-    path: PathBuf,
-    partial: PathBuf,
-    file: fs::File,
     hasher: blake3::Hasher,
     dec: Option<aead::Decryptor>,
     written: u64,
@@ -602,9 +970,10 @@ pub fn unpack(
     progress: &dyn Fn(u64),
 ) -> Result<UnpackReport> {
     let slots = slab.meta.profile()?.slots();
+    let mut sink = DirSink::new(out)?;
     unpack_from(
         slab,
-        out,
+        &mut sink,
         root_secret,
         &|_| true,
         &mut |mdu| Ok((0..slots).map(|s| slab.read_shard(s, mdu)).collect()),
@@ -612,18 +981,19 @@ pub fn unpack(
     )
 }
 
-/// [`unpack`] of the `select`ed live files, with shards from `shards`: called once per user
-/// MDU that a selected file touches, in order, it returns every slot's shard of that MDU
-/// or `None` (any K good ones suffice; each blob is verified against its leaf here).
+/// [`unpack`] of the `select`ed live files into `sink`, with shards from `shards`: called
+/// once per user MDU that a selected file touches, in order, it returns every slot's shard
+/// of that MDU or `None` (any K good ones suffice; each blob is verified against its leaf
+/// here).
 pub fn unpack_from(
     slab: &OpenSlab,
-    out: &Path,
+    sink: &mut dyn FileSink,
     root_secret: Option<[u8; 32]>,
     select: &dyn Fn(&FileRecord) -> bool,
     shards: &mut dyn FnMut(u64) -> Result<Vec<Option<Vec<u8>>>>,
     progress: &dyn Fn(u64),
 ) -> Result<UnpackReport> {
-    let mut u = Unpacker::new(slab, out, root_secret, select, progress)?;
+    let mut u = Unpacker::new(slab, sink, root_secret, select, progress)?;
     while let Some(mdu) = u.next_mdu()? {
         u.feed(shards(mdu)?)?;
     }
@@ -635,7 +1005,7 @@ pub fn unpack_from(
 /// shards, and [`Unpacker::finish`] when it needs none.
 pub struct Unpacker<'a> {
     slab: &'a OpenSlab,
-    out: &'a Path,
+    sink: &'a mut dyn FileSink,
     code: Code,
     layout: Layout,
     key: Option<DealKey>,
@@ -651,10 +1021,10 @@ pub struct Unpacker<'a> {
 }
 
 impl<'a> Unpacker<'a> {
-    /// Starts restoring the `select`ed live files of `slab` under `out`.
+    /// Starts restoring the `select`ed live files of `slab` into `sink`.
     pub fn new(
         slab: &'a OpenSlab,
-        out: &'a Path,
+        sink: &'a mut dyn FileSink,
         root_secret: Option<[u8; 32]>,
         select: &dyn Fn(&FileRecord) -> bool,
         progress: &'a dyn Fn(u64),
@@ -667,10 +1037,9 @@ impl<'a> Unpacker<'a> {
         if files.iter().any(FileRecord::is_encrypted) && key.is_none() {
             bail!("the slab holds encrypted files: pass --key-file");
         }
-        fs::create_dir_all(out)?;
         Ok(Unpacker {
             slab,
-            out,
+            sink,
             code,
             layout,
             key,
@@ -684,31 +1053,27 @@ impl<'a> Unpacker<'a> {
         })
     }
 
-    fn open_file(&self, rec: &FileRecord) -> Result<FileOut> {
-        let path = safe_join(self.out, &rec.path)?;
-        if let Some(parent) = path.parent() {
-            fs::create_dir_all(parent)?;
-        }
-        let mut partial = path.clone().into_os_string();
-        partial.push(".partial");
-        let partial = PathBuf::from(partial);
-        Ok(FileOut {
-            rec: rec.clone(),
-            file: fs::File::create(&partial).with_context(|| format!("{}", partial.display()))?,
-            partial,
-            path,
+    /// Opens the next selected file.
+    fn open_next(&mut self) -> Result<()> {
+        let rec = self.files[self.next].clone();
+        self.sink.start(&rec.path)?;
+        let dec = rec
+            .is_encrypted()
+            .then(|| {
+                self.key
+                    .as_ref()
+                    .map(|k| aead::Decryptor::new(k, rec.path.as_bytes()))
+            })
+            .flatten();
+        self.open_files.push(FileOut {
+            rec,
             hasher: blake3::Hasher::new(),
-            dec: rec
-                .is_encrypted()
-                .then(|| {
-                    self.key
-                        .as_ref()
-                        .map(|k| aead::Decryptor::new(k, rec.path.as_bytes()))
-                })
-                .flatten(),
+            dec,
             written: 0,
             plain: Vec::new(),
-        })
+        });
+        self.next += 1;
+        Ok(())
     }
 
     /// The next user MDU whose shards are needed, or `None` when no selected file has
@@ -718,9 +1083,7 @@ impl<'a> Unpacker<'a> {
             let hi = (self.at as u64 + 1) * PAYLOAD_BYTES_PER_MDU as u64;
             // Open files that start in this MDU (and empty files before it).
             while self.next < self.files.len() && self.files[self.next].start < hi {
-                let f = self.open_file(&self.files[self.next])?;
-                self.open_files.push(f);
-                self.next += 1;
+                self.open_next()?;
             }
             if !self.open_files.is_empty() {
                 return Ok(Some(self.layout.first_user_mdu() + self.at as u64));
@@ -768,7 +1131,7 @@ impl<'a> Unpacker<'a> {
             if start < end {
                 let piece = &self.payload[(start - lo) as usize..(end - lo) as usize];
                 f.hasher.update(piece);
-                write_piece(f, piece)?;
+                write_piece(&mut *self.sink, f, piece)?;
             }
         }
         let (done, keep): (Vec<FileOut>, Vec<FileOut>) = std::mem::take(&mut self.open_files)
@@ -776,7 +1139,7 @@ impl<'a> Unpacker<'a> {
             .partition(|f| f.rec.start + f.rec.len <= hi);
         self.open_files = keep;
         for f in done {
-            self.report.bytes += finish_file(f)?;
+            self.report.bytes += finish_file(&mut *self.sink, f)?;
             self.report.files += 1;
         }
         self.at += 1;
@@ -788,36 +1151,34 @@ impl<'a> Unpacker<'a> {
     pub fn finish(mut self) -> Result<UnpackReport> {
         // Files with no bytes in any user MDU (empty files at the end).
         while self.next < self.files.len() {
-            let f = self.open_file(&self.files[self.next])?;
-            self.open_files.push(f);
-            self.next += 1;
+            self.open_next()?;
         }
         for f in std::mem::take(&mut self.open_files) {
-            self.report.bytes += finish_file(f)?;
+            self.report.bytes += finish_file(&mut *self.sink, f)?;
             self.report.files += 1;
         }
         Ok(self.report)
     }
 }
 
-fn write_piece(f: &mut FileOut, piece: &[u8]) -> Result<()> {
+fn write_piece(sink: &mut dyn FileSink, f: &mut FileOut, piece: &[u8]) -> Result<()> {
     match f.dec.as_mut() {
         Some(d) => {
             f.plain.clear();
             d.push(piece, &mut f.plain)
                 .with_context(|| format!("{}: decryption failed", f.rec.path))?;
-            f.file.write_all(&f.plain)?;
+            sink.write(&f.rec.path, &f.plain)?;
             f.written += f.plain.len() as u64;
         }
         None => {
-            f.file.write_all(piece)?;
+            sink.write(&f.rec.path, piece)?;
             f.written += piece.len() as u64;
         }
     }
     Ok(())
 }
 
-fn finish_file(mut f: FileOut) -> Result<u64> {
+fn finish_file(sink: &mut dyn FileSink, mut f: FileOut) -> Result<u64> {
     ensure!(
         f.hasher.finalize().as_bytes() == &f.rec.blake3,
         "{}: stored bytes do not match the file table hash",
@@ -827,11 +1188,148 @@ fn finish_file(mut f: FileOut) -> Result<u64> {
         f.plain.clear();
         d.finish(&mut f.plain)
             .with_context(|| format!("{}: decryption failed", f.rec.path))?;
-        f.file.write_all(&f.plain)?;
+        sink.write(&f.rec.path, &f.plain)?;
         f.written += f.plain.len() as u64;
     }
-    f.file.flush()?;
-    drop(f.file);
-    fs::rename(&f.partial, &f.path)?;
+    sink.finish(&f.rec.path)?;
     Ok(f.written)
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+    use crate::store::DirStore;
+
+    /// Deterministic bytes of `len`.
+    fn bytes(len: usize, seed: u8) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect()
+    }
+
+    fn pack_into(
+        files: &dyn SlabFiles,
+        inputs: Vec<Input>,
+        secret: Option<[u8; 32]>,
+    ) -> Result<PackReport> {
+        let mut n = 0u8;
+        let mut nonce = || {
+            n += 1;
+            [n; aead::STREAM_NONCE_LEN]
+        };
+        pack(
+            KzgSettings::ethereum(),
+            inputs,
+            files,
+            PackOptions {
+                profile: Profile::new(2, 1)?,
+                root_secret: secret,
+                deal_id: 7,
+                capacity_user_mdus: Some(2),
+                nonce: &mut nonce,
+                progress: &|_| {},
+                base: None,
+                delete: Vec::new(),
+                on_mdu: None,
+            },
+        )
+    }
+
+    /// The same slab packs into a directory and into a client store (the browser's place
+    /// for it): byte-identical files under the same names, and both open, verify and
+    /// restore (into memory) the inputs exactly; a file split across MDUs and an empty
+    /// file included.
+    #[test]
+    fn slabs_pack_into_any_files_and_restore_into_any_sink() {
+        let tmp = tempfile::tempdir().unwrap();
+        let big = bytes(PAYLOAD_BYTES_PER_MDU + 12_345, 3);
+        let small = bytes(1000, 9);
+        let inputs = || {
+            vec![
+                Input::bytes("big.bin", big.clone(), 1),
+                Input::bytes("dir/small.txt", small.clone(), 2),
+                Input::bytes("empty", Vec::new(), 3),
+            ]
+        };
+        let secret = Some([5u8; 32]);
+        let dir = Arc::new(DirFiles::new(tmp.path().join("dir")));
+        let a = pack_into(&*dir, inputs(), secret).unwrap();
+        let store: Arc<dyn crate::store::Store> = Arc::new(DirStore::new(tmp.path().join("store")));
+        let in_store = Arc::new(StoreFiles::new(store, "uploads/job/slab"));
+        let b = pack_into(&*in_store, inputs(), secret).unwrap();
+        assert_eq!(a.output.manifest_root, b.output.manifest_root);
+        let names = dir.slots().unwrap();
+        assert_eq!(names, vec!["slot-0", "slot-1", "slot-2"]);
+        assert_eq!(in_store.slots().unwrap(), names);
+        let first = a.output.layout.first_user_mdu();
+        for s in 0..3 {
+            for name in [
+                shard_name(s, first),
+                shard_name(s, first + 1),
+                mdu_name(s, 0),
+                format!("slot-{s}/slab.json"),
+            ] {
+                let x = dir.read(&name).unwrap().expect("in the directory");
+                assert_eq!(in_store.read(&name).unwrap(), Some(x), "{name}");
+            }
+        }
+        for files in [dir.clone() as Arc<dyn SlabFiles>, in_store] {
+            let slab = open_files(KzgSettings::ethereum(), files).unwrap();
+            assert!(slab.problems.is_empty(), "{:?}", slab.problems);
+            let mut sink = MemorySink::default();
+            let slots = 3;
+            let r = unpack_from(
+                &slab,
+                &mut sink,
+                secret,
+                &|_| true,
+                &mut |mdu| Ok((0..slots).map(|s| slab.read_shard(s, mdu)).collect()),
+                &|_| {},
+            )
+            .unwrap();
+            assert_eq!(r.files, 3);
+            assert_eq!(sink.files["big.bin"], big);
+            assert_eq!(sink.files["dir/small.txt"], small);
+            assert_eq!(sink.files["empty"], Vec::<u8>::new());
+        }
+    }
+
+    /// A reader that delivers more or fewer bytes than announced fails the pack (the
+    /// capacity was planned from the announced length), naming the file.
+    #[test]
+    fn an_input_that_changes_length_while_packed_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        for (announced, why) in [(10u64, "grew"), (5000, "shrank")] {
+            let mut input = Input::bytes("f", bytes(1000, 1), 0);
+            input.len = announced;
+            let e = pack_into(&DirFiles::new(tmp.path().join(why)), vec![input], None)
+                .err()
+                .expect("refused");
+            assert!(format!("{e:#}").contains(&format!("f {why}")), "{e:#}");
+        }
+    }
+
+    /// A single-file sink shows the file under its name only when it is finished; a file
+    /// that is started and dropped unfinished leaves nothing behind, and the previous
+    /// content of the output stays.
+    #[test]
+    fn a_single_file_appears_only_when_verified() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("sub/out.bin");
+        let mut sink = SingleFile::new(&out);
+        sink.start("a").unwrap();
+        sink.write("a", b"hello ").unwrap();
+        assert!(sink.write("b", b"x").is_err(), "another file");
+        sink.write("a", b"world").unwrap();
+        assert!(!out.exists());
+        sink.finish("a").unwrap();
+        assert_eq!(fs::read(&out).unwrap(), b"hello world");
+        let mut sink = SingleFile::new(&out);
+        sink.start("a").unwrap();
+        sink.write("a", b"partial").unwrap();
+        drop(sink);
+        assert_eq!(fs::read(&out).unwrap(), b"hello world");
+        let left: Vec<_> = fs::read_dir(tmp.path().join("sub")).unwrap().collect();
+        assert_eq!(left.len(), 1, "only the finished file remains");
+    }
 }

@@ -3,8 +3,6 @@
 //! manifest commitment), every blob against its leaf.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -26,8 +24,8 @@ use wasm_core::slab::table::FileRecord;
 use wasm_core::slab::Layout;
 
 use super::{proto_leaves, Client, Endpoint, Event, Progress};
-use crate::platform::timeout;
-use crate::slabdir::{self, OpenSlab, SlotMeta, DIR_FORMAT_VERSION};
+use crate::platform::{timeout, Sleep};
+use crate::slabdir::{self, FileSink, OpenSlab, SlotMeta, DIR_FORMAT_VERSION};
 use crate::store::Kind;
 
 /// The store key of the signed cumulative receipts.
@@ -160,12 +158,12 @@ impl Client {
         })
     }
 
-    /// Reads `path` of deal `id` into the file `out` (written only once verified).
+    /// Reads `path` of deal `id` into `sink` (which shows it only once verified).
     pub async fn get(
         &self,
         id: u64,
         path: &str,
-        out: &Path,
+        sink: &mut dyn FileSink,
         progress: Progress<'_>,
     ) -> Result<GetReport> {
         let deal = self.deal(id).await?;
@@ -175,31 +173,21 @@ impl Client {
             slab.table.get(path).is_some_and(|r| !r.is_tombstone()),
             "deal {id} has no file {path} (see `nilstore ls {id}`)"
         );
-        let parent = out
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or_else(|| Path::new("."));
-        fs::create_dir_all(parent)?;
-        let tmp = tempdir_in(parent)?;
-        let r = self
-            .read_files(id, &deal, &slab, &tmp, &|rec| rec.path == path, progress)
-            .await;
-        let moved = r.and_then(|rep| {
-            fs::rename(tmp.join(path), out)
-                .with_context(|| format!("move into {}", out.display()))?;
-            Ok(rep)
-        });
-        let _ = fs::remove_dir_all(&tmp);
-        moved
+        self.read_files(id, &deal, &slab, sink, &|rec| rec.path == path, progress)
+            .await
     }
 
-    /// Reads every live file of deal `id` under `dir`.
-    pub async fn mirror(&self, id: u64, dir: &Path, progress: Progress<'_>) -> Result<GetReport> {
+    /// Reads every live file of deal `id` into `sink`.
+    pub async fn mirror(
+        &self,
+        id: u64,
+        sink: &mut dyn FileSink,
+        progress: Progress<'_>,
+    ) -> Result<GetReport> {
         let deal = self.deal(id).await?;
         ensure!(deal.manifest_root.is_some(), "deal {id} holds no files yet");
         let slab = self.remote_slab(id, &deal, progress).await?;
-        fs::create_dir_all(dir)?;
-        self.read_files(id, &deal, &slab, dir, &|_| true, progress)
+        self.read_files(id, &deal, &slab, sink, &|_| true, progress)
             .await
     }
 
@@ -208,7 +196,7 @@ impl Client {
         id: u64,
         deal: &Deal,
         slab: &OpenSlab,
-        dir: &Path,
+        sink: &mut dyn FileSink,
         select: &dyn Fn(&FileRecord) -> bool,
         progress: Progress<'_>,
     ) -> Result<GetReport> {
@@ -232,7 +220,7 @@ impl Client {
         } else {
             None
         };
-        let mut unpacker = slabdir::Unpacker::new(slab, dir, secret, select, &step)?;
+        let mut unpacker = slabdir::Unpacker::new(slab, sink, secret, select, &step)?;
         while let Some(mdu) = unpacker.next_mdu()? {
             let got = self
                 .fetch_mdu(
@@ -312,9 +300,11 @@ impl Client {
         // `hedge_after`, so a silent provider costs a hedge delay, not a timeout.
         let mut hedge = self.clock.sleep(self.tuning.hedge_after);
         while have < k && !inflight.is_empty() {
-            let (s, r) = tokio::select! {
-                Some(done) = inflight.next() => done,
-                _ = &mut hedge, if next < order.len() => {
+            let armed = (next < order.len()).then_some(&mut hedge);
+            let (s, r) = match next_or_hedge(&mut inflight, armed).await {
+                Hedged::Done(Some(done)) => done,
+                Hedged::Done(None) => break, // nothing in flight (the loop checks first)
+                Hedged::Hedge => {
                     let s = order[next];
                     next += 1;
                     asked.push(s);
@@ -779,8 +769,9 @@ impl Client {
                     next += 1;
                     hedge = self.clock.sleep(self.tuning.hedge_after);
                 }
-                tokio::select! {
-                    Some((s, r)) = inflight.next() => {
+                let armed = (next < order.len()).then_some(&mut hedge);
+                match next_or_hedge(&mut inflight, armed).await {
+                    Hedged::Done(Some((s, r))) => {
                         match r.and_then(|mdus| self.verify_metadata(id, deal, &root.0, mdus)) {
                             Ok(slab) => return Some(slab),
                             Err(e) => {
@@ -793,7 +784,8 @@ impl Client {
                             }
                         }
                     }
-                    _ = &mut hedge, if next < order.len() => {
+                    Hedged::Done(None) => {} // refilled above
+                    Hedged::Hedge => {
                         inflight.push(start(order[next]));
                         next += 1;
                         hedge = self.clock.sleep(self.tuning.hedge_after);
@@ -889,7 +881,7 @@ impl Client {
             .context("the metadata against the deal's manifest root")?;
         let slots = profile.slots();
         Ok(OpenSlab {
-            dir: PathBuf::new(),
+            files: None,
             meta: SlotMeta {
                 format: DIR_FORMAT_VERSION,
                 slot: 0,
@@ -911,16 +903,25 @@ impl Client {
     }
 }
 
-/// A fresh directory under `parent` (same file system, so the result is renamed in).
-fn tempdir_in(parent: &Path) -> Result<PathBuf> {
-    for _ in 0..16 {
-        let p = parent.join(format!(".nilstore-get-{:016x}", rand::random::<u64>()));
-        if fs::create_dir(&p).is_ok() {
-            return Ok(p);
-        }
+/// What [`next_or_hedge`] saw first.
+enum Hedged<T> {
+    /// A request finished (`None`: none was in flight).
+    Done(Option<T>),
+    /// The hedge timer fired first: time to ask one more slot.
+    Hedge,
+}
+
+/// The next request of `inflight` to finish, or [`Hedged::Hedge`] when the armed `hedge`
+/// timer fires first (a finished request wins a tie).
+async fn next_or_hedge<F: std::future::Future>(
+    inflight: &mut FuturesUnordered<F>,
+    hedge: Option<&mut Sleep>,
+) -> Hedged<F::Output> {
+    match hedge {
+        Some(h) => match futures::future::select(inflight.next(), h).await {
+            futures::future::Either::Left((done, _)) => Hedged::Done(done),
+            futures::future::Either::Right(((), _)) => Hedged::Hedge,
+        },
+        None => Hedged::Done(inflight.next().await),
     }
-    bail!(
-        "cannot create a temporary directory in {}",
-        parent.display()
-    )
 }

@@ -23,7 +23,7 @@ use chain_light::bytes::Address;
 use chain_light::crypto::SecretKey;
 use chain_light::state::Deal;
 use chain_light::tx::Msg;
-use nilstore_net::chain::{ChainView, Signer, TxStatus, UreqApi};
+use nilstore_net::chain::{ChainView, Signer, TxStatus};
 use nilstore_net::libp2p::{Multiaddr, PeerId};
 use nilstore_net::requester::Requester;
 use serde::Serialize;
@@ -32,9 +32,9 @@ use wasm_core::kzg::KzgSettings;
 pub use download::{GetReport, Listing};
 pub use upload::{PutOptions, PutReport};
 
-use crate::network::{dev_keys, NetworkInfo};
-use crate::platform::{Clock, Spawner, ThreadSpawner, TokioClock};
-use crate::store::{DirStore, Kind, Store};
+use crate::network::NetworkInfo;
+use crate::platform::{Api, Clock, Spawner};
+use crate::store::{Kind, Store};
 
 /// Environment variable naming the network file (`devnet.json`).
 pub const NETWORK_ENV: &str = "NILSTORE_NETWORK";
@@ -181,6 +181,7 @@ impl Network {
 
     /// The account key: `NILSTORE_KEY`, else `key_file`, else the first dev account the
     /// devnet's daemons do not use.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn account(&self, key_file: Option<&Path>) -> Result<SecretKey> {
         if let Some(path) = key_file {
             ensure!(
@@ -193,7 +194,7 @@ impl Network {
         if std::env::var_os(KEY_ENV).is_some() {
             return nilstore_net::chain::account_key(KEY_ENV, Path::new("/nonexistent"));
         }
-        let keys = dev_keys(&self.info.dev_keys)?;
+        let keys = crate::network::dev_keys(&self.info.dev_keys)?;
         keys.into_iter()
             .enumerate()
             .find(|(i, _)| !self.info.reserved_dev_accounts.contains(i))
@@ -225,13 +226,14 @@ pub(crate) struct Endpoint {
 
 /// A connected client: light client, account, libp2p node. Its operations are futures
 /// that need no particular executor; natively they run inside a tokio runtime (the
-/// requester's node and the clock's timers live there).
+/// requester's node and the clock's timers live there), in a browser on its event loop.
 pub struct Client {
-    chain: ChainView<UreqApi>,
+    chain: ChainView<Api>,
     signer: Signer,
     net: Requester,
     network: Network,
-    home: PathBuf,
+    /// Natively, the home directory (upload jobs' packed slabs are files there).
+    home: Option<PathBuf>,
     kzg: &'static KzgSettings,
     tuning: Tuning,
     clock: Arc<dyn Clock>,
@@ -243,9 +245,34 @@ pub struct Client {
     receipts: futures::lock::Mutex<()>,
 }
 
+/// What a [`Client`] is made of: the platform's implementation of every seam.
+pub struct Parts {
+    /// The light client, synced or not (operations sync it).
+    pub chain: ChainView<Api>,
+    /// The account's key.
+    pub key: SecretKey,
+    /// Requests to providers and deputies (natively an ephemeral libp2p node; in a browser
+    /// the page's node, reached through a `Requester`).
+    pub net: Requester,
+    /// The network description (its relays are the deputies).
+    pub network: Network,
+    /// The home directory natively: upload jobs' packed slabs are files there (as the
+    /// store's records they would be synced one by one). `None`: they are store records.
+    pub home: Option<PathBuf>,
+    /// Jobs, acknowledgements, deal keys, receipts.
+    pub store: Arc<dyn Store>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Where packing runs.
+    pub spawner: Arc<dyn Spawner>,
+    /// Tuning knobs.
+    pub tuning: Tuning,
+}
+
 /// Addresses a native node dials: TCP, or QUIC when a peer has no TCP endpoint. (A dead
 /// peer refuses TCP at once, while a QUIC dial waits for its handshake timeout; libp2p
 /// reports a dial failure only when every address failed.)
+#[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn dialable(endpoints: &[String]) -> Vec<Multiaddr> {
     let pick = |f: &dyn Fn(&str) -> bool| -> Vec<Multiaddr> {
         endpoints
@@ -262,9 +289,39 @@ pub(crate) fn dialable(endpoints: &[String]) -> Vec<Multiaddr> {
     }
 }
 
+/// Addresses a browser node dials: WebRTC-direct (`/certhash`) and WebSocket, direct or
+/// through a relay's circuit; nothing else has a browser transport.
+#[cfg(target_arch = "wasm32")]
+pub(crate) fn dialable(endpoints: &[String]) -> Vec<Multiaddr> {
+    endpoints
+        .iter()
+        .filter(|e| e.contains("/webrtc-direct/") || e.contains("/ws"))
+        .filter_map(|e| e.parse().ok())
+        .collect()
+}
+
 impl Client {
+    /// A client over the given seams (the browser builds its parts; natively
+    /// [`Client::connect`] does).
+    pub fn new(parts: Parts) -> Client {
+        Client {
+            chain: parts.chain,
+            signer: Signer::new(parts.key),
+            net: parts.net,
+            network: parts.network,
+            home: parts.home,
+            kzg: KzgSettings::ethereum(),
+            tuning: parts.tuning,
+            clock: parts.clock,
+            spawner: parts.spawner,
+            store: parts.store,
+            receipts: futures::lock::Mutex::new(()),
+        }
+    }
+
     /// Connects: verifies the chain from genesis and starts a libp2p node (a task of the
     /// current tokio runtime, which must be a multi-threaded one).
+    #[cfg(not(target_arch = "wasm32"))]
     pub async fn connect(
         network: Network,
         key: SecretKey,
@@ -272,25 +329,22 @@ impl Client {
         tuning: Tuning,
     ) -> Result<Client> {
         let genesis = nilstore_net::chain::read_genesis(&network.info.genesis)?;
-        let chain = ChainView::new(UreqApi::new(&network.info.api), &genesis)?;
+        let chain = ChainView::new(Api::new(&network.info.api), &genesis)?;
         chain.sync().await.context("sync the light client")?;
         let net =
             Requester::ephemeral(Duration::from_secs(60)).map_err(|e| anyhow!("libp2p: {e}"))?;
         std::fs::create_dir_all(&home).with_context(|| format!("create {}", home.display()))?;
-        let store = Arc::new(DirStore::new(&home));
-        Ok(Client {
+        Ok(Client::new(Parts {
             chain,
-            signer: Signer::new(key),
+            key,
             net,
             network,
-            home,
-            kzg: KzgSettings::ethereum(),
+            store: Arc::new(crate::store::DirStore::new(&home)),
+            home: Some(home),
+            clock: Arc::new(crate::platform::TokioClock::new()),
+            spawner: Arc::new(crate::platform::ThreadSpawner),
             tuning,
-            clock: Arc::new(TokioClock::new()),
-            spawner: Arc::new(ThreadSpawner),
-            store,
-            receipts: futures::lock::Mutex::new(()),
-        })
+        }))
     }
 
     /// The account's address.
@@ -299,7 +353,7 @@ impl Client {
     }
 
     /// The light client.
-    pub fn chain(&self) -> &ChainView<UreqApi> {
+    pub fn chain(&self) -> &ChainView<Api> {
         &self.chain
     }
 
@@ -309,14 +363,14 @@ impl Client {
     }
 
     /// Copies deal `id`'s key (created now if the deal holds nothing yet) into another
-    /// client home, so a delegate's upload job encrypts under the owner's key.
-    pub async fn share_deal_key(&self, id: u64, home: &Path) -> Result<PathBuf> {
+    /// client's store (natively its home), so a delegate's upload job encrypts under the
+    /// owner's key. Returns the key's name in that store.
+    pub async fn share_deal_key(&self, id: u64, other: &dyn Store) -> Result<String> {
         let empty = self.deal(id).await?.manifest_root.is_none();
         let key = self.deal_secret(id, empty)?;
-        let other = DirStore::new(home);
         let name = deal_key(self.chain.chain_id(), id);
         other.put(&name, hex::encode(key).as_bytes(), Kind::Secret)?;
-        Ok(other.path(&name)?)
+        Ok(name)
     }
 
     /// The random secret a deal's files are encrypted under (`keys/` in the store,
@@ -330,8 +384,11 @@ impl Client {
             None => {
                 ensure!(
                     create,
-                    "no key for deal {id} ({name} in {}): its encrypted files cannot be read here",
-                    self.home.display()
+                    "no key for deal {id} ({name}{}): its encrypted files cannot be read here",
+                    self.home
+                        .as_ref()
+                        .map(|h| format!(" in {}", h.display()))
+                        .unwrap_or_default()
                 );
                 let mut b = [0u8; 32];
                 rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);

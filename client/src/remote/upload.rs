@@ -1,14 +1,14 @@
 //! Content changes: put (new deal or append) and rm, through a resumable job.
 //!
-//! A job lives in `HOME/uploads/deal-<id>-g<generation>/`: `job.json` (what and how far),
-//! `slab/` (the packed slot directories) and `acked.log` (one `slot mdu provider check` line
-//! per shard a provider acknowledged, fsynced). [`Client::resume`] finishes any job an
+//! A job lives in the store under `uploads/deal-<id>-g<generation>/`: `job.json` (what
+//! and how far), `slab/` (the packed slot directories; natively the home directory's files,
+//! in a browser records of the store) and `acked.log` (one `slot mdu provider check` line
+//! per shard a provider acknowledged, durable). [`Client::resume`] finishes any job an
 //! interruption left behind: it sends only what the slot's current provider did not
 //! acknowledge, then commits.
 
 use std::collections::BTreeMap;
-use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,7 +27,7 @@ use wasm_core::rs::Profile;
 
 use super::{backoff, proto_leaves, Client, Endpoint, Event, Progress};
 use crate::platform::run_blocking;
-use crate::slabdir::{self, OpenSlab};
+use crate::slabdir::{self, Input, OpenSlab, SlabFiles};
 use crate::store::{Kind, Store};
 
 /// How to put files.
@@ -45,8 +45,6 @@ pub struct PutOptions {
     pub escrow: Option<chain_light::Amount>,
     /// User MDUs of capacity of a new deal (`None`: twice what the files need, ≥ 4).
     pub capacity_mdus: Option<u64>,
-    /// Names in the deal, one per file (`None`: the files' base names).
-    pub names: Option<Vec<String>>,
     /// Encrypt (the default); plaintext only on request.
     pub encrypt: bool,
 }
@@ -75,7 +73,9 @@ pub struct PutReport {
 struct Job {
     deal: u64,
     generation: u64,
-    files: Vec<PathBuf>,
+    /// Where each input can be read again (native files), so an interrupted packing can
+    /// be redone; `None` for a source only a new put can supply (a browser Blob).
+    files: Vec<Option<PathBuf>>,
     names: Vec<String>,
     delete: Vec<String>,
     encrypt: bool,
@@ -188,11 +188,13 @@ enum Packed {
     Mdu(u32, Vec<Leaf>, [u8; 32]),
 }
 
-/// Packs a job's files into its slab directory, telling `tell` about progress and about
-/// each user MDU once its shards are on disk.
-fn pack_files(
+/// Packs a job's inputs into its slab, telling `tell` about progress and about each user
+/// MDU once its shards are written.
+#[allow(clippy::too_many_arguments)]
+fn pack_inputs(
     kzg: &KzgSettings,
-    dir: &Path,
+    inputs: Vec<Input>,
+    files: &dyn SlabFiles,
     job: &Job,
     deal: &Deal,
     base: Option<wasm_core::slab::SlabState>,
@@ -210,8 +212,8 @@ fn pack_files(
     };
     let report = slabdir::pack(
         kzg,
-        &job.files,
-        &dir.join("slab"),
+        inputs,
+        files,
         slabdir::PackOptions {
             profile: Profile::new(deal.k as usize, deal.m as usize)?,
             root_secret,
@@ -221,7 +223,6 @@ fn pack_files(
             progress: &step,
             base,
             delete: job.delete.clone(),
-            names: Some(job.names.clone()),
             on_mdu: Some(&on_mdu),
         },
     )?;
@@ -229,59 +230,40 @@ fn pack_files(
 }
 
 impl Client {
-    /// Stores `files` in a new deal or appends them to `opts.deal`; returns once the chain
-    /// shows the new content.
+    /// Stores `inputs` in a new deal or appends them to `opts.deal`; returns once the
+    /// chain shows the new content. Inputs are read once, while they are packed.
     pub async fn put(
         &self,
-        files: &[PathBuf],
+        inputs: Vec<Input>,
         opts: &PutOptions,
         progress: Progress<'_>,
     ) -> Result<PutReport> {
-        ensure!(!files.is_empty(), "no files to put");
-        let names = match &opts.names {
-            Some(n) => {
-                ensure!(n.len() == files.len(), "one name per file");
-                n.clone()
-            }
-            None => files
-                .iter()
-                .map(|f| {
-                    f.file_name()
-                        .and_then(|n| n.to_str())
-                        .map(str::to_string)
-                        .ok_or_else(|| anyhow!("{} has no UTF-8 file name", f.display()))
-                })
-                .collect::<Result<_>>()?,
-        };
-        for n in &names {
-            wasm_core::slab::table::validate_path(n).map_err(|e| anyhow!("{n}: {e}"))?;
+        ensure!(!inputs.is_empty(), "no files to put");
+        for i in &inputs {
+            wasm_core::slab::table::validate_path(&i.name)
+                .map_err(|e| anyhow!("{}: {e}", i.name))?;
         }
-        let mut bytes = 0u64;
-        for f in files {
-            let md = fs::metadata(f).with_context(|| format!("{}", f.display()))?;
-            ensure!(md.is_file(), "{} is not a file", f.display());
-            bytes += md.len();
-        }
-        let files: Vec<PathBuf> = files
-            .iter()
-            .map(|f| fs::canonicalize(f).with_context(|| format!("{}", f.display())))
-            .collect::<Result<_>>()?;
+        let bytes = inputs.iter().try_fold(0u64, |sum, i| {
+            sum.checked_add(i.len)
+                .ok_or_else(|| anyhow!("the files' total size overflows"))
+        })?;
         let (id, deal) = match opts.deal {
             Some(id) => (id, self.deal(id).await?),
             None => {
-                let stored: u64 = files
+                let stored: u64 = inputs
                     .iter()
-                    .map(|f| {
-                        let len = fs::metadata(f).map_or(0, |m| m.len());
+                    .map(|i| {
                         if opts.encrypt {
-                            wasm_core::aead::ciphertext_len(len)
+                            wasm_core::aead::ciphertext_len(i.len)
                         } else {
-                            len
+                            i.len
                         }
                     })
-                    .sum();
+                    .fold(0u64, u64::saturating_add);
                 let needed = stored.div_ceil(PAYLOAD_BYTES_PER_MDU as u64).max(1);
-                let capacity = opts.capacity_mdus.unwrap_or((2 * needed).max(4));
+                let capacity = opts
+                    .capacity_mdus
+                    .unwrap_or(needed.saturating_mul(2).max(4));
                 ensure!(
                     capacity >= needed,
                     "capacity {capacity} MDUs < {needed} needed"
@@ -297,17 +279,25 @@ impl Client {
                 (id, self.deal(id).await?)
             }
         };
-        self.change(
-            id,
-            &deal,
-            files,
-            names,
-            Vec::new(),
-            opts.encrypt,
-            bytes,
-            progress,
-        )
-        .await
+        self.change(id, &deal, inputs, Vec::new(), opts.encrypt, bytes, progress)
+            .await
+    }
+
+    /// [`Client::put`] of native files, named `names` (default: their file names).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub async fn put_files(
+        &self,
+        files: &[PathBuf],
+        names: Option<&[String]>,
+        opts: &PutOptions,
+        progress: Progress<'_>,
+    ) -> Result<PutReport> {
+        let files: Vec<PathBuf> = files
+            .iter()
+            .map(|f| std::fs::canonicalize(f).with_context(|| format!("{}", f.display())))
+            .collect::<Result<_>>()?;
+        self.put(slabdir::inputs(&files, names)?, opts, progress)
+            .await
     }
 
     /// Deletes `paths` from a deal: a tombstone in the file table, committed as the next
@@ -315,17 +305,25 @@ impl Client {
     pub async fn rm(&self, id: u64, paths: &[String], progress: Progress<'_>) -> Result<PutReport> {
         ensure!(!paths.is_empty(), "nothing to delete");
         let deal = self.deal(id).await?;
-        self.change(
-            id,
-            &deal,
-            Vec::new(),
-            Vec::new(),
-            paths.to_vec(),
-            false,
-            0,
-            progress,
-        )
-        .await
+        self.change(id, &deal, Vec::new(), paths.to_vec(), false, 0, progress)
+            .await
+    }
+
+    /// Where the packed slab of the job under `prefix` lives: files under the home
+    /// directory natively, records of the store otherwise.
+    fn job_files(&self, prefix: &str) -> std::sync::Arc<dyn SlabFiles> {
+        match &self.home {
+            Some(home) => std::sync::Arc::new(slabdir::DirFiles::new(
+                prefix
+                    .split('/')
+                    .fold(home.clone(), |p, s| p.join(s))
+                    .join("slab"),
+            )),
+            None => std::sync::Arc::new(slabdir::StoreFiles::new(
+                self.store.clone(),
+                format!("{prefix}/slab"),
+            )),
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -333,8 +331,7 @@ impl Client {
         &self,
         id: u64,
         deal: &Deal,
-        files: Vec<PathBuf>,
-        names: Vec<String>,
+        inputs: Vec<Input>,
         delete: Vec<String>,
         encrypt: bool,
         bytes: u64,
@@ -363,15 +360,12 @@ impl Client {
         let prefix = job_prefix(id, generation);
         // An unfinished job of the same generation: redo it.
         self.store.remove_all(&prefix)?;
-        // The packed slot directories (the byte sinks of packing) lie beside the job's
-        // records: the store's directory natively.
-        let dir = self.home.join(&prefix);
-        fs::create_dir_all(&dir)?;
+        let files = self.job_files(&prefix);
         let mut job = Job {
             deal: id,
             generation,
-            files,
-            names,
+            files: inputs.iter().map(|i| i.origin.clone()).collect(),
+            names: inputs.iter().map(|i| i.name.clone()).collect(),
             delete,
             encrypt,
             first_new_mdu,
@@ -380,13 +374,13 @@ impl Client {
         };
         job.save(&*self.store, &prefix)?;
         let packed = self
-            .pack_and_send_early(&dir, &job, deal, base, progress)
+            .pack_and_send_early(inputs, files.clone(), &job, deal, base, progress)
             .await?;
         job.packed = true;
         job.save(&*self.store, &prefix)?;
-        let slab = slabdir::OpenSlab::from_packed(&dir.join("slab"), &packed.output, id);
+        let slab = slabdir::OpenSlab::from_packed(files.clone(), &packed.output, id);
         let metadata = packed.output.metadata_leaves;
-        self.finish_job(&dir, &job, Some((slab, metadata)), progress)
+        self.finish_job(&*files, &job, Some((slab, metadata)), progress)
             .await
     }
 
@@ -402,7 +396,8 @@ impl Client {
     /// natively), and tells this future about progress and packed MDUs over a channel.
     async fn pack_and_send_early(
         &self,
-        dir: &Path,
+        inputs: Vec<Input>,
+        files: std::sync::Arc<dyn SlabFiles>,
         job: &Job,
         deal: &Deal,
         base: Option<wasm_core::slab::SlabState>,
@@ -418,14 +413,14 @@ impl Client {
             _ => None, // finish_job resolves them again and reports the problem
         };
         let (tx, rx) = futures::channel::mpsc::unbounded::<Packed>();
-        let (kzg, owned) = (self.kzg, (dir.to_path_buf(), job.clone(), deal.clone()));
+        let (kzg, owned) = (self.kzg, (files.clone(), job.clone(), deal.clone()));
         let packing = run_blocking(&*self.spawner, move || {
-            let (dir, job, deal) = owned;
+            let (files, job, deal) = owned;
             // A closed receiver only means nobody listens any more.
             let tell = move |p: Packed| {
                 let _ = tx.unbounded_send(p);
             };
-            pack_files(kzg, &dir, &job, &deal, base, secret, &tell)
+            pack_inputs(kzg, inputs, &*files, &job, &deal, base, secret, &tell)
         });
         let total = job.bytes;
         let mut done = 0u64;
@@ -444,7 +439,10 @@ impl Client {
         });
         let sending = async {
             match &eps {
-                Some(eps) => self.send_early(dir, job, eps, announced, progress).await,
+                Some(eps) => {
+                    self.send_early(&*files, job, eps, announced, progress)
+                        .await
+                }
                 None => announced.for_each(|_| async {}).await,
             }
         };
@@ -456,7 +454,7 @@ impl Client {
     /// A slot that refuses an MDU after the usual retries is left to `finish_job`.
     async fn send_early(
         &self,
-        dir: &Path,
+        files: &dyn SlabFiles,
         job: &Job,
         eps: &[Endpoint],
         announced: impl Stream<Item = (u32, Vec<Leaf>, [u8; 32])>,
@@ -486,7 +484,7 @@ impl Client {
                             }
                             let sent = self
                                 .send_early_shard(
-                                    dir,
+                                    files,
                                     job,
                                     (s as u32, ep),
                                     (mdu, leaves, root),
@@ -518,14 +516,16 @@ impl Client {
     /// One slot's shard of a freshly packed user MDU, read back from the slab directory.
     async fn send_early_shard(
         &self,
-        dir: &Path,
+        files: &dyn SlabFiles,
         job: &Job,
         (slot, ep): (u32, &Endpoint),
         (mdu, leaves, root): (u32, Vec<Leaf>, [u8; 32]),
         progress: Progress<'_>,
     ) -> Result<()> {
-        let path = slabdir::shard_path(&dir.join("slab"), slot as usize, mdu.into());
-        let data = fs::read(&path).with_context(|| format!("{}", path.display()))?;
+        let name = slabdir::shard_name(slot as usize, mdu.into());
+        let data = files
+            .read(&name)?
+            .ok_or_else(|| anyhow!("{name} is missing"))?;
         let up = self.upload_request((job.deal, job.generation), slot, mdu, leaves, &data);
         self.upload_with_retries(ep, up, root, progress).await
     }
@@ -535,7 +535,7 @@ impl Client {
         let mut out = Vec::new();
         for name in self.store.list("uploads")? {
             let prefix = format!("uploads/{name}");
-            let dir = self.home.join(&prefix);
+            let files = self.job_files(&prefix);
             let Some(raw) = self
                 .store
                 .read(&format!("{prefix}/job.json"), Kind::Plain)?
@@ -557,12 +557,23 @@ impl Client {
             );
             if !job.packed {
                 // Packing is redone from the files (shards only go out after packing).
+                let inputs = job
+                    .files
+                    .iter()
+                    .zip(&job.names)
+                    .map(|(f, name)| match f {
+                        Some(path) => Input::file(path, Some(name.clone())),
+                        None => bail!(
+                            "{prefix}: packing was interrupted and {name} cannot be read again \
+                             here: put it again"
+                        ),
+                    })
+                    .collect::<Result<Vec<_>>>()?;
                 out.push(
                     self.change(
                         job.deal,
                         &deal,
-                        job.files,
-                        job.names,
+                        inputs,
                         job.delete,
                         job.encrypt,
                         job.bytes,
@@ -571,7 +582,7 @@ impl Client {
                     .await?,
                 );
             } else {
-                out.push(self.finish_job(&dir, &job, None, progress).await?);
+                out.push(self.finish_job(&*files, &job, None, progress).await?);
             }
         }
         Ok(out)
@@ -582,7 +593,7 @@ impl Client {
     /// job reads the slab directory back and verifies it instead.
     async fn finish_job(
         &self,
-        dir: &Path,
+        files: &dyn SlabFiles,
         job: &Job,
         packed: Option<(slabdir::OpenSlab, Vec<Vec<wasm_core::merkle::Leaf>>)>,
         progress: Progress<'_>,
@@ -590,7 +601,13 @@ impl Client {
         let t0 = self.clock.monotonic();
         let (slab, metadata_leaves) = match packed {
             Some((slab, leaves)) => (slab, Some(leaves)),
-            None => (slabdir::open(self.kzg, &dir.join("slab"))?, None),
+            None => (
+                slabdir::open_files(
+                    self.kzg,
+                    self.job_files(&job_prefix(job.deal, job.generation)),
+                )?,
+                None,
+            ),
         };
         let deal = self.deal(job.deal).await?;
         let eps = self.endpoints(&deal).await?;
@@ -618,8 +635,10 @@ impl Client {
             }
             None => {
                 for j in 0..=w {
-                    let p = slabdir::mdu_path(&dir.join("slab"), 0, j);
-                    let bytes = fs::read(&p).with_context(|| format!("{}", p.display()))?;
+                    let name = slabdir::mdu_name(0, j);
+                    let bytes = files
+                        .read(&name)?
+                        .ok_or_else(|| anyhow!("{name} is missing"))?;
                     let (l, root) = wasm_core::slab::encode_metadata_mdu(self.kzg, &bytes)?;
                     ensure!(
                         root == slab.mdu_roots[j as usize],
@@ -677,7 +696,7 @@ impl Client {
         futures::future::try_join_all(
             eps.iter()
                 .enumerate()
-                .map(|(s, ep)| self.send_slot(&ctx, dir, s as u32, ep, &mdus)),
+                .map(|(s, ep)| self.send_slot(&ctx, files, s as u32, ep, &mdus)),
         )
         .await?;
         let size: u64 = slab
@@ -730,7 +749,7 @@ impl Client {
     async fn send_slot(
         &self,
         ctx: &Send<'_>,
-        dir: &Path,
+        files: &dyn SlabFiles,
         slot: u32,
         ep: &Endpoint,
         mdus: &[u32],
@@ -743,7 +762,7 @@ impl Client {
                 .collect()
         };
         futures::stream::iter(todo)
-            .map(|mdu| self.send_one(ctx, dir, slot, ep, mdu))
+            .map(|mdu| self.send_one(ctx, files, slot, ep, mdu))
             .buffer_unordered(self.tuning.per_slot.max(1))
             .try_collect::<Vec<()>>()
             .await?;
@@ -766,18 +785,20 @@ impl Client {
     async fn send_one(
         &self,
         ctx: &Send<'_>,
-        dir: &Path,
+        files: &dyn SlabFiles,
         slot: u32,
         ep: &Endpoint,
         mdu: u32,
     ) -> Result<()> {
         let w = ctx.slab.meta.witness_mdus;
-        let path = if u64::from(mdu) <= w {
-            slabdir::mdu_path(&dir.join("slab"), slot as usize, mdu.into())
+        let name = if u64::from(mdu) <= w {
+            slabdir::mdu_name(slot as usize, mdu.into())
         } else {
-            slabdir::shard_path(&dir.join("slab"), slot as usize, mdu.into())
+            slabdir::shard_name(slot as usize, mdu.into())
         };
-        let data = fs::read(&path).with_context(|| format!("{}", path.display()))?;
+        let data = files
+            .read(&name)?
+            .ok_or_else(|| anyhow!("{name} is missing"))?;
         let leaves = ctx.leaves[mdu as usize]
             .clone()
             .ok_or_else(|| anyhow!("no leaves for MDU {mdu}"))?;
@@ -871,10 +892,11 @@ impl Client {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
     use crate::store::DirStore;
+    use std::fs;
 
     /// Every record carries the acknowledging provider and a check: a line torn by a crash
     /// (whose prefix could read as another record), an unchecked line and a wrong check
