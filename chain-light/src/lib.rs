@@ -18,6 +18,8 @@ pub mod bytes;
 pub mod codec;
 pub mod crypto;
 pub mod exec;
+#[cfg(feature = "http-server")]
+pub mod http_server;
 pub mod light;
 pub mod params;
 #[cfg(not(target_arch = "wasm32"))]

@@ -327,3 +327,97 @@ fn transaction_submission_is_rate_limited_per_client() {
     drop(v);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Sends `head` on a fresh connection to `v` and returns the stream.
+fn raw(v: &Validator, head: &str) -> std::net::TcpStream {
+    use std::io::Write as _;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", v.port)).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    s
+}
+
+/// What arrives on `s` within `within` (None: nothing at all).
+fn first_bytes(s: &mut std::net::TcpStream, within: Duration) -> Option<String> {
+    use std::io::Read as _;
+    s.set_read_timeout(Some(within)).unwrap();
+    let mut b = [0u8; 512];
+    match s.read(&mut b) {
+        Ok(n) => Some(String::from_utf8_lossy(&b[..n]).into_owned()),
+        Err(_) => None,
+    }
+}
+
+/// The API as an attacker uses it (issue 17 item 14): event-stream subscribers beyond the
+/// cap are refused with 503 and a closed subscription frees its slot; clients that never
+/// finish their headers hold connections only until the header timeout, and connections
+/// beyond the cap wait instead of being served.
+#[test]
+fn api_connections_subscribers_and_slow_clients_are_bounded() {
+    let dir = home("validator-limits");
+    let v = start_with(
+        &dir,
+        free_port(),
+        &[
+            "--http-max-connections",
+            "4",
+            "--http-header-timeout-ms",
+            "1500",
+            "--max-event-subscribers",
+            "2",
+        ],
+    );
+    let sub = "GET /events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n";
+    let mut subs: Vec<_> = (0..2).map(|_| raw(&v, sub)).collect();
+    for s in &mut subs {
+        let got = first_bytes(s, Duration::from_secs(10)).unwrap();
+        assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    }
+    let mut third = raw(&v, sub);
+    let got = first_bytes(&mut third, Duration::from_secs(10)).unwrap();
+    assert!(got.starts_with("HTTP/1.1 503"), "{got}");
+    assert!(got.contains("at most 2 event subscribers"), "{got}");
+    drop(third);
+    // A subscriber that leaves frees its slot (noticed at the next block's events).
+    drop(subs.pop());
+    let t0 = Instant::now();
+    loop {
+        let mut s = raw(&v, sub);
+        let got = first_bytes(&mut s, Duration::from_secs(10)).unwrap();
+        if got.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(got.starts_with("HTTP/1.1 503"), "{got}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "the slot was not freed"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(subs);
+
+    // Slow clients: four connections whose headers never end take every slot...
+    std::thread::sleep(Duration::from_millis(500));
+    let t0 = Instant::now();
+    let mut slow: Vec<_> = (0..4)
+        .map(|_| raw(&v, "GET /status HTTP/1.1\r\nHost: x\r\n"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut waiting = raw(
+        &v,
+        "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(
+        first_bytes(&mut waiting, Duration::from_millis(500)),
+        None,
+        "served beyond the connection cap"
+    );
+    // ...until their header time is up: they are cut off and the waiting request is served.
+    for s in &mut slow {
+        let got = first_bytes(s, Duration::from_secs(10)).expect("cut off");
+        assert!(!got.contains("200 OK"), "{got}");
+    }
+    assert!(t0.elapsed() >= Duration::from_millis(1500));
+    let got = first_bytes(&mut waiting, Duration::from_secs(10)).unwrap();
+    assert!(got.starts_with("HTTP/1.1 200"), "{got}");
+    assert!(get(&v, "/status").is_some());
+}

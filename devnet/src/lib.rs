@@ -255,6 +255,7 @@ pub async fn up(
                 limits: nilstore_provider::service::Limits::default(),
                 wss: None,
                 uncommitted_ttl: nilstore_provider::worker::UNCOMMITTED_TTL,
+                trusted_proxy: None,
             },
             async move {
                 let _ = rx.await;
@@ -627,6 +628,7 @@ async fn start_validators(opts: &Options) -> Result<Validators> {
                 chain_id: opts.chain_id,
                 block_interval: opts.block_interval,
                 genesis_keys: opts.genesis_keys,
+                api_limits: Default::default(),
             };
             vs.threads.push(
                 std::thread::Builder::new()

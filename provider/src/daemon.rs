@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result};
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -72,6 +72,9 @@ pub struct Options {
     /// How long an upload the chain has not committed is kept
     /// ([`crate::worker::UNCOMMITTED_TTL`] by default).
     pub uncommitted_ttl: Duration,
+    /// The reverse proxy in front of the HTTP API, if any: only its `X-Forwarded-For`
+    /// names the client (anyone else's header is ignored).
+    pub trusted_proxy: Option<std::net::IpAddr>,
 }
 
 /// What a running provider reports once it listens.
@@ -296,12 +299,12 @@ pub async fn run(
         .await
         .context("bind the HTTP API")?;
     let http = listener.local_addr()?;
-    let router = router(svc.clone(), worker.clone());
-    let api = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
-            tracing::error!(%e, "HTTP API stopped");
-        }
-    });
+    let router = router(svc.clone(), worker.clone(), opts.trusted_proxy);
+    let api = tokio::spawn(chain_light::http_server::serve(
+        listener,
+        router,
+        chain_light::http_server::Limits::default(),
+    ));
     tracing::info!(%peer_id, ?addrs, %http, "provider started");
     let node = native::NodeFile::of(opts.key.address(), &peer_id, &addrs, http);
     if let Err(e) = node.write(&opts.home) {
@@ -414,15 +417,95 @@ struct ReadQuery {
     len: Option<u32>,
 }
 
-fn router(svc: Svc, worker: Arc<Worker>) -> Router {
+fn router(svc: Svc, worker: Arc<Worker>, trusted_proxy: Option<std::net::IpAddr>) -> Router {
+    let stored = Arc::new(StoredGauge::default());
     Router::new()
         .route("/health", get(health))
         .route(
             "/metrics",
-            get(move |st: State<Svc>| metrics(st, worker.clone())),
+            get(move |st: State<Svc>| metrics(st, worker.clone(), stored.clone())),
         )
-        .route("/v1/shards/{deal}/{slot}/{mdu}", get(read))
+        .route(
+            "/v1/shards/{deal}/{slot}/{mdu}",
+            get(
+                move |st: State<Svc>,
+                      path: Path<(u64, u32, u32)>,
+                      q: Query<ReadQuery>,
+                      ConnectInfo(client): ConnectInfo<SocketAddr>,
+                      headers: axum::http::HeaderMap| {
+                    let forwarded = headers
+                        .get("x-forwarded-for")
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string);
+                    let key = http_client_key(client, forwarded.as_deref(), trusted_proxy);
+                    read(st, path, q, key)
+                },
+            ),
+        )
         .with_state(svc)
+}
+
+/// The limiter key of an HTTP client: its address (IPv6 by /64, what one host gets), or,
+/// only for a request from the configured reverse proxy, the address that proxy appended
+/// last to `X-Forwarded-For`. A header from anyone else is ignored: a client would pick a
+/// fresh bucket per request, or drain someone else's. (The `http:` prefix keeps these
+/// keys apart from libp2p peer ids, which share the limiter.)
+fn http_client_key(
+    client: SocketAddr,
+    forwarded: Option<&str>,
+    trusted_proxy: Option<std::net::IpAddr>,
+) -> String {
+    use std::net::IpAddr;
+    let ip = match (trusted_proxy, forwarded) {
+        (Some(proxy), Some(xff)) if client.ip() == proxy => xff
+            .rsplit(',')
+            .next()
+            .and_then(|a| a.trim().parse::<IpAddr>().ok())
+            .unwrap_or(client.ip()),
+        _ => client.ip(),
+    };
+    match ip {
+        IpAddr::V4(v4) => format!("http:{v4}"),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => format!("http:{v4}"),
+            None => {
+                let s = v6.segments();
+                format!("http:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
+/// `nilstore_provider_bytes_stored`, recomputed from the index at most every
+/// [`StoredGauge::EVERY_MS`] (a scrape must not decode the whole index each time).
+#[derive(Default)]
+struct StoredGauge {
+    value: std::sync::atomic::AtomicU64,
+    /// When it was last computed (ms since the epoch; 0: never).
+    at_ms: std::sync::atomic::AtomicU64,
+}
+
+impl StoredGauge {
+    const EVERY_MS: u64 = 30_000;
+
+    /// The value, recomputed first (by one caller, off the async threads) when stale.
+    async fn get(&self, svc: &Svc, now_ms: u64) -> u64 {
+        let at = self.at_ms.load(Ordering::Relaxed);
+        let stale = at == 0 || now_ms.saturating_sub(at) >= Self::EVERY_MS;
+        if stale
+            && self
+                .at_ms
+                .compare_exchange(at, now_ms.max(1), Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            let svc = svc.clone();
+            if let Ok(Ok(v)) = tokio::task::spawn_blocking(move || svc.store().bytes_stored()).await
+            {
+                self.value.store(v, Ordering::Relaxed);
+            }
+        }
+        self.value.load(Ordering::Relaxed)
+    }
 }
 
 /// `GET /v1/shards/{deal}/{slot}/{mdu}[?row=R[&offset=O&len=N]]`: the shard, a blob or a
@@ -431,7 +514,7 @@ async fn read(
     State(svc): State<Svc>,
     Path((deal, slot, mdu)): Path<(u64, u32, u32)>,
     Query(q): Query<ReadQuery>,
-    headers: axum::http::HeaderMap,
+    peer: String,
 ) -> Result<Response, ApiError> {
     let what = match (q.row, q.offset, q.len) {
         (None, None, None) => FetchWhat::Shard,
@@ -443,11 +526,6 @@ async fn read(
             )))
         }
     };
-    let peer = headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("http")
-        .to_string();
     let req = FetchRequest {
         deal,
         slot,
@@ -478,10 +556,10 @@ async fn health(State(svc): State<Svc>) -> Response {
     }
 }
 
-async fn metrics(State(svc): State<Svc>, worker: Arc<Worker>) -> Response {
+async fn metrics(State(svc): State<Svc>, worker: Arc<Worker>, gauge: Arc<StoredGauge>) -> Response {
     let c = &svc.counters;
     let w = &worker.counters;
-    let stored = svc.store().bytes_stored().unwrap_or(0);
+    let stored = gauge.get(&svc, now_ms()).await;
     let height = svc.chain().trusted().map_or(0, |h| h.height);
     let body = format!(
         "# TYPE nilstore_provider_bytes_stored gauge\nnilstore_provider_bytes_stored {stored}\n\
@@ -514,4 +592,49 @@ async fn metrics(State(svc): State<Svc>, worker: Arc<Worker>) -> Response {
         w.repair_mdus_total.load(Ordering::Relaxed),
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::http_client_key;
+
+    /// A client's own `X-Forwarded-For` changes nothing (it would otherwise pick a fresh
+    /// bucket per request, or name another client's); behind the configured proxy the
+    /// address the proxy appended counts; IPv6 clients share a bucket per /64.
+    #[test]
+    fn http_clients_are_keyed_by_their_address_not_their_headers() {
+        let direct = "203.0.113.7:5000".parse().unwrap();
+        assert_eq!(http_client_key(direct, None, None), "http:203.0.113.7");
+        for spoof in ["1.2.3.4", "12D3KooWPeerIdOfSomeoneElse", "garbage"] {
+            assert_eq!(
+                http_client_key(direct, Some(spoof), None),
+                "http:203.0.113.7"
+            );
+        }
+        let proxy = "10.0.0.2".parse().unwrap();
+        let via = "10.0.0.2:443".parse().unwrap();
+        assert_eq!(
+            http_client_key(via, Some("6.6.6.6, 198.51.100.9"), Some(proxy)),
+            "http:198.51.100.9",
+            "the address the proxy appended, not one the client sent"
+        );
+        assert_eq!(
+            http_client_key(direct, Some("198.51.100.9"), Some(proxy)),
+            "http:203.0.113.7",
+            "only the proxy's header counts"
+        );
+        assert_eq!(
+            http_client_key(via, Some("not an address"), Some(proxy)),
+            "http:10.0.0.2"
+        );
+        let a = http_client_key("[2001:db8:1:2:aaaa::1]:80".parse().unwrap(), None, None);
+        let b = http_client_key("[2001:db8:1:2:bbbb::9]:80".parse().unwrap(), None, None);
+        let c = http_client_key("[2001:db8:1:3::1]:80".parse().unwrap(), None, None);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(
+            http_client_key("[::ffff:192.0.2.1]:80".parse().unwrap(), None, None),
+            "http:192.0.2.1"
+        );
+    }
 }

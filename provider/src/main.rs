@@ -76,6 +76,10 @@ enum Cmd {
         /// Seconds an upload the chain has not committed is kept before it is deleted.
         #[arg(long, default_value_t = 86_400)]
         uncommitted_ttl_s: u64,
+        /// The reverse proxy in front of the HTTP API: its X-Forwarded-For names the
+        /// client for rate limits (anyone else's header is ignored).
+        #[arg(long)]
+        trusted_proxy: Option<std::net::IpAddr>,
     },
     /// Register this provider on chain (stake, capacity, endpoints).
     Register {
@@ -133,6 +137,7 @@ fn main_inner(cli: Cli) -> Result<()> {
             wss_key,
             http,
             uncommitted_ttl_s,
+            trusted_proxy,
         } => {
             let gpath = genesis.unwrap_or_else(|| home.join("genesis.json"));
             let genesis = nilstore_net::chain::read_genesis(&gpath)?;
@@ -161,6 +166,7 @@ fn main_inner(cli: Cli) -> Result<()> {
                 limits: Limits::default(),
                 wss,
                 uncommitted_ttl: Duration::from_secs(uncommitted_ttl_s),
+                trusted_proxy,
             };
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(run(opts, nilstore_net::native::stop_signal(), None))

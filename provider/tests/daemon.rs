@@ -64,6 +64,7 @@ async fn provider_daemon_stores_verified_uploads_and_serves_them() {
         limits: Limits::default(),
         wss: None,
         uncommitted_ttl: nilstore_provider::worker::UNCOMMITTED_TTL,
+        trusted_proxy: None,
     };
     let provider = tokio::spawn(run(
         popts,

@@ -74,6 +74,7 @@ async fn bounded_load_has_no_errors() {
             },
             wss: None,
             uncommitted_ttl: nilstore_provider::worker::UNCOMMITTED_TTL,
+            trusted_proxy: None,
         },
         async move {
             let _ = rx.await;

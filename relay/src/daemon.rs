@@ -24,12 +24,11 @@ use nilstore_net::libp2p::{relay, websocket, Multiaddr, PeerId};
 use nilstore_net::native::{
     self, BehaviourEvent, ConnLimits, ListenPorts, NodeConfig, RelayLimits,
 };
-use nilstore_net::proto::{
-    DeputyRequest, DeputyResponse, FetchResponse, LocateResponse, NetError, Protocol,
-};
+use nilstore_net::proto::{DeputyRequest, DeputyResponse, LocateResponse, NetError, Protocol};
 use serde_json::json;
 
-use crate::deputy::{locate, Admitted, Deputy, DeputyLimits};
+use crate::deputy::{locate, verdict, Admitted, Deputy, DeputyLimits, Fetched, Verdict};
+use crate::gate::{Gate, MAX_DEPUTY_INFLIGHT, MAX_LOCATE_INFLIGHT};
 
 /// Deployment profile (as the provider's).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -104,6 +103,10 @@ struct RelayCounters {
 struct Shared {
     deputy: Deputy,
     relay: RelayCounters,
+    /// Deputy requests: per peer and at most `MAX_DEPUTY_INFLIGHT` at once.
+    deputy_gate: Gate,
+    /// `Locate` requests: per peer and at most `MAX_LOCATE_INFLIGHT` at once.
+    locate_gate: Gate,
 }
 
 enum Answer {
@@ -123,13 +126,15 @@ async fn fetch_fresh(
     a: &Admitted,
     timeout: Duration,
     transcript: &mut Vec<String>,
-) -> Result<FetchResponse, String> {
-    let peer: PeerId = a
-        .provider
-        .peer_id
-        .parse()
-        .map_err(|e| format!("provider peer id: {e}"))?;
-    let mut swarm = native::ephemeral_client(timeout).map_err(|e| format!("swarm: {e}"))?;
+) -> Fetched {
+    let peer: PeerId = match a.provider.peer_id.parse() {
+        Ok(p) => p,
+        Err(e) => return Fetched::Local(format!("provider peer id: {e}")),
+    };
+    let mut swarm = match native::ephemeral_client(timeout) {
+        Ok(s) => s,
+        Err(e) => return Fetched::Local(format!("swarm: {e}")),
+    };
     transcript.push(format!(
         "t={} deputy-identity={} provider={} peer={}",
         now_ms(),
@@ -150,7 +155,7 @@ async fn fetch_fresh(
         }
     }
     if !any {
-        return Err("the provider registered no TCP or QUIC endpoint".into());
+        return Fetched::Local("the provider registered no TCP or QUIC endpoint".into());
     }
     let id = swarm
         .behaviour_mut()
@@ -162,17 +167,17 @@ async fn fetch_fresh(
         tokio::select! {
             _ = &mut deadline => {
                 transcript.push(format!("t={} timeout after {} ms", now_ms(), timeout.as_millis()));
-                return Err("timed out".into());
+                return Fetched::Silent("timed out".into());
             }
             ev = swarm.select_next_some() => match ev {
                 SwarmEvent::Behaviour(ProtocolsEvent::Fetch(request_response::Event::Message {
                     message: Message::Response { request_id, response }, ..
                 })) if request_id == id => {
                     return match response {
-                        Ok(r) => Ok(r),
+                        Ok(r) => Fetched::Answer(r),
                         Err(e) => {
                             transcript.push(format!("t={} refused: {e}", now_ms()));
-                            Err(format!("refused: {e}"))
+                            Fetched::Refused(e)
                         }
                     };
                 }
@@ -180,7 +185,7 @@ async fn fetch_fresh(
                     request_id, error, ..
                 })) if request_id == id => {
                     transcript.push(format!("t={} failure: {error}", now_ms()));
-                    return Err(format!("{error}"));
+                    return Fetched::Silent(format!("{error}"));
                 }
                 SwarmEvent::OutgoingConnectionError { error, .. } => {
                     transcript.push(format!("t={} dial: {error}", now_ms()));
@@ -208,15 +213,16 @@ async fn serve_deputy(
             .map_err(|e| NetError::Internal(e.to_string()))??;
     let mut transcript = Vec::new();
     let fetched = fetch_fresh(&req, &admitted, timeout, &mut transcript).await;
-    let failure = match fetched {
-        Ok(resp) => match shared.deputy.check_answer(&req, &admitted, &resp) {
-            Ok(()) => return Ok(DeputyResponse::Data(resp)),
-            Err(why) => {
-                transcript.push(format!("t={} unusable answer: {why}", now_ms()));
-                why
-            }
-        },
-        Err(why) => why,
+    let failure = match verdict(fetched, |r| shared.deputy.check_answer(&req, &admitted, r)) {
+        Verdict::Serve(resp) => return Ok(DeputyResponse::Data(resp)),
+        Verdict::Refuse(e) => {
+            tracing::info!(deal = req.fetch.deal, slot = req.fetch.slot, provider = %req.provider, error = %e, "the deputy's fetch was refused without a failure to attest");
+            return Err(e);
+        }
+        Verdict::Attest(why) => {
+            transcript.push(format!("t={} {why}", now_ms()));
+            why
+        }
     };
     tracing::info!(deal = req.fetch.deal, slot = req.fetch.slot, provider = %req.provider, %failure, "provider did not serve the deputy");
     let s = shared.clone();
@@ -246,6 +252,10 @@ pub async fn run(
     let shared = Arc::new(Shared {
         deputy: Deputy::new(chain.clone(), Signer::new(opts.key.clone()), opts.deputy),
         relay: RelayCounters::default(),
+        // The deputy's own per-reader checks (signature, nonce, rate) run after this gate,
+        // which only keeps fresh peer ids from holding more than the global cap of swarms.
+        deputy_gate: Gate::new(50, 100, 10_000, MAX_DEPUTY_INFLIGHT),
+        locate_gate: Gate::new(5, 10, 10_000, MAX_LOCATE_INFLIGHT),
     });
 
     let follower = {
@@ -315,11 +325,11 @@ pub async fn run(
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .with_state((shared.clone(), chain.clone()));
-    let api = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
-            tracing::error!(%e, "HTTP API stopped");
-        }
-    });
+    let api = tokio::spawn(chain_light::http_server::serve(
+        listener,
+        router,
+        chain_light::http_server::Limits::default(),
+    ));
     tracing::info!(%peer_id, ?addrs, %http, deputy = %account, "relay started");
     let node = native::NodeFile::of(account, &peer_id, &addrs, http);
     if let Err(e) = node.write(&opts.home) {
@@ -352,21 +362,37 @@ pub async fn run(
                         peer, message: Message::Request { request, channel, .. }, ..
                     },
                 ))) => {
+                    let permit = match shared.deputy_gate.admit(&peer.to_string(), now_ms()) {
+                        Ok(p) => p,
+                        Err(e) => {
+                            let _ = swarm.behaviour_mut().nilstore.deputy.send_response(channel, Err(e));
+                            continue;
+                        }
+                    };
                     let (shared, tx, timeout) = (shared.clone(), answers_tx.clone(), opts.deputy_timeout);
                     tokio::spawn(async move {
                         let r = serve_deputy(shared, peer, request, timeout).await;
+                        drop(permit);
                         let _ = tx.send(Answer::Deputy(channel, r)).await;
                     });
                 }
                 SwarmEvent::Behaviour(BehaviourEvent::Nilstore(ProtocolsEvent::Locate(
                     request_response::Event::Message {
-                        message: Message::Request { request, channel, .. }, ..
+                        peer, message: Message::Request { request, channel, .. }, ..
                     },
                 ))) => {
                     shared.relay.locate.fetch_add(1, Ordering::Relaxed);
+                    let permit = match shared.locate_gate.admit(&peer.to_string(), now_ms()) {
+                        Ok(p) => p,
+                        Err(e) => {
+                            let _ = swarm.behaviour_mut().nilstore.locate.send_response(channel, Err(e));
+                            continue;
+                        }
+                    };
                     let (chain, tx) = (chain.clone(), answers_tx.clone());
                     tokio::task::spawn_blocking(move || {
                         let r = locate(&chain, request.deal);
+                        drop(permit);
                         let _ = tx.blocking_send(Answer::Locate(channel, r));
                     });
                 }
@@ -413,6 +439,16 @@ async fn metrics(State((shared, chain)): State<Ctx>) -> Response {
     let height = chain.trusted().map_or(0, |h| h.height);
     let lines = [
         ("nilstore_relay_chain_height", "gauge", height),
+        (
+            "nilstore_relay_deputy_slots_free",
+            "gauge",
+            shared.deputy_gate.free() as u64,
+        ),
+        (
+            "nilstore_relay_locate_slots_free",
+            "gauge",
+            shared.locate_gate.free() as u64,
+        ),
         (
             "nilstore_relay_reservations_total",
             "counter",

@@ -56,6 +56,57 @@ impl Seen {
     }
 }
 
+/// How the deputy's fetch from a provider went.
+#[derive(Debug)]
+pub enum Fetched {
+    /// The provider answered with bytes (checked by [`Deputy::check_answer`] next).
+    Answer(FetchResponse),
+    /// No answer: every dial failed, the connection dropped, or the deadline passed.
+    Silent(String),
+    /// The provider answered with a refusal.
+    Refused(NetError),
+    /// The deputy could not try (its own swarm failed; no endpoint it can dial).
+    Local(String),
+}
+
+/// What the deputy does after a fetch.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Return the provider's verified answer to the reader.
+    Serve(FetchResponse),
+    /// Sign and submit a failure attestation (its reason).
+    Attest(String),
+    /// Answer the reader with this error and attest nothing.
+    Refuse(NetError),
+}
+
+/// Decides what a fetch means (`check` is [`Deputy::check_answer`] for the request).
+///
+/// Attested: silence, and an answer that is not the requested blob under the provider's
+/// signature. A refusal of a request the deputy admitted (the chain shows the provider in
+/// that slot, the content committed, the reader authorized) is a refusal to serve stored
+/// data and is attested too — except load shedding (`RateLimited`, `Unavailable`), which
+/// an honest provider answers under a flood: that goes back to the reader, who asks again
+/// later. (A reader who owns a deal could otherwise flood deputies to have its own honest
+/// providers attested.) A failure on the deputy's side is never the provider's fault.
+pub fn verdict(
+    fetched: Fetched,
+    check: impl FnOnce(&FetchResponse) -> Result<(), String>,
+) -> Verdict {
+    match fetched {
+        Fetched::Answer(r) => match check(&r) {
+            Ok(()) => Verdict::Serve(r),
+            Err(why) => Verdict::Attest(format!("unusable answer: {why}")),
+        },
+        Fetched::Silent(why) => Verdict::Attest(why),
+        Fetched::Refused(e @ (NetError::RateLimited { .. } | NetError::Unavailable(_))) => {
+            Verdict::Refuse(e)
+        }
+        Fetched::Refused(e) => Verdict::Attest(format!("refused: {e}")),
+        Fetched::Local(why) => Verdict::Refuse(NetError::Unavailable(format!("deputy: {why}"))),
+    }
+}
+
 /// What an admitted request needs for the fetch.
 #[derive(Clone, Debug)]
 pub struct Admitted {
@@ -355,4 +406,56 @@ pub fn locate(
         k: d.k,
         slots,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chain_light::bytes::Blob;
+
+    fn answer() -> FetchResponse {
+        FetchResponse {
+            bytes: Blob(vec![0; 4]),
+            leaves: Vec::new(),
+            served: Vec::new(),
+        }
+    }
+
+    /// Load shedding and the deputy's own failures are answered, never attested; silence,
+    /// a definite refusal of an admitted request and an unusable answer are attested; a
+    /// good answer is served.
+    #[test]
+    fn only_silence_refusal_to_serve_and_bad_answers_are_attested() {
+        let good = |_: &FetchResponse| Ok(());
+        let bad = |_: &FetchResponse| Err("no signed statement".to_string());
+        assert!(matches!(
+            verdict(Fetched::Answer(answer()), good),
+            Verdict::Serve(_)
+        ));
+        assert!(matches!(
+            verdict(Fetched::Answer(answer()), bad),
+            Verdict::Attest(w) if w.contains("no signed statement")
+        ));
+        assert!(matches!(
+            verdict(Fetched::Silent("timed out".into()), good),
+            Verdict::Attest(w) if w == "timed out"
+        ));
+        for shed in [
+            NetError::RateLimited { retry_ms: 50 },
+            NetError::Unavailable("busy".into()),
+        ] {
+            assert!(matches!(
+                verdict(Fetched::Refused(shed.clone()), good),
+                Verdict::Refuse(e) if e == shed
+            ));
+        }
+        assert!(matches!(
+            verdict(Fetched::Refused(NetError::NotFound("shard".into())), good),
+            Verdict::Attest(w) if w.contains("shard")
+        ));
+        assert!(matches!(
+            verdict(Fetched::Local("swarm: no memory".into()), good),
+            Verdict::Refuse(NetError::Unavailable(w)) if w.contains("swarm")
+        ));
+    }
 }

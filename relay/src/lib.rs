@@ -4,3 +4,4 @@
 
 pub mod daemon;
 pub mod deputy;
+pub mod gate;

@@ -87,6 +87,7 @@ async fn provider(
             limits: Limits::default(),
             wss: None,
             uncommitted_ttl: nilstore_provider::worker::UNCOMMITTED_TTL,
+            trusted_proxy: None,
         },
         async move {
             let _ = rx.await;

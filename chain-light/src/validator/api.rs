@@ -19,7 +19,6 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use futures::Stream;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio_stream::wrappers::BroadcastStream;
@@ -110,6 +109,36 @@ impl RateLimit {
 struct Api {
     node: Node,
     limit: Arc<RateLimit>,
+    subscribers: Subscribers,
+}
+
+/// Limits of the validator's API.
+#[derive(Clone, Copy, Debug)]
+pub struct ApiLimits {
+    /// The server's connection cap and header timeout.
+    pub http: crate::http_server::Limits,
+    /// Event-stream (`/events`) subscribers at once: each costs a serialization of every
+    /// block's events; one more is refused with 503.
+    pub max_subscribers: usize,
+}
+
+impl Default for ApiLimits {
+    fn default() -> ApiLimits {
+        ApiLimits {
+            http: crate::http_server::Limits::default(),
+            max_subscribers: 256,
+        }
+    }
+}
+
+/// The free `/events` subscriptions.
+#[derive(Clone)]
+struct Subscribers(Arc<tokio::sync::Semaphore>, usize);
+
+impl axum::extract::FromRef<Api> for Subscribers {
+    fn from_ref(a: &Api) -> Subscribers {
+        a.subscribers.clone()
+    }
 }
 
 impl axum::extract::FromRef<Api> for Node {
@@ -118,11 +147,12 @@ impl axum::extract::FromRef<Api> for Node {
     }
 }
 
-/// The API router; `POST /tx` is limited to `tx_rate` per second per client address.
+/// The API router; `POST /tx` is limited to `tx_rate` per second per client address, and
+/// `/events` to `max_subscribers` streams at once.
 ///
 /// Any origin may call it (CORS): the API is public, carries no credentials, and a browser
 /// light client checks every answer against certified headers.
-pub fn router(node: Node, tx_rate: u32) -> Router {
+pub fn router(node: Node, tx_rate: u32, max_subscribers: usize) -> Router {
     let cors = tower_http::cors::CorsLayer::new()
         .allow_origin(tower_http::cors::Any)
         .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
@@ -131,6 +161,10 @@ pub fn router(node: Node, tx_rate: u32) -> Router {
     let api = Api {
         node,
         limit: Arc::new(RateLimit::new(tx_rate)),
+        subscribers: Subscribers(
+            Arc::new(tokio::sync::Semaphore::new(max_subscribers)),
+            max_subscribers,
+        ),
     };
     Router::new()
         .route("/status", get(status))
@@ -392,14 +426,27 @@ async fn globals(State(n): State<Node>, Query(q): Query<AtHeight>) -> ApiResult 
     proven::<crate::state::Globals>(&n, vec![tag::GLOBALS], q.height)
 }
 
-async fn events(State(node): State<Node>) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+async fn events(State(node): State<Node>, State(slots): State<Subscribers>) -> Response {
+    let Ok(slot) = slots.0.clone().try_acquire_owned() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "error": format!("at most {} event subscribers at once", slots.1) })),
+        )
+            .into_response();
+    };
     let rx = node.feed.subscribe();
-    let stream = BroadcastStream::new(rx).filter_map(|item| {
+    let stream = BroadcastStream::new(rx).filter_map(move |item| {
+        // The subscription's slot is freed with the stream, when the client goes.
+        let _slot = &slot;
         let item = item.ok()?;
         let data = serde_json::to_string(&*item).ok()?;
-        Some(Ok(SseEvent::default().event("block").data(data)))
+        Some(Ok::<_, Infallible>(
+            SseEvent::default().event("block").data(data),
+        ))
     });
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
 }
 
 async fn metrics(State(node): State<Node>) -> Response {

@@ -288,6 +288,8 @@ pub struct StartOptions {
     pub block_interval: Duration,
     /// Keys of a genesis written into a fresh home.
     pub genesis_keys: GenesisKeys,
+    /// Limits of the HTTP API.
+    pub api_limits: super::api::ApiLimits,
 }
 
 /// Runs a validator until ctrl-c.
@@ -316,6 +318,7 @@ pub fn start_until(
         chain_id,
         block_interval,
         genesis_keys,
+        api_limits,
     } = opts.clone();
     let (home, p2p, block_interval) = (home.as_path(), p2p, block_interval);
     std::fs::create_dir_all(home)?;
@@ -367,12 +370,9 @@ pub fn start_until(
         if let (Some(tx), Ok(a)) = (api_bound, listener.local_addr()) {
             let _ = tx.send(a);
         }
-        let router = super::api::router(node.clone(), tx_rate);
-        context.child("api").spawn(move |_| async move {
-            let app = router.into_make_service_with_connect_info::<SocketAddr>();
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!(%e, "API server stopped");
-            }
+        let router = super::api::router(node.clone(), tx_rate, api_limits.max_subscribers);
+        context.child("api").spawn(move |_| {
+            crate::http_server::serve(listener, router, api_limits.http)
         });
         let handle = if let Some(net) = network {
             let (mut network, mut oracle) =

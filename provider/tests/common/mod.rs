@@ -146,6 +146,7 @@ pub fn validator_with(home: &Path, chain_id: u64, block_interval: Duration) -> R
         chain_id,
         block_interval,
         genesis_keys: Default::default(),
+        api_limits: Default::default(),
     };
     let thread = std::thread::spawn(move || {
         start_until(

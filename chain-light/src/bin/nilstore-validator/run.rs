@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use chain_light::http_server::Limits;
+use chain_light::validator::api::ApiLimits;
 use chain_light::validator::daemon::{start, write_genesis, GenesisKeys, StartOptions};
 use clap::{Parser, Subcommand};
 
@@ -42,6 +44,15 @@ enum Cmd {
         /// Transactions per second accepted from one client address (`POST /tx`).
         #[arg(long, default_value_t = 5_000)]
         tx_rate: u32,
+        /// HTTP connections served at once (more wait to be accepted).
+        #[arg(long, default_value_t = 512)]
+        http_max_connections: usize,
+        /// Milliseconds a client has to send a request's headers.
+        #[arg(long, default_value_t = 10_000)]
+        http_header_timeout_ms: u64,
+        /// Event-stream (`/events`) subscribers at once.
+        #[arg(long, default_value_t = 256)]
+        max_event_subscribers: usize,
         /// Derive the keys of a fresh genesis from public seeds (reproducible; anyone can
         /// sign for them: tests and demos only). Default: OS randomness.
         #[arg(long)]
@@ -102,6 +113,9 @@ pub fn main() -> ExitCode {
             block_ms,
             p2p,
             tx_rate,
+            http_max_connections,
+            http_header_timeout_ms,
+            max_event_subscribers,
             dev_keys,
         } => start(&StartOptions {
             home,
@@ -111,6 +125,13 @@ pub fn main() -> ExitCode {
             chain_id,
             block_interval: Duration::from_millis(block_ms),
             genesis_keys: keys(dev_keys),
+            api_limits: ApiLimits {
+                http: Limits {
+                    max_connections: http_max_connections,
+                    header_timeout: Duration::from_millis(http_header_timeout_ms),
+                },
+                max_subscribers: max_event_subscribers,
+            },
         }),
         Cmd::Genesis {
             validators,
