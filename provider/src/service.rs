@@ -132,6 +132,11 @@ impl<C: ChainView> Service<C> {
         &self.store
     }
 
+    /// The KZG setup.
+    pub fn kzg(&self) -> &'static KzgSettings {
+        self.kzg
+    }
+
     /// The chain view.
     pub fn chain(&self) -> &C {
         &self.chain
@@ -414,6 +419,18 @@ impl<C: ChainView> Service<C> {
             &z,
         )
         .map_err(internal)?;
+        // Checked against the chain's manifest root before it leaves: a wrong proof costs
+        // half the stake, while no answer only misses this challenge. Local corruption (a
+        // flipped bit on disk, roots that are not the committed content) shows up here.
+        if let Some(root) = deal.manifest_root {
+            wasm_core::proof::verify(self.kzg, &root.0, &proof).map_err(|e| {
+                NetError::Internal(format!(
+                    "the stored data does not prove against the committed manifest \
+                     (deal {} slot {} MDU {} row {}): {e}",
+                    req.deal, req.slot, req.mdu, req.row
+                ))
+            })?;
+        }
         Ok(ProofResponse {
             proof: Blob(proof.to_bytes()),
         })

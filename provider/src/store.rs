@@ -149,8 +149,11 @@ impl Store {
     }
 
     /// Stores a verified shard (`blobs` concatenated, each [`BLOB_BYTES`]). Idempotent for
-    /// identical content; replaces a different pending shard; stages a later generation of a
-    /// committed one ([`Store::promote`]); refuses other content for a committed one.
+    /// identical content; replaces a different pending shard of the same generation; stages
+    /// a later generation ([`Store::promote`]) beside whatever is stored, committed or not
+    /// (a later generation is authorized only once the chain committed the earlier one, so
+    /// an earlier pending shard may be committed content not marked yet); refuses other
+    /// content for a committed one.
     #[allow(clippy::too_many_arguments)]
     pub fn put(
         &self,
@@ -174,11 +177,11 @@ impl Store {
             if o.file_blake3 == file_blake3 && o.leaves == leaves {
                 return Ok(Put::Unchanged);
             }
-            if o.state == ShardState::Committed {
-                if generation <= o.generation {
-                    return Err(PutError::Committed { deal, slot, mdu });
-                }
-                // A later generation: staged beside the committed shard.
+            if o.state == ShardState::Committed && generation <= o.generation {
+                return Err(PutError::Committed { deal, slot, mdu });
+            }
+            if generation > o.generation {
+                // A later generation: staged beside the stored shard.
                 staging = true;
                 old = self.staged(deal, slot, mdu)?;
                 if let Some(st) = &old {
@@ -700,17 +703,17 @@ mod tests {
         );
         assert!(s.read(5, 1, 4, 0, 1).unwrap().is_none());
         assert_eq!(s.bytes_stored().unwrap(), 2 * BLOB_BYTES as u64);
-        // A pending shard may be replaced; the old file goes.
+        // A pending shard may be replaced within its generation; the old file goes.
         assert_eq!(
-            s.put(k, 2, &leaf(2), H256([9; 32]), &b, 12).unwrap(),
+            s.put(k, 1, &leaf(2), H256([9; 32]), &b, 12).unwrap(),
             Put::Stored
         );
         assert_eq!(fs::read_dir(d.join("shards/5")).unwrap().count(), 1);
-        assert_eq!(s.meta(5, 1, 3).unwrap().unwrap().generation, 2);
+        assert_eq!(s.meta(5, 1, 3).unwrap().unwrap().leaves, leaf(2));
         // A committed one may not, in its generation.
         s.set_committed(5, &[(1, 3)]).unwrap();
         assert!(matches!(
-            s.put(k, 2, &leaf(3), H256([9; 32]), &a, 13),
+            s.put(k, 1, &leaf(3), H256([9; 32]), &a, 13),
             Err(PutError::Committed { .. })
         ));
         assert_eq!(
@@ -726,7 +729,7 @@ mod tests {
             s.put(k, 3, &leaf(3), H256([9; 32]), &a, 14).unwrap(),
             Put::Unchanged
         );
-        assert_eq!(s.meta(5, 1, 3).unwrap().unwrap().generation, 2);
+        assert_eq!(s.meta(5, 1, 3).unwrap().unwrap().generation, 1);
         assert_eq!(s.read(5, 1, 3, 0, 1).unwrap().unwrap(), vec![2u8]);
         assert_eq!(fs::read_dir(d.join("shards/5")).unwrap().count(), 2);
         // ...it survives a reopen, and a chain still at generation 2 promotes nothing...
@@ -758,6 +761,33 @@ mod tests {
         assert_eq!(s.remove_deal(5).unwrap(), 1);
         assert!(s.deals().unwrap().is_empty());
         assert!(!d.join("shards/5").exists());
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    /// Issue 17 item 12: an upload of the next generation does not replace a shard the
+    /// chain committed before the provider marked it (a pending shard of an earlier
+    /// generation): it is staged, the earlier bytes stay readable, and the chain's commit
+    /// of the new generation installs it.
+    #[test]
+    fn a_next_generation_never_replaces_an_unmarked_committed_shard() {
+        let d = dir("unmarked");
+        let (s, _) = Store::open(&d).unwrap();
+        let (old, new) = (vec![1u8; BLOB_BYTES], vec![2u8; BLOB_BYTES]);
+        let k = (4, 0, 2);
+        assert_eq!(
+            s.put(k, 3, &leaf(1), H256([1; 32]), &old, 1).unwrap(),
+            Put::Stored
+        );
+        // Generation 3 is committed on chain; the provider has not marked it yet.
+        assert_eq!(
+            s.put(k, 4, &leaf(2), H256([2; 32]), &new, 2).unwrap(),
+            Put::Staged
+        );
+        let m = s.meta(4, 0, 2).unwrap().unwrap();
+        assert_eq!((m.generation, m.state), (3, ShardState::Pending));
+        assert_eq!(s.read(4, 0, 2, 0, 1).unwrap().unwrap(), vec![1u8]);
+        assert_eq!(s.promote(4, 4).unwrap(), 1);
+        assert_eq!(s.read(4, 0, 2, 0, 1).unwrap().unwrap(), vec![2u8]);
         let _ = fs::remove_dir_all(&d);
     }
 

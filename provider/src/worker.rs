@@ -262,20 +262,33 @@ impl Worker {
         let ids = self.deal_ids()?;
         let mut proofs: Vec<Challenged> = Vec::new();
         for id in ids {
-            let Some(deal) = chain.deal(id)? else {
-                self.collect(id, "the deal ended")?;
-                continue;
+            let deal = chain.deal(id)?;
+            let mine: Vec<u32> = deal.as_ref().map_or_else(Vec::new, |deal| {
+                (0..deal.slots.len() as u32)
+                    .filter(|&i| {
+                        let s = &deal.slots[i as usize];
+                        s.provider == self.me || s.pending == Some(self.me)
+                    })
+                    .collect()
+            });
+            let view = deal.as_ref().map(|d| (d.generation, !mine.is_empty()));
+            let committed_here = match view {
+                Some((_, false)) => self.committed_generation(id)?,
+                _ => None, // not needed
             };
-            let mine: Vec<u32> = (0..deal.slots.len() as u32)
-                .filter(|&i| {
-                    let s = &deal.slots[i as usize];
-                    s.provider == self.me || s.pending == Some(self.me)
-                })
-                .collect();
-            if mine.is_empty() {
-                self.collect(id, "no slot of the deal is held here")?;
+            if let Some(why) = gone(id, g.next_deal, view, committed_here) {
+                self.collect(id, why)?;
                 continue;
             }
+            let Some(deal) = deal.filter(|_| !mine.is_empty()) else {
+                tracing::debug!(
+                    deal = id,
+                    height = chain.trusted().map_or(0, |h| h.height),
+                    "the trusted view does not prove the deal over for this node (a view older \
+                     than its data: a restart, or a lagging or lying API); keeping the data"
+                );
+                continue;
+            };
             self.mark_committed(id, &deal)?;
             self.expire_uncommitted(id, &deal)?;
             for slot in mine {
@@ -402,18 +415,22 @@ impl Worker {
                 "a new generation is committed"
             );
         }
-        let keys: Vec<(u32, u32)> = self
-            .svc
-            .store()
-            .deal_shards(id)?
-            .into_iter()
-            .filter(|((_, mdu), m)| {
-                m.state == ShardState::Pending
-                    && m.generation == deal.generation
-                    && u64::from(*mdu) < deal.total_mdus
-            })
-            .map(|(k, _)| k)
-            .collect();
+        let shards = self.svc.store().deal_shards(id)?;
+        let (keys, mismatched) = newly_committed(
+            self.svc.kzg(),
+            &shards,
+            deal.generation,
+            deal.total_mdus,
+            deal.manifest_root.map(|r| r.0),
+        );
+        for slot in mismatched {
+            tracing::warn!(
+                deal = id,
+                slot,
+                generation = deal.generation,
+                "stored shards of an earlier generation do not make up the committed manifest; left to repair"
+            );
+        }
         if !keys.is_empty() {
             self.svc.store().set_committed(id, &keys)?;
             tracing::debug!(deal = id, shards = keys.len(), "shards committed on chain");
@@ -443,6 +460,18 @@ impl Worker {
     }
 
     /// Deletes a deal's data.
+    /// The highest generation of `id` this node holds as committed (the chain showed it).
+    fn committed_generation(&self, id: u64) -> Result<Option<u64>> {
+        Ok(self
+            .svc
+            .store()
+            .deal_shards(id)?
+            .iter()
+            .filter(|(_, m)| m.state == ShardState::Committed)
+            .map(|(_, m)| m.generation)
+            .max())
+    }
+
     fn collect(&self, id: u64, why: &str) -> Result<()> {
         let removed = self.svc.store().remove_deal(id)?;
         self.duties()?.hinted.remove(&id);
@@ -580,5 +609,181 @@ impl Worker {
         tracing::info!(deal = id, slot, %hash, "repaired; proving readiness");
         self.duties()?.repairing.insert((id, slot));
         Ok(())
+    }
+}
+
+/// Why deal `id`'s data may be deleted, judged from the trusted chain view; `None` keeps
+/// it. Nothing is deleted on a view older than what this node has seen of the deal:
+/// - absent from the view (`view` is `None`): the deal ended only if it had been created
+///   by then — `next_deal > id`, deal ids are never reused; otherwise the view predates the
+///   deal (a light client restarted from genesis, an API that lags or lies) and proves
+///   nothing;
+/// - present (`view` is its generation and whether this node holds a slot): no slot held
+///   here proves the slot moved only if the view is not older than the newest generation
+///   this node holds as committed (`committed_here`).
+pub(crate) fn gone(
+    id: u64,
+    next_deal: u64,
+    view: Option<(u64, bool)>,
+    committed_here: Option<u64>,
+) -> Option<&'static str> {
+    match view {
+        None if next_deal > id => Some("the deal ended"),
+        None => None,
+        Some((_, true)) => None,
+        Some((generation, false)) if committed_here.is_none_or(|c| generation >= c) => {
+            Some("no slot of the deal is held here")
+        }
+        Some(_) => None,
+    }
+}
+
+/// The pending shards of a deal that the chain's commit of `generation` (`total_mdus`
+/// MDUs under `manifest_root`) makes committed: those of that generation, and those of
+/// earlier generations — a node that missed a commit (offline through two, or an append
+/// that kept MDUs it holds) — exactly when their slot's stored roots (every MDU, of the
+/// committed generation or earlier) still make up the manifest. Also returns the slots
+/// whose earlier shards do not (left to repair, never marked).
+pub(crate) fn newly_committed(
+    kzg: &wasm_core::kzg::KzgSettings,
+    shards: &[((u32, u32), crate::store::ShardMeta)],
+    generation: u64,
+    total_mdus: u64,
+    manifest_root: Option<[u8; 48]>,
+) -> (Vec<(u32, u32)>, Vec<u32>) {
+    let Some(root) = manifest_root else {
+        return (Vec::new(), Vec::new());
+    };
+    let live = |mdu: u32| u64::from(mdu) < total_mdus;
+    let pending = |m: &crate::store::ShardMeta| m.state == ShardState::Pending;
+    let mut keys: Vec<(u32, u32)> = shards
+        .iter()
+        .filter(|((_, mdu), m)| pending(m) && m.generation == generation && live(*mdu))
+        .map(|(k, _)| *k)
+        .collect();
+    let mut slots: Vec<u32> = shards
+        .iter()
+        .filter(|((_, mdu), m)| pending(m) && m.generation < generation && live(*mdu))
+        .map(|((slot, _), _)| *slot)
+        .collect();
+    slots.sort_unstable();
+    slots.dedup();
+    let mut mismatched = Vec::new();
+    for slot in slots {
+        let mut roots: Vec<Option<[u8; 32]>> = vec![None; usize::try_from(total_mdus).unwrap_or(0)];
+        for ((s, mdu), m) in shards {
+            if *s == slot && m.generation <= generation {
+                if let Some(r) = roots.get_mut(*mdu as usize) {
+                    *r = Some(m.mdu_root.0);
+                }
+            }
+        }
+        let whole = roots.into_iter().collect::<Option<Vec<_>>>();
+        if whole.is_some_and(|r| wasm_core::slab::check_manifest(kzg, &r, &root).is_ok()) {
+            keys.extend(
+                shards
+                    .iter()
+                    .filter(|((s, mdu), m)| {
+                        *s == slot && pending(m) && m.generation < generation && live(*mdu)
+                    })
+                    .map(|(k, _)| *k),
+            );
+        } else {
+            mismatched.push(slot);
+        }
+    }
+    keys.sort_unstable();
+    (keys, mismatched)
+}
+
+#[cfg(test)]
+mod committed_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::store::ShardMeta;
+    use chain_light::bytes::H256;
+
+    fn meta(generation: u64, root: u8, state: ShardState) -> ShardMeta {
+        ShardMeta {
+            generation,
+            leaves: Vec::new(),
+            mdu_root: H256(root_bytes(root)),
+            blobs: 1,
+            file: String::new(),
+            file_blake3: H256([0; 32]),
+            state,
+            stored_ms: 0,
+        }
+    }
+
+    fn root_bytes(b: u8) -> [u8; 32] {
+        let mut r = [0u8; 32];
+        r[31] = b;
+        r
+    }
+
+    /// Issue 17 item 11: a view that predates the deal (absent, but the deal id not
+    /// issued yet) or is older than content this node holds committed deletes nothing; a
+    /// deal that ended, or a slot that moved away in a view at least as new, does.
+    #[test]
+    fn data_is_deleted_only_on_a_view_that_proves_the_deal_over_here() {
+        // Absent: deal 7 ended (ids up to 9 issued) or was not created yet (next is 7).
+        assert_eq!(gone(7, 10, None, Some(2)), Some("the deal ended"));
+        assert_eq!(gone(7, 7, None, Some(2)), None);
+        assert_eq!(gone(7, 0, None, None), None, "a view at genesis");
+        // Present, slot held: kept.
+        assert_eq!(gone(7, 10, Some((2, true)), Some(2)), None);
+        // Present, no slot here: moved away (view at or past what this node committed)...
+        assert_eq!(
+            gone(7, 10, Some((3, false)), Some(2)),
+            Some("no slot of the deal is held here")
+        );
+        assert_eq!(
+            gone(7, 10, Some((0, false)), None),
+            Some("no slot of the deal is held here")
+        );
+        // ...or a view older than content this node saw committed: kept.
+        assert_eq!(gone(7, 10, Some((1, false)), Some(2)), None);
+    }
+
+    /// Issue 17 (noticed): a provider that missed a commit keeps shards of an earlier
+    /// generation pending. They are marked committed once the slot's roots make up the
+    /// committed manifest, never when they do not (stale content: left to repair).
+    #[test]
+    fn earlier_generation_shards_are_marked_only_under_the_committed_manifest() {
+        let kzg = wasm_core::kzg::KzgSettings::ethereum();
+        // Generation 5 of a 3-MDU deal: MDU roots 1, 2, 3.
+        let manifest = |roots: &[u8]| {
+            let r: Vec<[u8; 32]> = roots.iter().map(|&b| root_bytes(b)).collect();
+            let p = wasm_core::slab::manifest_polynomial(&r).unwrap();
+            kzg.commit_poly(&p).to_compressed()
+        };
+        let root = manifest(&[1, 2, 3]);
+        let shards = vec![
+            // Slot 0: MDU 0 rewritten in generation 5, MDUs 1-2 kept from generation 3.
+            ((0, 0), meta(5, 1, ShardState::Pending)),
+            ((0, 1), meta(3, 2, ShardState::Pending)),
+            ((0, 2), meta(3, 3, ShardState::Committed)),
+            // Slot 1: a stale MDU 1 of generation 4 (the chain's content differs).
+            ((1, 0), meta(5, 1, ShardState::Pending)),
+            ((1, 1), meta(4, 9, ShardState::Pending)),
+            ((1, 2), meta(3, 3, ShardState::Pending)),
+            // Past the deal's MDUs: never marked.
+            ((0, 7), meta(5, 4, ShardState::Pending)),
+        ];
+        let (keys, mismatched) = newly_committed(kzg, &shards, 5, 3, Some(root));
+        assert_eq!(keys, vec![(0, 0), (0, 1), (1, 0)]);
+        assert_eq!(mismatched, vec![1]);
+        // Nothing committed yet: nothing marked.
+        assert_eq!(
+            newly_committed(kzg, &shards, 5, 3, None),
+            (Vec::new(), Vec::new())
+        );
+        // With slot 1 fixed (MDU 1 re-uploaded as generation 5), both slots match.
+        let mut fixed = shards.clone();
+        fixed[4] = ((1, 1), meta(5, 2, ShardState::Pending));
+        let (keys, mismatched) = newly_committed(kzg, &fixed, 5, 3, Some(root));
+        assert_eq!(keys, vec![(0, 0), (0, 1), (1, 0), (1, 1), (1, 2)]);
+        assert!(mismatched.is_empty());
     }
 }
