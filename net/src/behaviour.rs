@@ -13,9 +13,6 @@ use crate::proto::{
     ProofRequest, ProofResponse, Protocol, ReceiptAck, ReceiptSubmit, UploadAck, UploadShard,
 };
 
-/// Streams (in and out) per connection and protocol.
-pub const MAX_STREAMS_PER_CONNECTION: usize = 64;
-
 /// `/nilstore/upload/1`.
 pub type Upload = request_response::Behaviour<WireCodec<UploadShard, UploadAck>>;
 /// `/nilstore/fetch/1`.
@@ -49,7 +46,7 @@ where
         [(StreamProtocol::new(protocol.name()), support)],
         request_response::Config::default()
             .with_request_timeout(protocol.timeout())
-            .with_max_concurrent_streams(MAX_STREAMS_PER_CONNECTION),
+            .with_max_concurrent_streams(protocol.max_streams()),
     )
 }
 

@@ -10,8 +10,16 @@ use libp2p::{request_response, StreamProtocol};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::frame::{read_frame, write_frame};
+use crate::frame::{read_frame, read_frame_within, write_frame, Budget};
 use crate::proto::{decode, encode, NetError, Protocol};
+
+/// Bytes of inbound requests being read at once, over every connection and protocol of
+/// this process (32 uploads of 8 MiB): beyond it a request is refused before its body is
+/// read (the stream is reset; a client retries), so free peer ids opening many upload
+/// streams cannot exhaust memory.
+pub const INBOUND_REQUEST_BUDGET: usize = 256 << 20;
+
+static INBOUND: Budget = Budget::new(INBOUND_REQUEST_BUDGET);
 
 /// Codec for protocol `P` with request `Req` and response `Result<Resp, NetError>`.
 pub struct WireCodec<Req, Resp> {
@@ -53,7 +61,10 @@ where
         T: AsyncRead + Unpin + Send,
     {
         let max = self.protocol.max_request();
-        decode(&read_frame(io, max).await?, max).map_err(invalid)
+        let (bytes, _reserved) = read_frame_within(io, max, Some(&INBOUND)).await?;
+        // The reservation ends with the decode: what a server holds after that is bounded
+        // by its own queue (the provider answers `RateLimited` past it).
+        decode(&bytes, max).map_err(invalid)
     }
 
     async fn read_response<T>(

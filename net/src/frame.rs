@@ -3,12 +3,73 @@
 
 use futures::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Bytes shared by every frame being read at once: a frame announcing more than is left is
+/// refused before its body is read, so many peers (peer ids are free) announcing large
+/// frames together cannot make a node hold more than the budget.
+#[derive(Debug)]
+pub struct Budget {
+    used: AtomicUsize,
+    max: usize,
+}
+
+/// Bytes of a [`Budget`] held until dropped.
+#[derive(Debug)]
+pub struct Reserved<'a> {
+    budget: &'a Budget,
+    bytes: usize,
+}
+
+impl Budget {
+    /// A budget of `max` bytes.
+    pub const fn new(max: usize) -> Budget {
+        Budget {
+            used: AtomicUsize::new(0),
+            max,
+        }
+    }
+
+    /// Takes `bytes`, or `None` when fewer are left.
+    pub fn reserve(&self, bytes: usize) -> Option<Reserved<'_>> {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(bytes).filter(|&u| u <= self.max)
+            })
+            .ok()
+            .map(|_| Reserved {
+                budget: self,
+                bytes,
+            })
+    }
+
+    /// Bytes taken now.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Reserved<'_> {
+    fn drop(&mut self) {
+        self.budget.used.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
 
 /// Reads one frame of at most `max` bytes.
 pub async fn read_frame<R: AsyncRead + Unpin + Send>(
     io: &mut R,
     max: usize,
 ) -> io::Result<Vec<u8>> {
+    read_frame_within(io, max, None).await.map(|(b, _)| b)
+}
+
+/// [`read_frame`] whose body's bytes are first taken from `budget` (refused at once when
+/// the budget has too few left); the reservation is returned with the bytes.
+pub async fn read_frame_within<'b, R: AsyncRead + Unpin + Send>(
+    io: &mut R,
+    max: usize,
+    budget: Option<&'b Budget>,
+) -> io::Result<(Vec<u8>, Option<Reserved<'b>>)> {
     let mut len = [0u8; 4];
     io.read_exact(&mut len).await?;
     let len = u32::from_be_bytes(len) as usize;
@@ -18,6 +79,15 @@ pub async fn read_frame<R: AsyncRead + Unpin + Send>(
             format!("frame of {len} bytes exceeds the limit of {max}"),
         ));
     }
+    let reserved = match budget {
+        Some(b) => Some(b.reserve(len).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!("busy: {} of {} bytes are being read", b.used(), b.max),
+            )
+        })?),
+        None => None,
+    };
     // Grow as bytes arrive: a peer that announces a large frame and sends nothing does not
     // make us allocate it.
     let mut buf = Vec::with_capacity(len.min(64 << 10));
@@ -28,7 +98,7 @@ pub async fn read_frame<R: AsyncRead + Unpin + Send>(
             format!("frame truncated: {got} of {len} bytes"),
         ));
     }
-    Ok(buf)
+    Ok((buf, reserved))
 }
 
 /// Writes one frame of at most `max` bytes, prefix and body in one write (native
@@ -99,6 +169,47 @@ mod tests {
                 .await
                 .unwrap_err();
             assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        });
+    }
+
+    /// Issue 17 item 13: frames being read at once share a byte budget; one that does not
+    /// fit is refused before its body is read, and bytes come back when a frame is done.
+    #[test]
+    fn concurrent_frames_share_a_byte_budget() {
+        block_on(async {
+            let budget = Budget::new(10);
+            let frame = |n: usize| {
+                let mut f = (n as u32).to_be_bytes().to_vec();
+                f.extend(std::iter::repeat_n(7u8, n));
+                Cursor::new(f)
+            };
+            let (a, held) = read_frame_within(&mut frame(6), 100, Some(&budget))
+                .await
+                .unwrap();
+            assert_eq!(a.len(), 6);
+            assert_eq!(budget.used(), 6);
+            // 6 + 6 > 10: refused while the first is held, without reading its body.
+            let mut second = frame(6);
+            let e = read_frame_within(&mut second, 100, Some(&budget))
+                .await
+                .unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+            assert_eq!(second.position(), 4, "only the length was read");
+            // A small one fits beside it.
+            let (_, small) = read_frame_within(&mut frame(4), 100, Some(&budget))
+                .await
+                .unwrap();
+            assert_eq!(budget.used(), 10);
+            drop((held, small));
+            assert_eq!(budget.used(), 0);
+            assert!(read_frame_within(&mut frame(10), 100, Some(&budget))
+                .await
+                .unwrap()
+                .1
+                .is_some());
+            assert_eq!(budget.used(), 0, "released with the frame");
+            // Without a budget, nothing is counted.
+            assert_eq!(read_frame(&mut frame(50), 100).await.unwrap().len(), 50);
         });
     }
 }

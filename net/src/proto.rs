@@ -81,6 +81,20 @@ impl Protocol {
         })
     }
 
+    /// Streams (in and out) of this protocol per connection. Uploads carry up to 8 MiB
+    /// each: a client keeps at most 8 in flight per provider, and 16 bound what one
+    /// connection can make a provider hold while it reads them.
+    pub const fn max_streams(self) -> usize {
+        match self {
+            Protocol::Upload => 16,
+            Protocol::Fetch
+            | Protocol::Proof
+            | Protocol::Deputy
+            | Protocol::Receipt
+            | Protocol::Locate => 64,
+        }
+    }
+
     /// Largest response accepted.
     pub const fn max_response(self) -> usize {
         match self {

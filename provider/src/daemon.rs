@@ -88,6 +88,43 @@ pub struct Started {
     pub http: SocketAddr,
 }
 
+/// Uploads decoded and waiting for (or in) their checks at once: 32 of up to 8 MiB.
+const MAX_UPLOADS_QUEUED: usize = 32;
+
+/// When the first scrub runs after start.
+const SCRUB_FIRST: Duration = Duration::from_secs(3600);
+/// How often every stored byte is re-hashed.
+const SCRUB_EVERY: Duration = Duration::from_secs(24 * 3600);
+
+/// Re-hashes the store and drops the shards whose bytes rotted.
+fn scrub(svc: &Svc, worker: &Worker) {
+    let bad = match svc.store().scrub() {
+        Ok(bad) => bad,
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "scrub");
+            return;
+        }
+    };
+    for key in bad {
+        match svc.store().drop_if_corrupt(key) {
+            Ok(0) => {}
+            Ok(n) => {
+                worker
+                    .counters
+                    .scrub_dropped
+                    .fetch_add(n as u64, Ordering::Relaxed);
+                tracing::error!(
+                    deal = key.0,
+                    slot = key.1,
+                    mdu = key.2,
+                    "a stored shard's bytes rotted on disk; dropped it"
+                );
+            }
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "drop a corrupt shard"),
+        }
+    }
+}
+
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -295,6 +332,22 @@ pub async fn run(
         })
     };
 
+    // Every stored byte is re-hashed once a day (first after an hour): a shard that
+    // rotted is dropped rather than served or proven.
+    let scrubs = {
+        let (svc, worker, stop) = (svc.clone(), worker.clone(), stop.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut next = std::time::Instant::now() + SCRUB_FIRST;
+            while !stop.load(Ordering::Relaxed) {
+                if std::time::Instant::now() >= next {
+                    next = std::time::Instant::now() + SCRUB_EVERY;
+                    scrub(&svc, &worker);
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })
+    };
+
     let listener = tokio::net::TcpListener::bind(opts.http)
         .await
         .context("bind the HTTP API")?;
@@ -319,6 +372,7 @@ pub async fn run(
     }
 
     let (answers_tx, mut answers) = tokio::sync::mpsc::channel::<Answer>(256);
+    let upload_queue = Arc::new(tokio::sync::Semaphore::new(MAX_UPLOADS_QUEUED));
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -344,8 +398,17 @@ pub async fn run(
                     ProtocolsEvent::Upload(request_response::Event::Message {
                         peer, message: Message::Request { request, channel, .. }, ..
                     }) => {
+                        // Decoded uploads waiting to be checked hold their bytes: past
+                        // the queue's cap they are answered (and dropped) at once.
+                        let Ok(slot) = upload_queue.clone().try_acquire_owned() else {
+                            svc.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+                            let busy = Err(NetError::RateLimited { retry_ms: 500 });
+                            let _ = swarm.behaviour_mut().nilstore.upload.send_response(channel, busy);
+                            continue;
+                        };
                         tokio::task::spawn_blocking(move || {
                             let r = svc.upload(&peer.to_string(), now_ms(), request);
+                            drop(slot);
                             let _ = tx.blocking_send(Answer::Upload(channel, r));
                         });
                     }
@@ -392,6 +455,7 @@ pub async fn run(
     let _ = api.await;
     let _ = follower.await;
     let _ = repairs.await;
+    let _ = scrubs.await;
     Ok(())
 }
 
@@ -574,6 +638,7 @@ async fn metrics(State(svc): State<Svc>, worker: Arc<Worker>, gauge: Arc<StoredG
          # TYPE nilstore_provider_receipts_redeemed_total counter\nnilstore_provider_receipts_redeemed_total {}\n\
          # TYPE nilstore_provider_deals_collected_total counter\nnilstore_provider_deals_collected_total {}\n\
          # TYPE nilstore_provider_uncommitted_expired_total counter\nnilstore_provider_uncommitted_expired_total {}\n\
+         # TYPE nilstore_provider_scrub_dropped_total counter\nnilstore_provider_scrub_dropped_total {}\n\
          # TYPE nilstore_provider_repairs_completed_total counter\nnilstore_provider_repairs_completed_total {}\n\
          # TYPE nilstore_provider_repair_mdus_done_total counter\nnilstore_provider_repair_mdus_done_total {}\n\
          # TYPE nilstore_provider_repair_mdus_total counter\nnilstore_provider_repair_mdus_total {}\n",
@@ -587,6 +652,7 @@ async fn metrics(State(svc): State<Svc>, worker: Arc<Worker>, gauge: Arc<StoredG
         w.receipts_redeemed.load(Ordering::Relaxed),
         w.deals_collected.load(Ordering::Relaxed),
         w.uncommitted_expired.load(Ordering::Relaxed),
+        w.scrub_dropped.load(Ordering::Relaxed),
         w.repairs_completed.load(Ordering::Relaxed),
         w.repair_mdus_done.load(Ordering::Relaxed),
         w.repair_mdus_total.load(Ordering::Relaxed),

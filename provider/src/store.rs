@@ -516,6 +516,39 @@ impl Store {
         Ok(bad)
     }
 
+    /// Drops the entries of shard `key` (committed and staged) whose file no longer
+    /// matches its hash — checked again here, so a shard replaced since a [`Store::scrub`]
+    /// stays — and deletes their files; returns how many went. A corrupt shard is then
+    /// missing: not served (a reader's verification would refuse it anyway) and not proven
+    /// (a missed challenge instead of a wrong proof).
+    pub fn drop_if_corrupt(&self, (deal, slot, mdu): (u64, u32, u32)) -> Result<usize> {
+        let mut garbage = Vec::new();
+        let w = self.db.begin_write()?;
+        for table in [SHARDS, STAGED] {
+            let mut t = w.open_table(table)?;
+            let meta = match t.get((deal, slot, mdu))? {
+                Some(v) => Some(chain_light::codec::decode::<ShardMeta>(
+                    v.value(),
+                    MAX_META,
+                )?),
+                None => None,
+            };
+            if let Some(m) = meta {
+                let intact = fs::read(self.deal_dir(deal).join(&m.file))
+                    .is_ok_and(|b| blake3::hash(&b).as_bytes() == &m.file_blake3.0);
+                if !intact {
+                    t.remove((deal, slot, mdu))?;
+                    garbage.push(m.file);
+                }
+            }
+        }
+        w.commit()?;
+        for f in &garbage {
+            let _ = fs::remove_file(self.deal_dir(deal).join(f));
+        }
+        Ok(garbage.len())
+    }
+
     /// Checks one table's entries against their files: collects the files named, drops the
     /// entries whose file is missing or has the wrong size; returns how many were dropped.
     fn check_entries(
@@ -788,6 +821,34 @@ mod tests {
         assert_eq!(s.read(4, 0, 2, 0, 1).unwrap().unwrap(), vec![1u8]);
         assert_eq!(s.promote(4, 4).unwrap(), 1);
         assert_eq!(s.read(4, 0, 2, 0, 1).unwrap().unwrap(), vec![2u8]);
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    /// Issue 17 item 12: a scrub finds a shard whose bytes rotted on disk, and dropping it
+    /// removes exactly that one (an intact shard, or one replaced since, stays).
+    #[test]
+    fn scrub_finds_rotten_shards_and_drops_only_those() {
+        let d = dir("scrub");
+        let (s, _) = Store::open(&d).unwrap();
+        let data = vec![7u8; BLOB_BYTES];
+        s.put((3, 0, 1), 0, &leaf(1), H256([1; 32]), &data, 1)
+            .unwrap();
+        s.put((3, 0, 2), 0, &leaf(1), H256([1; 32]), &data, 1)
+            .unwrap();
+        assert!(s.scrub().unwrap().is_empty());
+        let file = d
+            .join("shards/3")
+            .join(s.meta(3, 0, 2).unwrap().unwrap().file);
+        let mut b = fs::read(&file).unwrap();
+        b[100] ^= 0x40;
+        fs::write(&file, &b).unwrap();
+        assert_eq!(s.scrub().unwrap(), vec![(3, 0, 2)]);
+        assert_eq!(s.drop_if_corrupt((3, 0, 1)).unwrap(), 0, "intact");
+        assert_eq!(s.drop_if_corrupt((3, 0, 2)).unwrap(), 1);
+        assert!(s.meta(3, 0, 2).unwrap().is_none());
+        assert!(!file.exists());
+        assert!(s.scrub().unwrap().is_empty());
+        assert_eq!(s.read(3, 0, 1, 0, 1).unwrap().unwrap(), vec![7u8]);
         let _ = fs::remove_dir_all(&d);
     }
 

@@ -47,6 +47,8 @@ pub struct WorkerCounters {
     pub deals_collected: AtomicU64,
     /// Uploaded shards deleted because the chain never committed them.
     pub uncommitted_expired: AtomicU64,
+    /// Shards dropped because their bytes rotted on disk (the daily scrub).
+    pub scrub_dropped: AtomicU64,
     /// Repairs completed on chain.
     pub repairs_completed: AtomicU64,
     /// MDUs rebuilt by repairs.

@@ -8,7 +8,7 @@ mod common;
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,8 +21,9 @@ use nilstore_net::chain::HttpChain;
 const CHAIN: u64 = 4_242;
 
 /// An HTTP proxy that forwards GETs to `upstream`, counts the header requests and, when
-/// `lie`, rewrites each header's state root.
-fn proxy(upstream: SocketAddr, lie: bool) -> (SocketAddr, Arc<AtomicUsize>) {
+/// `lie`, rewrites each header's state root; while `low` is set it reports height 0 in
+/// `/status`.
+fn proxy(upstream: SocketAddr, lie: bool, low: Arc<AtomicBool>) -> (SocketAddr, Arc<AtomicUsize>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     let headers = Arc::new(AtomicUsize::new(0));
@@ -47,6 +48,11 @@ fn proxy(upstream: SocketAddr, lie: bool) -> (SocketAddr, Arc<AtomicUsize>) {
             }
             if path.starts_with("/headers/") {
                 count.fetch_add(1, Ordering::SeqCst);
+            }
+            if path == "/status" && low.load(Ordering::SeqCst) {
+                let mut v: serde_json::Value = serde_json::from_str(&body).unwrap();
+                v["height"] = serde_json::json!(0);
+                body = v.to_string();
             }
             if lie && path.starts_with("/headers/") {
                 let mut v: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -128,7 +134,8 @@ fn follows_a_real_validator_with_proofs_and_refuses_lies() {
     while view.sync().unwrap() < far {
         std::thread::sleep(Duration::from_millis(100));
     }
-    let (counted, headers) = proxy(v.api, false);
+    let low = Arc::new(AtomicBool::new(false));
+    let (counted, headers) = proxy(v.api, false, low.clone());
     let fresh = HttpChain::new(&format!("http://{counted}"), &genesis).unwrap();
     let reached = fresh.sync().unwrap();
     assert!(reached >= far, "synced to {reached}, below {far}");
@@ -143,9 +150,25 @@ fn follows_a_real_validator_with_proofs_and_refuses_lies() {
         .expect("the deal, proven at the new height");
     assert_eq!(again.owner, deal.owner);
     assert_eq!(again.slots[0].provider, deal.slots[0].provider);
+    // An API that reports a height below the verified one lags or lies: the sync fails
+    // (the provider's round, and its garbage collection, is skipped) and nothing moves.
+    low.store(true, Ordering::SeqCst);
+    let e = fresh.sync().unwrap_err();
+    assert!(
+        format!("{e:#}").contains("below the verified height"),
+        "{e:#}"
+    );
+    assert!(fresh.trusted().unwrap().height >= reached);
+    low.store(false, Ordering::SeqCst);
+    assert!(fresh.sync().unwrap() >= reached);
 
     // A lying API: headers with another state root fail their certificates.
-    let liar = HttpChain::new(&format!("http://{}", proxy(v.api, true).0), &genesis).unwrap();
+    let honest_status = Arc::new(AtomicBool::new(false));
+    let liar = HttpChain::new(
+        &format!("http://{}", proxy(v.api, true, honest_status).0),
+        &genesis,
+    )
+    .unwrap();
     let e = liar.sync().unwrap_err();
     assert!(format!("{e:#}").contains("header"), "{e:#}");
     assert_eq!(liar.trusted().unwrap().height, 0, "nothing was trusted");

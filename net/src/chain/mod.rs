@@ -178,6 +178,12 @@ impl<A: ChainApi> ChainView<A> {
         let tip = self.get("/status").await?["height"]
             .as_u64()
             .ok_or_else(|| anyhow!("/status without a height"))?;
+        let verified = self.trusted()?.height;
+        if tip < verified {
+            // Reads would be answered at a height this view is past: refuse rather than
+            // act on a stale picture (a provider skips its round, and so its GC).
+            bail!("the API reports height {tip}, below the verified height {verified}: it lags or lies");
+        }
         self.skip_towards(tip).await?;
         let mut h = self.trusted()?.height + 1;
         while h <= tip {
