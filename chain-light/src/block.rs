@@ -516,3 +516,123 @@ impl Chain {
         self.auth.prove(key, height)
     }
 }
+
+/// Block sync between validators (p2p channel 4): a validator that is behind asks peers
+/// for the finalized blocks after its tip (`Want`) and they answer with (block,
+/// certificate) pairs in height order (`Have`), each block in its canonical encoding and a
+/// certificate on the last block of each run. Defined here, beside the block, so that every
+/// reader of these bytes (the validator, the fuzzer) decodes them one way.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SyncMessage {
+    /// Send the finalized blocks from this height on.
+    Want {
+        /// First height wanted.
+        from: u64,
+    },
+    /// Finalized blocks in height order, with the certificates the sender holds.
+    Have {
+        /// (canonical block, finalization certificate) pairs.
+        blocks: Vec<(Blob, Option<Blob>)>,
+    },
+}
+
+/// Most blocks in one `Have`.
+pub const SYNC_MAX_BLOCKS: u64 = 64;
+
+/// Largest certificate a `Have` carries with a block (a finalization signed by the
+/// validator set: an aggregate signature and a signer bitmap, far below this).
+pub const MAX_CERT_BYTES: usize = 64 << 10;
+
+/// Largest sync message: one block of the full budget with its certificate (a `Have`
+/// carries several blocks only while they fit into [`MAX_BLOCK_BYTES`] together), plus
+/// the framing. So every block the chain can finalize also syncs.
+pub const MAX_SYNC_BYTES: usize = MAX_BLOCK_BYTES + MAX_CERT_BYTES + 4096;
+
+impl SyncMessage {
+    /// Decodes a peer's message (strictly: one encoding per message).
+    pub fn decode(bytes: &[u8]) -> Result<SyncMessage, codec::CodecError> {
+        codec::decode(bytes, MAX_SYNC_BYTES)
+    }
+
+    /// The answer to `Want { from }`: consecutive blocks from `from` that `lookup` has
+    /// (canonical block, certificate), at most [`SYNC_MAX_BLOCKS`], and together at most
+    /// [`MAX_BLOCK_BYTES`] unless the first alone is that large — so the answer always
+    /// fits into [`MAX_SYNC_BYTES`]. `None` when `lookup` has no block at `from`, or its
+    /// block or certificate there is above the budget (which the chain never finalizes).
+    pub fn have(
+        from: u64,
+        mut lookup: impl FnMut(u64) -> Option<(Vec<u8>, Option<Vec<u8>>)>,
+    ) -> Option<SyncMessage> {
+        let mut blocks = Vec::new();
+        let mut size = 0usize;
+        for h in from..from.saturating_add(SYNC_MAX_BLOCKS) {
+            let Some((b, c)) = lookup(h) else { break };
+            let cert_len = c.as_ref().map_or(0, Vec::len);
+            if b.len() > MAX_BLOCK_BYTES || cert_len > MAX_CERT_BYTES {
+                break;
+            }
+            let len = b.len() + cert_len;
+            if !blocks.is_empty() && size + len > MAX_BLOCK_BYTES {
+                break;
+            }
+            size += len;
+            blocks.push((Blob(b), c.map(Blob)));
+        }
+        (!blocks.is_empty()).then_some(SyncMessage::Have { blocks })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blocks_of(msg: &SyncMessage) -> usize {
+        match msg {
+            SyncMessage::Have { blocks } => blocks.len(),
+            SyncMessage::Want { .. } => 0,
+        }
+    }
+
+    /// Regression (issue 17 item 3): sync messages were capped at 8 MiB while a block may
+    /// take 32 MiB, so a validator behind a large block could never sync past it.
+    #[test]
+    fn the_largest_block_syncs() {
+        let big = vec![7u8; MAX_BLOCK_BYTES];
+        let cert = vec![1u8; MAX_CERT_BYTES];
+        let msg = SyncMessage::have(5, |h| (h == 5).then(|| (big.clone(), Some(cert.clone()))))
+            .expect("one block");
+        let bytes = codec::encode(&msg);
+        assert!(bytes.len() <= MAX_SYNC_BYTES, "{} bytes", bytes.len());
+        assert_eq!(SyncMessage::decode(&bytes), Ok(msg));
+    }
+
+    #[test]
+    fn a_have_stays_within_the_budget_and_the_block_count() {
+        // Blocks of a third of the budget: three fit only if the certificates do not push
+        // them over, so the answer stops at the byte budget, not the count.
+        let third = vec![0u8; MAX_BLOCK_BYTES / 3];
+        let msg = SyncMessage::have(1, |_| Some((third.clone(), Some(vec![2u8; 96])))).unwrap();
+        assert_eq!(blocks_of(&msg), 2);
+        let bytes = codec::encode(&msg);
+        assert!(bytes.len() <= MAX_SYNC_BYTES);
+        assert_eq!(SyncMessage::decode(&bytes), Ok(msg));
+        // Small blocks stop at the count; a gap stops the run; nothing at `from` is None.
+        let msg = SyncMessage::have(1, |_| Some((vec![1u8; 100], None))).unwrap();
+        assert_eq!(blocks_of(&msg) as u64, SYNC_MAX_BLOCKS);
+        let msg = SyncMessage::have(1, |h| (h < 4).then(|| (vec![1u8; 100], None))).unwrap();
+        assert_eq!(blocks_of(&msg), 3);
+        assert_eq!(SyncMessage::have(1, |_| None), None);
+        // A block above the budget (never finalized) is not sent, and ends the run.
+        let msg = SyncMessage::have(1, |h| {
+            Some((
+                vec![0u8; if h == 2 { MAX_BLOCK_BYTES + 1 } else { 10 }],
+                None,
+            ))
+        })
+        .unwrap();
+        assert_eq!(blocks_of(&msg), 1);
+        // Heights near u64::MAX do not overflow.
+        let msg = SyncMessage::have(u64::MAX - 1, |_| Some((vec![1u8], None)));
+        assert_eq!(msg.as_ref().map(blocks_of), Some(1));
+    }
+}

@@ -421,3 +421,228 @@ fn api_connections_subscribers_and_slow_clients_are_bounded() {
     assert!(got.starts_with("HTTP/1.1 200"), "{got}");
     assert!(get(&v, "/status").is_some());
 }
+
+/// Posts a signed transaction: status and JSON answer.
+fn post_tx(v: &Validator, tx: &chain_light::tx::SignedTx) -> (u16, Value) {
+    request(v, "POST", "/tx", Some(&serde_json::to_string(tx).unwrap()))
+}
+
+/// Waits until transaction `hash` is included; returns its status JSON.
+fn included(v: &Validator, hash: &str) -> Value {
+    let t0 = Instant::now();
+    loop {
+        let (_, s) = request(v, "GET", &format!("/tx/{hash}"), None);
+        if s["status"] == "included" {
+            return s;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "not included: {s}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn nonce(v: &Validator, a: &Address) -> u64 {
+    get(v, &format!("/state/account/{a}")).unwrap()["value"]["nonce"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+/// The hardening issue's chain attacks (items 2–5) run as a user of the public API would
+/// run them, against the real validator binary: transactions with extreme values (an
+/// attestation for epoch u64::MAX, a deal of u64::MAX MDUs, reservations without escrow,
+/// transfers of u128::MAX) are refused at admission or fail alone; one sender cannot fill
+/// the mempool (a byte cap per sender, same-nonce replacements must pay) nor delay another
+/// sender; blocks of 16 MiB of transactions are finalized, served, and replayed after
+/// `kill -9`; through all of it the chain keeps finalizing.
+#[test]
+fn public_api_attacks_leave_the_chain_running() {
+    use chain_light::bytes::{Blob, Sig65, H256};
+    use chain_light::tx::Attestation;
+
+    let dir = home("attacks");
+    let v = start_with(&dir, free_port(), &["--tx-rate", "10000"]);
+    wait_height(&v, 2);
+    let chain_id = get(&v, "/status").unwrap()["chain_id"].as_u64().unwrap();
+    let (alice, bob, carol) = (dev_key(&dir, 0), dev_key(&dir, 1), dev_key(&dir, 2));
+    let tx = |key: &SecretKey, nonce: u64, fee: u128, msg: Msg| {
+        Tx {
+            chain_id,
+            from: key.address(),
+            nonce,
+            fee,
+            msg,
+        }
+        .sign(key)
+    };
+
+    // 1. Extreme values: refused at admission, or included and failed alone.
+    let poison = [
+        Msg::SubmitAttestation {
+            att: Attestation {
+                deal: 1,
+                slot: 0,
+                mdu: u32::MAX,
+                leaf: u32::MAX,
+                provider: bob.address(),
+                epoch: u64::MAX,
+                transcript: H256([7; 32]),
+            },
+            sig: Sig65([1; 65]),
+        },
+        Msg::CreateDeal {
+            k: 2,
+            m: 1,
+            capacity_mdus: u64::MAX,
+            term_epochs: u64::MAX,
+            escrow: 0,
+            spend_cap: u128::MAX,
+        },
+        // A reservation without escrow (item 5): it would hold capacity for free.
+        Msg::CreateDeal {
+            k: 2,
+            m: 1,
+            capacity_mdus: 64,
+            term_epochs: 100,
+            escrow: 0,
+            spend_cap: 0,
+        },
+        Msg::ExtendDeal {
+            deal: u64::MAX,
+            epochs: u64::MAX,
+        },
+        Msg::SubmitProofs {
+            epoch: u64::MAX,
+            items: Vec::new(),
+        },
+        Msg::Transfer {
+            to: bob.address(),
+            amount: u128::MAX,
+        },
+    ];
+    for msg in poison {
+        let what = format!("{msg:?}");
+        let (code, r) = post_tx(&v, &tx(&alice, nonce(&v, &alice.address()), 1_000, msg));
+        if code == 202 {
+            let s = included(&v, r["hash"].as_str().unwrap());
+            assert_ne!(
+                s["result"]["outcome"]["status"], "ok",
+                "{what} executed: {s}"
+            );
+        } else {
+            assert!((400..500).contains(&code), "{what}: {code} {r}");
+        }
+    }
+    let h = height(&v);
+    wait_height(&v, h + 3);
+
+    // 2. Same-nonce variants must pay to replace; one sender's bytes are capped. Alice
+    //    queues ~0.9 MB transactions behind a nonce gap so none can execute yet.
+    let next = nonce(&v, &alice.address());
+    let big = |n: u64, fee: u128| {
+        tx(
+            &alice,
+            n,
+            fee,
+            Msg::CompleteRepair {
+                deal: 1,
+                slot: 0,
+                proofs: vec![Blob(vec![n as u8; 900_000])],
+            },
+        )
+    };
+    let (code, _) = post_tx(&v, &big(next + 1, 1_000));
+    assert_eq!(code, 202);
+    let (code, r) = post_tx(&v, &big(next + 1, 1_050));
+    assert_eq!(code, 409, "a replacement below the fee bump: {r}");
+    let (code, r) = post_tx(&v, &big(next + 1, 1_100));
+    assert_eq!(code, 202, "a replacement that pays: {r}");
+    let mut admitted = 1u64;
+    let refused = loop {
+        let (code, r) = post_tx(&v, &big(next + 1 + admitted, 1_000));
+        if code != 202 {
+            break (code, r);
+        }
+        admitted += 1;
+        assert!(admitted <= 30, "no per-sender byte cap");
+    };
+    assert_eq!(refused.0, 429, "{}", refused.1);
+    assert!(
+        (16..=19).contains(&admitted),
+        "{admitted} transactions of 0.9 MB under a 16 MiB cap"
+    );
+    // Bob is not held up by alice's queue.
+    let (code, r) = post_tx(
+        &v,
+        &tx(
+            &bob,
+            nonce(&v, &bob.address()),
+            1_000,
+            Msg::Transfer {
+                to: carol.address(),
+                amount: 5,
+            },
+        ),
+    );
+    assert_eq!(code, 202, "{r}");
+    let s = included(&v, r["hash"].as_str().unwrap());
+    assert_eq!(s["result"]["outcome"]["status"], "ok", "{s}");
+
+    // 3. Alice fills the gap: her queue executes (each repair fails alone: no such deal)
+    //    in blocks of up to 32 MiB, which are finalized and served.
+    let (code, r) = post_tx(
+        &v,
+        &tx(
+            &alice,
+            next,
+            1_000,
+            Msg::Transfer {
+                to: carol.address(),
+                amount: 1,
+            },
+        ),
+    );
+    assert_eq!(code, 202, "{r}");
+    let t0 = Instant::now();
+    while nonce(&v, &alice.address()) < next + 1 + admitted {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "alice's queue is stuck"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let tip = height(&v);
+    let mut largest = 0usize;
+    for h in 1..=tip {
+        // A block of 16 MiB is 32 MB of hex: more than ureq's `into_string` reads.
+        let mut b = String::new();
+        std::io::Read::read_to_string(
+            &mut ureq::get(&url(&v, &format!("/blocks/{h}")))
+                .call()
+                .unwrap_or_else(|e| panic!("block {h}: {e}"))
+                .into_reader(),
+            &mut b,
+        )
+        .unwrap();
+        let b: Value = serde_json::from_str(&b).unwrap();
+        largest = largest.max(b["txs"].as_array().map_or(0, Vec::len));
+    }
+    assert!(
+        largest >= 8,
+        "the queue went into big blocks (largest: {largest} txs)"
+    );
+
+    // 4. kill -9 and restart: the big blocks replay from the log to the same headers, and
+    //    the chain goes on.
+    let headers: Vec<Value> = (1..=tip)
+        .map(|h| get(&v, &format!("/headers/{h}")).unwrap()["header"].clone())
+        .collect();
+    let port = v.port;
+    drop(v);
+    let v = start(&dir, port);
+    wait_height(&v, tip + 3);
+    for (i, h) in headers.iter().enumerate() {
+        let now = get(&v, &format!("/headers/{}", i + 1)).unwrap()["header"].clone();
+        assert_eq!(&now, h, "header {} changed across the restart", i + 1);
+    }
+    drop(v);
+    let _ = std::fs::remove_dir_all(&dir);
+}

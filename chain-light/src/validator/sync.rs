@@ -3,32 +3,24 @@
 //! finalized blocks after its tip and imports each after checking its finalization
 //! certificate against the validator set (the light client's check).
 //!
-//! Messages (postcard, ≤ `MAX_SYNC_BYTES`): `Want { from }` and `Have { blocks }` with up
-//! to `MAX_BLOCKS` (block, certificate) pairs in height order.
+//! Messages: [`SyncMessage`] (postcard, ≤ [`MAX_SYNC_BYTES`]): `Want { from }` and
+//! `Have { blocks }` with (block, certificate) pairs in height order, within the chain's
+//! one block budget.
 
 use std::time::Duration;
 
-use crate::block::Block;
-use crate::bytes::Blob;
+use crate::block::{Block, SyncMessage};
 use crate::codec;
 use crate::light::PublicKey;
 use commonware_p2p::{Receiver, Recipients, Sender};
 use commonware_runtime::{Clock, Handle, Spawner};
-use serde::{Deserialize, Serialize};
 
 use super::node::Node;
 use super::store::MAX_BLOCK_BYTES;
 
-/// Largest sync message.
-pub const MAX_SYNC_BYTES: usize = 8 << 20;
-const MAX_BLOCKS: u64 = 64;
-const ASK_EVERY: Duration = Duration::from_millis(700);
+pub use crate::block::MAX_SYNC_BYTES;
 
-#[derive(Serialize, Deserialize)]
-enum SyncMsg {
-    Want { from: u64 },
-    Have { blocks: Vec<(Blob, Option<Blob>)> },
-}
+const ASK_EVERY: Duration = Duration::from_millis(700);
 
 /// Serves peers' requests and imports their answers; returns the two tasks.
 pub fn start<E, S, R>(ctx: E, node: Node, sender: S, mut receiver: R) -> [Handle<()>; 2]
@@ -50,7 +42,7 @@ where
                 let stalled = if last.0 == tip { last.1 + 1 } else { 0 };
                 last = (tip, stalled);
                 if behind || stalled >= 3 {
-                    let msg = codec::encode(&SyncMsg::Want { from: tip + 1 });
+                    let msg = codec::encode(&SyncMessage::Want { from: tip + 1 });
                     let _ = sender.send(Recipients::All, msg, false);
                 }
             }
@@ -60,31 +52,23 @@ where
     let serve = ctx.child("sync_serve").spawn(move |_| async move {
         let mut sender = sender;
         while let Ok((peer, bytes)) = receiver.recv().await {
-            let Ok(msg) = codec::decode::<SyncMsg>(bytes.as_ref(), MAX_SYNC_BYTES) else {
+            let Ok(msg) = SyncMessage::decode(bytes.as_ref()) else {
                 tracing::debug!(?peer, "malformed sync message");
                 continue;
             };
             match msg {
-                SyncMsg::Want { from } => {
-                    let mut blocks = Vec::new();
-                    let mut size = 0usize;
-                    for h in from..from.saturating_add(MAX_BLOCKS) {
-                        let (Ok(Some(b)), Ok(c)) = (node.store.block(h), node.store.cert(h)) else {
-                            break;
-                        };
-                        let b = codec::encode(&b);
-                        size += b.len() + c.as_ref().map_or(0, Vec::len);
-                        if size > MAX_SYNC_BYTES / 2 && !blocks.is_empty() {
-                            break;
+                SyncMessage::Want { from } => {
+                    let have = SyncMessage::have(from, |h| {
+                        match (node.store.block(h), node.store.cert(h)) {
+                            (Ok(Some(b)), Ok(c)) => Some((codec::encode(&b), c)),
+                            _ => None,
                         }
-                        blocks.push((Blob(b), c.map(Blob)));
-                    }
-                    if !blocks.is_empty() {
-                        let msg = codec::encode(&SyncMsg::Have { blocks });
-                        let _ = sender.send(Recipients::One(peer), msg, false);
+                    });
+                    if let Some(have) = have {
+                        let _ = sender.send(Recipients::One(peer), codec::encode(&have), false);
                     }
                 }
-                SyncMsg::Have { blocks } => {
+                SyncMessage::Have { blocks } => {
                     // Runs of blocks closed by a certified one: the certificate proves the
                     // last, the parent hashes the rest.
                     let mut imported = 0;

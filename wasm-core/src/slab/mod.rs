@@ -131,13 +131,18 @@ impl Layout {
     /// User MDUs the witness region can describe (and the deal can hold).
     pub fn user_capacity(&self) -> u64 {
         let per = Self::witness_bytes_per_user_mdu(self.profile) as u64;
-        let by_witness = self.witness_mdus * PAYLOAD_BYTES_PER_MDU as u64 / per;
-        by_witness.min(MAX_MDUS_PER_DEAL as u64 - 1 - self.witness_mdus)
+        // Saturating: a layout read from outside bytes (a slab directory) may name any W;
+        // one past the deal's bound describes no user MDU at all.
+        let by_witness = self
+            .witness_mdus
+            .saturating_mul(PAYLOAD_BYTES_PER_MDU as u64)
+            / per;
+        by_witness.min((MAX_MDUS_PER_DEAL as u64 - 1).saturating_sub(self.witness_mdus))
     }
 
     /// Index of the first user MDU, `W + 1`.
     pub fn first_user_mdu(&self) -> u64 {
-        1 + self.witness_mdus
+        self.witness_mdus.saturating_add(1)
     }
 }
 
