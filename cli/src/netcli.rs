@@ -155,6 +155,12 @@ pub enum NetCmd {
         /// Output file.
         #[arg(long)]
         out: PathBuf,
+        /// First byte to read (a range read fetches only the MDUs that hold the range).
+        #[arg(long)]
+        offset: Option<u64>,
+        /// Bytes to read from `--offset` (default: to the end of the file).
+        #[arg(long)]
+        length: Option<u64>,
     },
     /// List a deal's files.
     Ls {
@@ -383,9 +389,27 @@ async fn run_on(cmd: NetCmd, a: &NetArgs) -> Result<ExitCode> {
                 )
             });
         }
-        NetCmd::Get { deal, path, out } => {
+        NetCmd::Get {
+            deal,
+            path,
+            out,
+            offset,
+            length,
+        } => {
             let mut sink = slabdir::SingleFile::new(&out);
-            let r = c.get(deal, &path, &mut sink, &progress).await?;
+            let r = if offset.is_some() || length.is_some() {
+                c.get_range(
+                    deal,
+                    &path,
+                    offset.unwrap_or(0),
+                    length,
+                    &mut sink,
+                    &progress,
+                )
+                .await?
+            } else {
+                c.get(deal, &path, &mut sink, &progress).await?
+            };
             bars.done();
             print(a, serde_json::to_value(&r)?, || {
                 format!(

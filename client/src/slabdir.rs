@@ -83,6 +83,11 @@ impl SlotMeta {
     }
     /// The layout.
     pub fn layout(&self) -> Result<Layout> {
+        ensure!(
+            self.witness_mdus < wasm_core::constants::MAX_MDUS_PER_DEAL as u64,
+            "witness_mdus {} is beyond any deal",
+            self.witness_mdus
+        );
         Ok(Layout {
             profile: self.profile()?,
             witness_mdus: self.witness_mdus,
@@ -612,7 +617,8 @@ pub fn open_files(settings: &KzgSettings, files: Arc<dyn SlabFiles>) -> Result<O
     let root = meta.manifest_root()?;
     let w = layout.witness_mdus;
     ensure!(
-        meta.total_mdus == 1 + w + meta.user_mdus && meta.user_mdus <= layout.user_capacity(),
+        meta.user_mdus <= layout.user_capacity()
+            && Some(meta.total_mdus) == (w + 1).checked_add(meta.user_mdus),
         "slab.json sizes are inconsistent"
     );
     for s in (0..slots).filter(|&s| present[s]) {
@@ -1100,31 +1106,17 @@ impl<'a> Unpacker<'a> {
     /// any K good ones, each blob checked against its leaf, and written to the files.
     pub fn feed(&mut self, shards: Vec<Option<Vec<u8>>>) -> Result<()> {
         let i = self.at;
-        let leaves = self
-            .slab
-            .user_leaves
-            .get(i)
-            .ok_or_else(|| anyhow::anyhow!("no user MDU is needed"))?;
-        let mdu = self.layout.first_user_mdu() + i as u64;
         let lo = i as u64 * PAYLOAD_BYTES_PER_MDU as u64;
         let hi = lo + PAYLOAD_BYTES_PER_MDU as u64;
-        ensure!(
-            shards.len() == self.layout.profile.slots(),
-            "shard source returned {} slots, not {}",
-            shards.len(),
-            self.layout.profile.slots()
-        );
-        let refs: Vec<Option<&[u8]>> = shards.iter().map(|s| s.as_deref()).collect();
-        let (data, bad) = slab::decode_user_mdu(&self.code, mdu, leaves, &refs)?;
-        let k = self.layout.profile.k();
-        if refs[..k].iter().any(Option::is_none) || bad.iter().any(|&s| s < k) {
-            self.report.reconstructed_mdus += 1;
-        }
-        if !bad.is_empty() {
-            self.report.bad_slots.push((mdu, bad));
-        }
-        self.payload.clear();
-        packing::unpack_append(&data, PAYLOAD_BYTES_PER_MDU, &mut self.payload)?;
+        decode_payload(
+            self.slab,
+            &self.code,
+            &self.layout,
+            i,
+            &shards,
+            &mut self.report,
+            &mut self.payload,
+        )?;
         for f in self.open_files.iter_mut() {
             let start = f.rec.start.max(lo);
             let end = (f.rec.start + f.rec.len).min(hi);
@@ -1149,6 +1141,10 @@ impl<'a> Unpacker<'a> {
 
     /// Finishes the files that are left (empty ones at the end) and reports.
     pub fn finish(mut self) -> Result<UnpackReport> {
+        self.finish_left()
+    }
+
+    fn finish_left(&mut self) -> Result<UnpackReport> {
         // Files with no bytes in any user MDU (empty files at the end).
         while self.next < self.files.len() {
             self.open_next()?;
@@ -1157,7 +1153,283 @@ impl<'a> Unpacker<'a> {
             self.report.bytes += finish_file(&mut *self.sink, f)?;
             self.report.files += 1;
         }
-        Ok(self.report)
+        Ok(std::mem::take(&mut self.report))
+    }
+}
+
+/// What a reader fetching shards asynchronously drives: [`Unpacker`] (whole files) or
+/// [`RangeUnpacker`] (a byte range of one file).
+pub trait Restore {
+    /// The next user MDU whose shards are needed, or `None` when done.
+    fn next_mdu(&mut self) -> Result<Option<u64>>;
+    /// Every slot's shard (or `None`) of the MDU `next_mdu` named.
+    fn feed(&mut self, shards: Vec<Option<Vec<u8>>>) -> Result<()>;
+    /// Finishes what is left (after `next_mdu` returned `None`) and reports.
+    fn finish_restore(&mut self) -> Result<UnpackReport>;
+}
+
+impl Restore for Unpacker<'_> {
+    fn next_mdu(&mut self) -> Result<Option<u64>> {
+        Unpacker::next_mdu(self)
+    }
+    fn feed(&mut self, shards: Vec<Option<Vec<u8>>>) -> Result<()> {
+        Unpacker::feed(self, shards)
+    }
+    fn finish_restore(&mut self) -> Result<UnpackReport> {
+        self.finish_left()
+    }
+}
+
+/// Decodes one user MDU (index `i` among the user MDUs) from any K good shards, each blob
+/// checked against its leaf, into its payload bytes; counts reconstructions and bad slots.
+fn decode_payload(
+    slab: &OpenSlab,
+    code: &Code,
+    layout: &Layout,
+    i: usize,
+    shards: &[Option<Vec<u8>>],
+    report: &mut UnpackReport,
+    payload: &mut Vec<u8>,
+) -> Result<()> {
+    let leaves = slab
+        .user_leaves
+        .get(i)
+        .ok_or_else(|| anyhow::anyhow!("no user MDU is needed"))?;
+    let mdu = layout.first_user_mdu() + i as u64;
+    ensure!(
+        shards.len() == layout.profile.slots(),
+        "shard source returned {} slots, not {}",
+        shards.len(),
+        layout.profile.slots()
+    );
+    let refs: Vec<Option<&[u8]>> = shards.iter().map(|s| s.as_deref()).collect();
+    let (data, bad) = slab::decode_user_mdu(code, mdu, leaves, &refs)?;
+    let k = layout.profile.k();
+    if refs[..k].iter().any(Option::is_none) || bad.iter().any(|&s| s < k) {
+        report.reconstructed_mdus += 1;
+    }
+    if !bad.is_empty() {
+        report.bad_slots.push((mdu, bad));
+    }
+    payload.clear();
+    packing::unpack_append(&data, PAYLOAD_BYTES_PER_MDU, payload)?;
+    Ok(())
+}
+
+/// Reads bytes `offset..offset + len` of one live file (plaintext bytes when it is
+/// encrypted) into a sink, fetching only the user MDUs that hold them: for an encrypted
+/// file, the stream header and the AEAD chunks around the range, each chunk
+/// authenticated on its own (see [`aead::RangeDecryptor`]). Every blob is checked against
+/// its leaf as in a whole read; the file-wide BLAKE3 is not (it needs every byte).
+pub struct RangeUnpacker<'a> {
+    slab: &'a OpenSlab,
+    sink: &'a mut dyn FileSink,
+    code: Code,
+    layout: Layout,
+    rec: FileRecord,
+    /// Stored byte ranges of the file (relative to its start) still to read, in order:
+    /// the stream header, then the span (encrypted); the range itself (plaintext).
+    want: Vec<(u64, u64)>,
+    /// User MDUs (indices among the user MDUs) that hold `want`, ascending; `mdus[pos]`
+    /// is the next one.
+    mdus: Vec<u64>,
+    pos: usize,
+    key: Option<(DealKey, aead::ChunkSpan)>,
+    header: Vec<u8>,
+    dec: Option<aead::RangeDecryptor>,
+    /// The range asked for, and the file offset of the next byte the reading gives.
+    offset: u64,
+    len: u64,
+    at: u64,
+    plain: Vec<u8>,
+    payload: Vec<u8>,
+    progress: &'a dyn Fn(u64),
+    report: UnpackReport,
+}
+
+impl<'a> RangeUnpacker<'a> {
+    /// Starts reading bytes `offset..offset + len` of the live file `path` (`len: None`:
+    /// to its end) into `sink`. Errors name a range outside the file.
+    pub fn new(
+        slab: &'a OpenSlab,
+        sink: &'a mut dyn FileSink,
+        root_secret: Option<[u8; 32]>,
+        path: &str,
+        offset: u64,
+        len: Option<u64>,
+        progress: &'a dyn Fn(u64),
+    ) -> Result<RangeUnpacker<'a>> {
+        let code = slab.code()?;
+        let layout = slab.meta.layout()?;
+        let rec = slab
+            .table
+            .get(path)
+            .filter(|r| !r.is_tombstone())
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("the slab has no file {path}"))?;
+        let (size, key) = if rec.is_encrypted() {
+            let secret = root_secret
+                .ok_or_else(|| anyhow::anyhow!("{path} is encrypted: the deal key is needed"))?;
+            let key = DealKey::derive(&secret, slab.meta.deal_id, KeyPurpose::FileData);
+            (
+                aead::plaintext_len(rec.len).with_context(|| format!("{path}: stored length"))?,
+                Some(key),
+            )
+        } else {
+            (rec.len, None)
+        };
+        let len = len.unwrap_or(size.saturating_sub(offset));
+        ensure!(
+            offset.checked_add(len).is_some_and(|end| end <= size),
+            "bytes {offset}..+{len} are outside {path} ({size} bytes)"
+        );
+        let (want, key) = match key {
+            Some(key) => {
+                let span = aead::ChunkSpan::of(rec.len, offset, len)?;
+                let want = vec![
+                    (0, aead::HEADER_LEN as u64),
+                    (span.stored_start, span.stored_start + span.stored_len),
+                ];
+                (want, Some((key, span)))
+            }
+            None if len == 0 => (Vec::new(), None),
+            None => (vec![(offset, offset + len)], None),
+        };
+        let per = PAYLOAD_BYTES_PER_MDU as u64;
+        let mut mdus: Vec<u64> = want
+            .iter()
+            .flat_map(|&(lo, hi)| ((rec.start + lo) / per)..=((rec.start + hi - 1) / per))
+            .collect();
+        mdus.dedup();
+        sink.start(&rec.path)?;
+        Ok(RangeUnpacker {
+            slab,
+            sink,
+            code,
+            layout,
+            at: if key.is_some() { 0 } else { offset },
+            rec,
+            want,
+            mdus,
+            pos: 0,
+            key,
+            header: Vec::with_capacity(aead::HEADER_LEN),
+            dec: None,
+            offset,
+            len,
+            plain: Vec::new(),
+            payload: Vec::with_capacity(PAYLOAD_BYTES_PER_MDU),
+            progress,
+            report: UnpackReport::default(),
+        })
+    }
+
+    /// User MDUs this read fetches.
+    pub fn mdus(&self) -> usize {
+        self.mdus.len()
+    }
+
+    /// Writes the plaintext in `plain` (file offsets from `self.at`) that falls into the
+    /// range asked for.
+    fn emit(&mut self, plain_start: u64, plain: &[u8]) -> Result<()> {
+        let end = self.offset + self.len;
+        let lo = plain_start.max(self.offset);
+        let hi = (plain_start + plain.len() as u64).min(end);
+        if lo < hi {
+            let piece = &plain[(lo - plain_start) as usize..(hi - plain_start) as usize];
+            self.sink.write(&self.rec.path, piece)?;
+            self.report.bytes += piece.len() as u64;
+        }
+        Ok(())
+    }
+}
+
+impl Restore for RangeUnpacker<'_> {
+    fn next_mdu(&mut self) -> Result<Option<u64>> {
+        Ok(self
+            .mdus
+            .get(self.pos)
+            .map(|i| self.layout.first_user_mdu() + i))
+    }
+
+    fn feed(&mut self, shards: Vec<Option<Vec<u8>>>) -> Result<()> {
+        let i = *self
+            .mdus
+            .get(self.pos)
+            .ok_or_else(|| anyhow::anyhow!("no user MDU is needed"))?;
+        decode_payload(
+            self.slab,
+            &self.code,
+            &self.layout,
+            i as usize,
+            &shards,
+            &mut self.report,
+            &mut self.payload,
+        )?;
+        // This MDU's part of the file, in the file's stored coordinates.
+        let per = PAYLOAD_BYTES_PER_MDU as u64;
+        let (lo, hi) = (i * per, (i + 1) * per);
+        let payload = std::mem::take(&mut self.payload);
+        for (n, &(a, b)) in self.want.clone().iter().enumerate() {
+            let start = (self.rec.start + a).max(lo);
+            let end = (self.rec.start + b).min(hi);
+            if start >= end {
+                continue;
+            }
+            let piece = &payload[(start - lo) as usize..(end - lo) as usize];
+            match (&self.key, n) {
+                (None, _) => {
+                    self.emit(self.at, piece)?;
+                    self.at += piece.len() as u64;
+                }
+                (Some(_), 0) => self.header.extend_from_slice(piece),
+                (Some((key, span)), _) => {
+                    if self.dec.is_none() {
+                        self.dec = Some(
+                            aead::RangeDecryptor::new(
+                                key,
+                                self.rec.path.as_bytes(),
+                                &self.header,
+                                *span,
+                            )
+                            .with_context(|| format!("{}: decryption failed", self.rec.path))?,
+                        );
+                        self.at = span.plain_start;
+                    }
+                    let mut plain = std::mem::take(&mut self.plain);
+                    plain.clear();
+                    if let Some(dec) = self.dec.as_mut() {
+                        dec.push(piece, &mut plain)
+                            .with_context(|| format!("{}: decryption failed", self.rec.path))?;
+                    }
+                    self.emit(self.at, &plain)?;
+                    self.at += plain.len() as u64;
+                    self.plain = plain;
+                }
+            }
+        }
+        self.payload = payload;
+        self.pos += 1;
+        (self.progress)(PAYLOAD_BYTES_PER_MDU as u64);
+        Ok(())
+    }
+
+    fn finish_restore(&mut self) -> Result<UnpackReport> {
+        ensure!(self.pos == self.mdus.len(), "the range read stopped early");
+        if let Some(dec) = self.dec.take() {
+            dec.finish()
+                .with_context(|| format!("{}: decryption failed", self.rec.path))?;
+        }
+        ensure!(
+            self.report.bytes == self.len,
+            "{}: {} of {} bytes read",
+            self.rec.path,
+            self.report.bytes,
+            self.len
+        );
+        self.sink.finish(&self.rec.path)?;
+        self.report.files = 1;
+        Ok(std::mem::take(&mut self.report))
     }
 }
 
@@ -1292,6 +1564,136 @@ mod tests {
             assert_eq!(sink.files["dir/small.txt"], small);
             assert_eq!(sink.files["empty"], Vec::<u8>::new());
         }
+    }
+
+    /// A slab.json with sizes from outside any deal (found by the slab.json fuzzer: the
+    /// size check and the witness capacity overflowed) is refused with a reason; the
+    /// directory is left as it was.
+    #[test]
+    fn a_slab_json_with_impossible_sizes_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DirFiles::new(tmp.path());
+        pack_into(&dir, vec![Input::bytes("a", bytes(100, 1), 0)], None).unwrap();
+        let good: SlotMeta =
+            serde_json::from_slice(&dir.read("slot-0/slab.json").unwrap().unwrap()).unwrap();
+        assert!(open_files(KzgSettings::ethereum(), Arc::new(dir.clone())).is_ok());
+        let cases = [
+            (u64::MAX, good.user_mdus, "beyond any deal"),
+            (4095, good.user_mdus, "inconsistent"),
+            (good.witness_mdus, u64::MAX, "inconsistent"),
+            (
+                good.witness_mdus,
+                u64::MAX - good.witness_mdus,
+                "inconsistent",
+            ),
+        ];
+        for (witness_mdus, user_mdus, why) in cases {
+            let bad = SlotMeta {
+                witness_mdus,
+                user_mdus,
+                total_mdus: u64::MAX,
+                ..good.clone()
+            };
+            for s in 0..3 {
+                let meta = SlotMeta {
+                    slot: s,
+                    ..bad.clone()
+                };
+                dir.write(
+                    &format!("slot-{s}/slab.json"),
+                    &serde_json::to_vec(&meta).unwrap(),
+                )
+                .unwrap();
+            }
+            let e = open_files(KzgSettings::ethereum(), Arc::new(dir.clone()))
+                .err()
+                .expect("refused");
+            assert!(
+                format!("{e:#}").contains(why),
+                "{witness_mdus} {user_mdus}: {e:#}"
+            );
+        }
+    }
+
+    /// Reads `offset..+len` of `path` through a [`RangeUnpacker`] with shards from the
+    /// slab's own files: the bytes, and how many user MDUs were fetched.
+    fn read_range(
+        slab: &OpenSlab,
+        secret: Option<[u8; 32]>,
+        path: &str,
+        offset: u64,
+        len: Option<u64>,
+    ) -> Result<(Vec<u8>, usize)> {
+        let mut sink = MemorySink::default();
+        let mdus = {
+            let mut r = RangeUnpacker::new(slab, &mut sink, secret, path, offset, len, &|_| {})?;
+            let mut fetched = 0;
+            while let Some(mdu) = r.next_mdu()? {
+                r.feed((0..3).map(|s| slab.read_shard(s, mdu)).collect())?;
+                fetched += 1;
+            }
+            assert_eq!(fetched, r.mdus());
+            r.finish_restore()?;
+            fetched
+        };
+        Ok((sink.files.remove(path).unwrap_or_default(), mdus))
+    }
+
+    /// Range reads of a file spanning two MDUs, encrypted and not: exactly the bytes
+    /// asked for, from only the MDUs that hold them (plus the header's, encrypted); a
+    /// range outside the file, a missing or wrong key are refused.
+    #[test]
+    fn range_reads_fetch_only_what_they_need() {
+        let tmp = tempfile::tempdir().unwrap();
+        let big = bytes(PAYLOAD_BYTES_PER_MDU + 300_000, 4);
+        let per = PAYLOAD_BYTES_PER_MDU as u64;
+        for (name, secret) in [("plain", None), ("sealed", Some([6u8; 32]))] {
+            let dir = DirFiles::new(tmp.path().join(name));
+            let inputs = vec![
+                Input::bytes("small.txt", bytes(5000, 1), 0),
+                Input::bytes("big.bin", big.clone(), 0),
+            ];
+            pack_into(&dir, inputs, secret).unwrap();
+            let slab = open_files(KzgSettings::ethereum(), Arc::new(dir)).unwrap();
+            let n = big.len() as u64;
+            for (offset, len) in [
+                (0, Some(1)),
+                (0, None),
+                (5, Some(70_000)),
+                (per - 10_000, Some(20_000)),
+                (per + 1000, Some(65_536)),
+                (n - 1, Some(1)),
+                (n, Some(0)),
+                (123_456, Some(0)),
+            ] {
+                let (got, mdus) = read_range(&slab, secret, "big.bin", offset, len).unwrap();
+                let end = len.map_or(n, |l| offset + l);
+                assert_eq!(
+                    got,
+                    big[offset as usize..end as usize],
+                    "{name} {offset}..{end}"
+                );
+                assert!(mdus <= 2, "{name} {offset}..{end}: {mdus} MDUs");
+            }
+            // Deep in the second MDU: a plaintext read fetches that MDU only; an encrypted
+            // one also the first (the stream header).
+            let (_, mdus) = read_range(&slab, secret, "big.bin", per + 200_000, Some(10)).unwrap();
+            assert_eq!(mdus, if secret.is_some() { 2 } else { 1 }, "{name}");
+            for (offset, len) in [(n, Some(1)), (0, Some(n + 1)), (u64::MAX, Some(2))] {
+                let e = read_range(&slab, secret, "big.bin", offset, len).unwrap_err();
+                assert!(format!("{e:#}").contains("outside"), "{name}: {e:#}");
+            }
+            assert!(read_range(&slab, secret, "nope", 0, None).is_err());
+        }
+        let slab = open_files(
+            KzgSettings::ethereum(),
+            Arc::new(DirFiles::new(tmp.path().join("sealed"))),
+        )
+        .unwrap();
+        let e = read_range(&slab, None, "big.bin", 0, Some(10)).unwrap_err();
+        assert!(format!("{e:#}").contains("deal key"), "{e:#}");
+        let e = read_range(&slab, Some([7u8; 32]), "big.bin", per + 1, Some(10)).unwrap_err();
+        assert!(format!("{e:#}").contains("decryption failed"), "{e:#}");
     }
 
     /// A reader that delivers more or fewer bytes than announced fails the pack (the

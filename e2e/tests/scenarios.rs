@@ -60,6 +60,35 @@ fn s1_happy_path_and_resume() -> Result<()> {
         );
         ev.set("get_first_byte_ms", get["first_byte_ms"].clone());
 
+        // A range read of the middle of the (encrypted) file fetches only the MDU with the
+        // stream header and the one holding the range, and gives exactly those bytes.
+        let (off, len) = ((10u64 << 20) + 12_345, 200_000u64);
+        let part = d.dir.join("big.part");
+        let range = d.cli(
+            ev,
+            &[
+                "get",
+                &deal.to_string(),
+                "big.bin",
+                "--out",
+                part.to_str().context("path")?,
+                "--offset",
+                &off.to_string(),
+                "--length",
+                &len.to_string(),
+            ],
+        )?;
+        let whole = std::fs::read(&big)?;
+        ensure!(
+            std::fs::read(&part)? == whole[off as usize..(off + len) as usize],
+            "the range read differs from the file's bytes"
+        );
+        ensure!(
+            range["mdus"].as_u64() == Some(2) && get["mdus"].as_u64() > Some(2),
+            "a range read fetches the header's and the range's MDUs only: {range} vs {get}"
+        );
+        ev.set("range_read_mdus", range["mdus"].clone());
+
         // Interrupt an append as soon as one shard is acknowledged, then resume.
         let second = files.join("second.bin");
         let h2 = random_file(&second, 16 << 20, 2)?;

@@ -133,6 +133,16 @@ pub enum AeadError {
     /// Bytes follow the chunk flagged as the last.
     #[error("bytes follow the final chunk")]
     TrailingData,
+    /// A range read asked for plaintext bytes the stream does not have.
+    #[error("bytes {offset}..+{len} are outside the {plain_len}-byte plaintext")]
+    OutOfRange {
+        /// First byte asked for.
+        offset: u64,
+        /// Bytes asked for.
+        len: u64,
+        /// The plaintext's length.
+        plain_len: u64,
+    },
 }
 
 /// What a derived key encrypts; each purpose gets an independent key per deal.
@@ -558,6 +568,187 @@ pub fn decrypt(key: &DealKey, aad: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>, 
     Ok(out)
 }
 
+/// Plaintext length of a `stored_len`-byte ciphertext: the inverse of
+/// [`ciphertext_len`].
+///
+/// # Errors
+/// [`AeadError::Truncated`] when no plaintext encrypts to exactly `stored_len` bytes.
+pub fn plaintext_len(stored_len: u64) -> Result<u64, AeadError> {
+    let body = stored_len
+        .checked_sub(HEADER_LEN as u64)
+        .filter(|&b| b >= TAG_LEN as u64)
+        .ok_or(AeadError::Truncated)?;
+    let chunks = body.div_ceil(CIPHERTEXT_CHUNK as u64);
+    let plain = body - chunks * TAG_LEN as u64;
+    if chunks > MAX_CHUNKS || ciphertext_len(plain) != stored_len {
+        return Err(AeadError::Truncated);
+    }
+    Ok(plain)
+}
+
+/// The chunks of a stream that hold a range of its plaintext: what a range read fetches
+/// (besides the header) and decrypts with [`RangeDecryptor`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkSpan {
+    /// Chunks in the whole stream.
+    pub total_chunks: u64,
+    /// First chunk of the span.
+    pub first: u64,
+    /// Chunks in the span (at least one).
+    pub count: u64,
+    /// Offset of the first chunk in the ciphertext (header included).
+    pub stored_start: u64,
+    /// Ciphertext bytes of the span's chunks.
+    pub stored_len: u64,
+    /// Plaintext offset of the span's first byte.
+    pub plain_start: u64,
+    /// The stream's ciphertext length.
+    stream_len: u64,
+}
+
+impl ChunkSpan {
+    /// The chunks holding plaintext bytes `offset..offset + len` of a `stored_len`-byte
+    /// ciphertext (for `len == 0`, the chunk at `offset`).
+    ///
+    /// # Errors
+    /// [`AeadError::OutOfRange`] when the range passes the plaintext's end;
+    /// [`AeadError::Truncated`] when `stored_len` is no ciphertext's length.
+    pub fn of(stored_len: u64, offset: u64, len: u64) -> Result<ChunkSpan, AeadError> {
+        let plain_len = plaintext_len(stored_len)?;
+        let end =
+            offset
+                .checked_add(len)
+                .filter(|&e| e <= plain_len)
+                .ok_or(AeadError::OutOfRange {
+                    offset,
+                    len,
+                    plain_len,
+                })?;
+        let chunk = AEAD_CHUNK as u64;
+        let total_chunks = plain_len.div_ceil(chunk).max(1);
+        let first = (offset / chunk).min(total_chunks - 1);
+        let last = (end.saturating_sub(1) / chunk).clamp(first, total_chunks - 1);
+        let stored_start = HEADER_LEN as u64 + first * CIPHERTEXT_CHUNK as u64;
+        let stored_end = (HEADER_LEN as u64 + (last + 1) * CIPHERTEXT_CHUNK as u64).min(stored_len);
+        Ok(ChunkSpan {
+            total_chunks,
+            first,
+            count: last - first + 1,
+            stored_start,
+            stored_len: stored_end - stored_start,
+            plain_start: first * chunk,
+            stream_len: stored_len,
+        })
+    }
+
+    /// Ciphertext bytes of chunk `index` (all are full but the stream's final one).
+    fn sealed_len(&self, index: u64) -> usize {
+        if index + 1 < self.total_chunks {
+            CIPHERTEXT_CHUNK
+        } else {
+            (self.stream_len - HEADER_LEN as u64 - index * CIPHERTEXT_CHUNK as u64) as usize
+        }
+    }
+}
+
+/// Decrypts the chunks of a [`ChunkSpan`] — a range of a stream — given the stream's
+/// header: push the span's ciphertext in any pieces, then [`finish`](Self::finish). Each
+/// chunk is authenticated under its own index and, for the stream's final chunk, the
+/// final flag, so bytes from another position, another stream or a cut stream fail.
+/// Holds at most one ciphertext chunk.
+pub struct RangeDecryptor {
+    chunks: ChunkCipher,
+    span: ChunkSpan,
+    /// Next chunk to open.
+    index: u64,
+    pending: Vec<u8>,
+    failed: Option<AeadError>,
+}
+
+impl RangeDecryptor {
+    /// Starts decrypting `span` of the stream whose first [`HEADER_LEN`] bytes are
+    /// `header`, under `key` and `aad` (the encryptor's).
+    ///
+    /// # Errors
+    /// [`AeadError::BadHeader`], [`AeadError::UnsupportedVersion`] for a foreign header,
+    /// [`AeadError::Truncated`] for a short one.
+    pub fn new(
+        key: &DealKey,
+        aad: &[u8],
+        header: &[u8],
+        span: ChunkSpan,
+    ) -> Result<RangeDecryptor, AeadError> {
+        let header = header.get(..HEADER_LEN).ok_or(AeadError::Truncated)?;
+        check_header_prefix(header)?;
+        let mut nonce = [0u8; STREAM_NONCE_LEN];
+        nonce.copy_from_slice(&header[MAGIC.len() + VERSION_LEN..]);
+        Ok(RangeDecryptor {
+            chunks: ChunkCipher {
+                cipher: key.cipher(),
+                nonce,
+                aad: aad.to_vec(),
+            },
+            span,
+            index: span.first,
+            pending: Vec::with_capacity(CIPHERTEXT_CHUNK),
+            failed: None,
+        })
+    }
+
+    /// Decrypts `data` (the span's ciphertext, continuing), appending the plaintext of
+    /// every chunk now complete and authentic to `out`.
+    ///
+    /// # Errors
+    /// [`AeadError::Tampered`] when a chunk fails authentication, [`AeadError::TrailingData`]
+    /// for bytes past the span; after an error every call returns it again.
+    pub fn push(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), AeadError> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        let end = self.span.first + self.span.count;
+        let mut rest = data;
+        while !rest.is_empty() {
+            if self.index >= end {
+                self.failed = Some(AeadError::TrailingData);
+                return Err(AeadError::TrailingData);
+            }
+            let want = self.span.sealed_len(self.index);
+            let take = rest.len().min(want - self.pending.len());
+            self.pending.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if self.pending.len() == want {
+                let last = self.index + 1 == self.span.total_chunks;
+                let ok = u32::try_from(self.index)
+                    .is_ok_and(|i| self.chunks.open(i, last, &self.pending, out));
+                if !ok {
+                    let e = AeadError::Tampered { chunk: self.index };
+                    self.failed = Some(e.clone());
+                    return Err(e);
+                }
+                self.pending.clear();
+                self.index += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that the whole span arrived.
+    ///
+    /// # Errors
+    /// [`AeadError::Truncated`] if chunks of the span are missing; any error a push
+    /// returned.
+    pub fn finish(self) -> Result<(), AeadError> {
+        if let Some(e) = self.failed {
+            return Err(e);
+        }
+        if self.index == self.span.first + self.span.count {
+            Ok(())
+        } else {
+            Err(AeadError::Truncated)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -913,6 +1104,166 @@ mod tests {
         assert_eq!(
             hex::encode(&empty),
             "4e494c4501a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2ca101643a198f9c2d97b3bfbd493bd0e"
+        );
+    }
+
+    /// Decrypts `span` of `ct` through a range decryptor, fed in pieces of `piece` bytes.
+    fn open_span(ct: &[u8], span: ChunkSpan, piece: usize) -> Result<Vec<u8>, AeadError> {
+        let mut dec = RangeDecryptor::new(&key(), AAD, &ct[..HEADER_LEN], span)?;
+        let lo = span.stored_start as usize;
+        let mut out = Vec::new();
+        for p in ct[lo..lo + span.stored_len as usize].chunks(piece) {
+            dec.push(p, &mut out)?;
+        }
+        dec.finish()?;
+        Ok(out)
+    }
+
+    #[test]
+    fn plaintext_len_inverts_ciphertext_len() {
+        let c = AEAD_CHUNK as u64;
+        for plain in [0, 1, 15, 16, c - 1, c, c + 1, 2 * c, 3 * c + 17, 1 << 40] {
+            assert_eq!(plaintext_len(ciphertext_len(plain)), Ok(plain), "{plain}");
+        }
+        // Lengths no plaintext encrypts to: inside the header, a header without a tag, a
+        // final chunk shorter than its tag.
+        let cc = CIPHERTEXT_CHUNK as u64;
+        let h = HEADER_LEN as u64;
+        for stored in [0, h - 1, h, h + 15, h + cc + 1, h + cc + 15, h + 2 * cc + 3] {
+            assert_eq!(plaintext_len(stored), Err(AeadError::Truncated), "{stored}");
+        }
+    }
+
+    /// Every range of a stream of 3.5 chunks (starts and ends at, before and after chunk
+    /// boundaries) decrypts to exactly the plaintext of its chunks, however the
+    /// ciphertext is split, and fetches only those chunks.
+    #[test]
+    fn ranges_decrypt_to_the_plaintext_of_their_chunks() {
+        let c = AEAD_CHUNK as u64;
+        let plain = seeded_bytes(5, (3 * c + c / 2) as usize);
+        let ct = encrypt(&key(), &NONCE, AAD, &plain);
+        let n = plain.len() as u64;
+        let points = [0, 1, c - 1, c, c + 1, 2 * c, 3 * c - 1, 3 * c, n - 1, n];
+        for &offset in &points {
+            for &end in points.iter().filter(|&&e| e >= offset) {
+                let span = ChunkSpan::of(ct.len() as u64, offset, end - offset).unwrap();
+                assert_eq!(span.total_chunks, 4);
+                assert!(span.count <= 4);
+                if end > offset {
+                    assert_eq!(span.first, offset / c);
+                    assert_eq!(span.first + span.count, end.div_ceil(c));
+                }
+                for piece in [1000, CIPHERTEXT_CHUNK, 1 << 20] {
+                    let got = open_span(&ct, span, piece).unwrap();
+                    let at = span.plain_start as usize;
+                    assert_eq!(got, plain[at..at + got.len()], "{offset}..{end}");
+                    assert!(span.plain_start <= offset);
+                    assert!(span.plain_start + got.len() as u64 >= end);
+                }
+            }
+        }
+        // An empty stream has one (final, empty) chunk.
+        let empty = encrypt(&key(), &NONCE, AAD, b"");
+        let span = ChunkSpan::of(empty.len() as u64, 0, 0).unwrap();
+        assert_eq!((span.first, span.count), (0, 1));
+        assert_eq!(open_span(&empty, span, 7), Ok(Vec::new()));
+    }
+
+    #[test]
+    fn a_range_outside_the_plaintext_is_refused() {
+        let ct = encrypt(&key(), &NONCE, AAD, &[1u8; 100]);
+        let stored = ct.len() as u64;
+        for (offset, len) in [(101, 0), (100, 1), (0, 101), (u64::MAX, 2)] {
+            assert!(
+                matches!(
+                    ChunkSpan::of(stored, offset, len),
+                    Err(AeadError::OutOfRange { .. })
+                ),
+                "{offset}+{len}"
+            );
+        }
+        assert_eq!(
+            ChunkSpan::of(HEADER_LEN as u64 + 5, 0, 1),
+            Err(AeadError::Truncated)
+        );
+    }
+
+    /// A range is authenticated as strictly as the whole stream: a flipped byte, chunks
+    /// from another position or another stream, a cut span, bytes past it, a foreign
+    /// header and a wrong key all fail, with the chunk named.
+    #[test]
+    fn a_tampered_range_is_refused() {
+        let c = AEAD_CHUNK as u64;
+        let plain = seeded_bytes(6, (3 * c + 10) as usize);
+        let ct = encrypt(&key(), &NONCE, AAD, &plain);
+        let span = ChunkSpan::of(ct.len() as u64, c + 5, 2 * c).unwrap();
+        assert_eq!((span.first, span.count), (1, 3));
+        let lo = span.stored_start as usize;
+        let hi = lo + span.stored_len as usize;
+        assert_eq!(hi, ct.len(), "the span reaches the final chunk");
+        for at in [lo, lo + CIPHERTEXT_CHUNK + 3, hi - 1] {
+            let mut bad = ct.clone();
+            bad[at] ^= 1;
+            let chunk = 1 + ((at - lo) / CIPHERTEXT_CHUNK) as u64;
+            assert_eq!(
+                open_span(&bad, span, 4096),
+                Err(AeadError::Tampered { chunk })
+            );
+        }
+        // Chunk 2 served where chunk 1 belongs.
+        let mut moved = ct.clone();
+        moved.copy_within(lo + CIPHERTEXT_CHUNK..lo + 2 * CIPHERTEXT_CHUNK, lo);
+        assert_eq!(
+            open_span(&moved, span, 4096),
+            Err(AeadError::Tampered { chunk: 1 })
+        );
+        // The same plaintext under another nonce: its chunks do not open under this header.
+        let other = encrypt(&key(), &[1; STREAM_NONCE_LEN], AAD, &plain);
+        let mut spliced = ct.clone();
+        spliced[lo..hi].copy_from_slice(&other[lo..hi]);
+        assert_eq!(
+            open_span(&spliced, span, 4096),
+            Err(AeadError::Tampered { chunk: 1 })
+        );
+        // A cut span, and bytes past it.
+        let mut dec = RangeDecryptor::new(&key(), AAD, &ct[..HEADER_LEN], span).unwrap();
+        let mut out = Vec::new();
+        dec.push(&ct[lo..hi - 1], &mut out).unwrap();
+        assert_eq!(dec.finish(), Err(AeadError::Truncated));
+        let mut dec = RangeDecryptor::new(&key(), AAD, &ct[..HEADER_LEN], span).unwrap();
+        let mut longer = ct[lo..hi].to_vec();
+        longer.push(0);
+        assert_eq!(dec.push(&longer, &mut out), Err(AeadError::TrailingData));
+        assert_eq!(
+            dec.push(b"", &mut out),
+            Err(AeadError::TrailingData),
+            "stays failed"
+        );
+        // The final chunk is authenticated as final: a stream length that makes it look
+        // like a middle chunk (a cut stream passed off as whole) fails on it.
+        let cut = &ct[..HEADER_LEN + 3 * CIPHERTEXT_CHUNK];
+        let s = ChunkSpan::of(cut.len() as u64, 2 * c, c).unwrap();
+        assert_eq!((s.first, s.total_chunks), (2, 3));
+        assert_eq!(
+            open_span(cut, s, 4096),
+            Err(AeadError::Tampered { chunk: 2 })
+        );
+        // A foreign header, a short one, and a wrong key.
+        let mut header = ct[..HEADER_LEN].to_vec();
+        header[0] ^= 1;
+        assert!(matches!(
+            RangeDecryptor::new(&key(), AAD, &header, span),
+            Err(AeadError::BadHeader)
+        ));
+        assert!(matches!(
+            RangeDecryptor::new(&key(), AAD, &ct[..HEADER_LEN - 1], span),
+            Err(AeadError::Truncated)
+        ));
+        let wrong = DealKey::derive(&ROOT, 43, KeyPurpose::FileData);
+        let mut dec = RangeDecryptor::new(&wrong, AAD, &ct[..HEADER_LEN], span).unwrap();
+        assert_eq!(
+            dec.push(&ct[lo..hi], &mut out),
+            Err(AeadError::Tampered { chunk: 1 })
         );
     }
 }

@@ -18,6 +18,7 @@ use nilstore_net::proto::{
 use nilstore_net::read::{blob_matches, fraud_evidence, mdu_root};
 use nilstore_net::requester::RequestError;
 use serde::{Deserialize, Serialize};
+use wasm_core::constants::PAYLOAD_BYTES_PER_MDU;
 use wasm_core::merkle::MerkleTree;
 use wasm_core::rs::{Code, Profile};
 use wasm_core::slab::table::FileRecord;
@@ -72,6 +73,8 @@ pub struct GetReport {
     pub seconds: f64,
     /// Milliseconds to the first verified shard.
     pub first_byte_ms: f64,
+    /// User MDUs fetched.
+    pub mdus: u64,
     /// User MDUs rebuilt from parity.
     pub reconstructed_mdus: u64,
     /// Slots that failed and were replaced by others or by a deputy.
@@ -84,12 +87,9 @@ pub struct GetReport {
     pub deputy_reports: usize,
 }
 
-/// Plaintext length of `stored` AEAD bytes (inverse of `aead::ciphertext_len`).
+/// Plaintext length of `stored` AEAD bytes (0 for a length no ciphertext has).
 fn plaintext_len(stored: u64) -> u64 {
-    use wasm_core::aead::{CIPHERTEXT_CHUNK, HEADER_LEN, TAG_LEN};
-    let body = stored.saturating_sub(HEADER_LEN as u64);
-    let chunks = body.div_ceil(CIPHERTEXT_CHUNK as u64).max(1);
-    body.saturating_sub(chunks * TAG_LEN as u64)
+    wasm_core::aead::plaintext_len(stored).unwrap_or(0)
 }
 
 /// Why one slot's shard could not be used.
@@ -166,14 +166,56 @@ impl Client {
         sink: &mut dyn FileSink,
         progress: Progress<'_>,
     ) -> Result<GetReport> {
+        let (deal, slab, _) = self.open_file(id, path, progress).await?;
+        self.read_files(id, &deal, &slab, sink, &|rec| rec.path == path, progress)
+            .await
+    }
+
+    /// Deal `id`, its verified metadata, and its live file `path`.
+    async fn open_file(
+        &self,
+        id: u64,
+        path: &str,
+        progress: Progress<'_>,
+    ) -> Result<(Deal, OpenSlab, FileRecord)> {
         let deal = self.deal(id).await?;
         ensure!(deal.manifest_root.is_some(), "deal {id} holds no files yet");
         let slab = self.remote_slab(id, &deal, progress).await?;
-        ensure!(
-            slab.table.get(path).is_some_and(|r| !r.is_tombstone()),
-            "deal {id} has no file {path} (see `nilstore ls {id}`)"
-        );
-        self.read_files(id, &deal, &slab, sink, &|rec| rec.path == path, progress)
+        let rec = slab
+            .table
+            .get(path)
+            .filter(|r| !r.is_tombstone())
+            .cloned()
+            .ok_or_else(|| anyhow!("deal {id} has no file {path} (see `nilstore ls {id}`)"))?;
+        Ok((deal, slab, rec))
+    }
+
+    /// Reads bytes `offset..offset + len` of `path` of deal `id` (`len: None`: to the
+    /// end; plaintext bytes of an encrypted file) into `sink`, fetching only the user MDUs
+    /// that hold them. Every blob is verified against its leaf and, for an encrypted file,
+    /// every chunk of the range is authenticated.
+    pub async fn get_range(
+        &self,
+        id: u64,
+        path: &str,
+        offset: u64,
+        len: Option<u64>,
+        sink: &mut dyn FileSink,
+        progress: Progress<'_>,
+    ) -> Result<GetReport> {
+        let (deal, slab, rec) = self.open_file(id, path, progress).await?;
+        let secret = if rec.is_encrypted() {
+            Some(self.deal_secret(id, false)?)
+        } else {
+            None
+        };
+        let t0 = self.clock.monotonic();
+        let done = AtomicU64::new(0);
+        let total = std::cell::Cell::new(0u64);
+        let step = |n: u64| self.download_step(&done, total.get(), t0, n, progress);
+        let mut range = slabdir::RangeUnpacker::new(&slab, sink, secret, path, offset, len, &step)?;
+        total.set(range.mdus() as u64 * PAYLOAD_BYTES_PER_MDU as u64);
+        self.restore(id, &deal, &slab, &mut range, t0, progress)
             .await
     }
 
@@ -191,6 +233,22 @@ impl Client {
             .await
     }
 
+    fn download_step(
+        &self,
+        done: &AtomicU64,
+        total: u64,
+        t0: std::time::Duration,
+        n: u64,
+        progress: Progress<'_>,
+    ) {
+        let d = (done.fetch_add(n, Ordering::Relaxed) + n).min(total);
+        progress(&Event::Downloading {
+            done: d,
+            total,
+            mb_per_s: d as f64 / 1e6 / self.clock.since(t0).as_secs_f64().max(1e-3),
+        });
+    }
+
     async fn read_files(
         &self,
         id: u64,
@@ -201,36 +259,46 @@ impl Client {
         progress: Progress<'_>,
     ) -> Result<GetReport> {
         let t0 = self.clock.monotonic();
-        let eps = self.endpoints(deal).await?;
-        let deputies = self.deputies().await?;
-        let tally = Mutex::new(Tally::default());
-        let mut first = None::<f64>;
         let total: u64 = slab.table.live().filter(|r| select(r)).map(|r| r.len).sum();
         let done = AtomicU64::new(0);
-        let step = |n: u64| {
-            let d = (done.fetch_add(n, Ordering::Relaxed) + n).min(total);
-            progress(&Event::Downloading {
-                done: d,
-                total,
-                mb_per_s: d as f64 / 1e6 / self.clock.since(t0).as_secs_f64().max(1e-3),
-            });
-        };
+        let step = |n: u64| self.download_step(&done, total, t0, n, progress);
         let secret = if slab.table.live().any(|r| select(r) && r.is_encrypted()) {
             Some(self.deal_secret(id, false)?)
         } else {
             None
         };
         let mut unpacker = slabdir::Unpacker::new(slab, sink, secret, select, &step)?;
-        while let Some(mdu) = unpacker.next_mdu()? {
+        self.restore(id, deal, slab, &mut unpacker, t0, progress)
+            .await
+    }
+
+    /// Fetches the user MDUs `restore` asks for (hedged, verified, with deputy fallback),
+    /// then reports silent slots and sends receipts.
+    async fn restore(
+        &self,
+        id: u64,
+        deal: &Deal,
+        slab: &OpenSlab,
+        restore: &mut dyn slabdir::Restore,
+        t0: std::time::Duration,
+        progress: Progress<'_>,
+    ) -> Result<GetReport> {
+        let eps = self.endpoints(deal).await?;
+        let deputies = self.deputies().await?;
+        let tally = Mutex::new(Tally::default());
+        let mut first = None::<f64>;
+        let mut mdus = 0u64;
+        while let Some(mdu) = restore.next_mdu()? {
             let got = self
                 .fetch_mdu(
                     id, deal, slab, &eps, &deputies, mdu as u32, &tally, progress,
                 )
                 .await?;
             first.get_or_insert_with(|| self.clock.since(t0).as_secs_f64() * 1e3);
-            unpacker.feed(got)?;
+            restore.feed(got)?;
+            mdus += 1;
         }
-        let rep = unpacker.finish()?;
+        let rep = restore.finish_restore()?;
         let reported = self
             .report_silent(id, slab, &eps, &deputies, &tally, progress)
             .await?;
@@ -242,6 +310,7 @@ impl Client {
             bytes: rep.bytes,
             seconds: self.clock.since(t0).as_secs_f64(),
             first_byte_ms: first.unwrap_or(0.0),
+            mdus,
             reconstructed_mdus: rep.reconstructed_mdus,
             fallbacks: tally.fallbacks,
             deputy_blobs: tally.deputy_blobs,
