@@ -9,7 +9,9 @@
 #   d      native tests (cargo test --workspace)
 #   e      wasm-core tests on wasm32 in headless Chromium (main thread and a Web Worker),
 #          the light client and the browser libp2p node there, the browser light client
-#          against a devnet validator over fetch (browser-chain.sh), and scenario 8 (parity.sh)
+#          against a devnet validator over fetch (browser-chain.sh), the client storing and
+#          reading a file against a devnet from the page (browser-client.sh), and scenario 8
+#          (parity.sh)
 #   f      1 GiB streaming pack/unpack under 300 MiB resident (scripts/check-memory.sh)
 #   g      end-to-end scenarios on the real binaries (e2e/, evidence in target/evidence/)
 #   h      the README's run command, to the sample round trip (scripts/run.sh --exit)
@@ -114,6 +116,7 @@ wasm_tests() {
             --test light -- --nocapture &&
         bash "$ROOT/scripts/browser-p2p.sh" &&
         bash "$ROOT/scripts/browser-chain.sh" &&
+        bash "$ROOT/scripts/browser-client.sh" &&
         bash "$ROOT/scripts/parity.sh"
 }
 run_tier "e wasm32 tests (Chromium)" wasm_tests

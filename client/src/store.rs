@@ -82,6 +82,73 @@ pub fn check_key(key: &str) -> Result<(), StoreError> {
     }
 }
 
+/// Records in memory, on every platform: for a browser page until the OPFS store exists,
+/// and for tests. **Not durable**: what it holds is gone with the process or page, so an
+/// upload interrupted there cannot be resumed; everything else behaves as a durable store
+/// (atomic `put`, ordered `append`, the same keys refused).
+#[derive(Debug, Default)]
+pub struct MemStore {
+    records: std::sync::Mutex<std::collections::BTreeMap<String, Vec<u8>>>,
+}
+
+impl MemStore {
+    fn records(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<String, Vec<u8>>> {
+        // A panic while holding the lock leaves whole records (every change is one map
+        // operation), so a poisoned lock is still consistent.
+        self.records
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Store for MemStore {
+    fn read(&self, key: &str, _kind: Kind) -> Result<Option<Vec<u8>>, StoreError> {
+        check_key(key)?;
+        Ok(self.records().get(key).cloned())
+    }
+
+    fn put(&self, key: &str, bytes: &[u8], _kind: Kind) -> Result<(), StoreError> {
+        check_key(key)?;
+        self.records().insert(key.to_string(), bytes.to_vec());
+        Ok(())
+    }
+
+    fn append(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        check_key(key)?;
+        self.records()
+            .entry(key.to_string())
+            .or_default()
+            .extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn remove(&self, key: &str) -> Result<bool, StoreError> {
+        check_key(key)?;
+        Ok(self.records().remove(key).is_some())
+    }
+
+    fn remove_all(&self, prefix: &str) -> Result<(), StoreError> {
+        check_key(prefix)?;
+        let under = format!("{prefix}/");
+        self.records()
+            .retain(|k, _| k != prefix && !k.starts_with(&under));
+        Ok(())
+    }
+
+    fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        check_key(prefix)?;
+        let under = format!("{prefix}/");
+        let mut names: Vec<String> = self
+            .records()
+            .range(under.clone()..)
+            .take_while(|(k, _)| k.starts_with(&under))
+            .filter_map(|(k, _)| k[under.len()..].split('/').next().map(str::to_string))
+            .collect();
+        names.dedup();
+        Ok(names)
+    }
+}
+
 #[cfg(not(target_arch = "wasm32"))]
 pub use dir::DirStore;
 
@@ -322,6 +389,45 @@ mod tests {
             Err(StoreError::BadKey(_))
         ));
         assert!(!t.path().join("escape").exists());
+    }
+
+    #[test]
+    fn mem_store_puts_appends_lists_and_removes() {
+        let s = MemStore::default();
+        assert_eq!(s.read("uploads/j/job.json", Kind::Plain).unwrap(), None);
+        assert_eq!(s.list("uploads").unwrap(), Vec::<String>::new());
+        s.put("uploads/j/job.json", b"one", Kind::Plain).unwrap();
+        s.put("uploads/j/job.json", b"two", Kind::Secret).unwrap();
+        assert_eq!(
+            s.read("uploads/j/job.json", Kind::Plain).unwrap(),
+            Some(b"two".to_vec())
+        );
+        s.append("uploads/j/acked.log", b"a\n").unwrap();
+        s.append("uploads/j/acked.log", b"b\n").unwrap();
+        assert_eq!(
+            s.read("uploads/j/acked.log", Kind::Plain).unwrap(),
+            Some(b"a\nb\n".to_vec())
+        );
+        s.put("uploads/k/job.json", b"x", Kind::Plain).unwrap();
+        // A sibling whose name extends a listed one is not under it.
+        s.put("uploads-old/z", b"x", Kind::Plain).unwrap();
+        assert_eq!(s.list("uploads").unwrap(), vec!["j", "k"]);
+        assert_eq!(s.list("uploads/j").unwrap(), vec!["acked.log", "job.json"]);
+        assert!(s.remove("uploads/k/job.json").unwrap());
+        assert!(!s.remove("uploads/k/job.json").unwrap());
+        s.remove_all("uploads/j").unwrap();
+        s.remove_all("uploads/j").unwrap();
+        assert_eq!(s.read("uploads/j/job.json", Kind::Plain).unwrap(), None);
+        assert_eq!(s.list("uploads").unwrap(), Vec::<String>::new());
+        assert_eq!(s.list("uploads-old").unwrap(), vec!["z"]);
+        // Bad keys are refused and change nothing.
+        for bad in ["../escape", "", "a//b"] {
+            assert!(matches!(
+                s.put(bad, b"x", Kind::Plain),
+                Err(StoreError::BadKey(_))
+            ));
+        }
+        assert_eq!(s.list("uploads-old").unwrap(), vec!["z"]);
     }
 
     #[test]
