@@ -16,6 +16,15 @@
 #                        size limit (canonical round trips)
 #   state_machine        blocks of arbitrary transactions (any message, field values and
 #                        fee) on a chain: no panic, supply conserved, no balance above it
+#   sync_messages        validators' block sync messages, their blocks and certificates;
+#                        the serving side's answers always decode on the receiving side
+#   light_client_json    the light client (ChainView) against an API answering forged JSON
+#                        mixed with genuine proofs: the trusted header never moves, every
+#                        read that succeeds is the genesis state's record
+#   slab_json            opening a slab from outside files (slab.json, manifest, metadata)
+#   upload_shard         the provider's check of an uploaded shard (prepare_upload and the
+#                        batched KZG check): genuine shards pass, tampered ones that pass
+#                        match their leaves by the naive per-blob commitment
 #
 # What it does, idempotently:
 #   1. installs cargo-fuzz if missing (`cargo install cargo-fuzz --locked`);
@@ -43,7 +52,7 @@ cd "$ROOT"
 SECONDS_PER_TARGET="${1:-10}"
 shift || true
 ALL_TARGETS=(points triple_proof file_table kzg_vector aead packing_and_witness chain_decoders
-    net_messages state_machine)
+    net_messages state_machine sync_messages light_client_json slab_json upload_shard)
 if [ "$#" -gt 0 ]; then
     TARGETS=("$@")
 else
@@ -221,6 +230,29 @@ write_seeds() {
     # ExitProvider {} (variant 3) from alice, each at the minimum fee, each its own block.
     seed state_machine withdraw "85000112"
     seed state_machine exit-provider "84000103""85000112"
+
+    # Selector 0: Want { from: 5 }; Have with one (non-)block and no certificate. Selector
+    # odd: the serving side, block sizes of 3 bytes each (x4).
+    seed sync_messages want "000005"
+    seed sync_messages have "0001010100""00"
+    seed sync_messages serve "03""000100""100000""000001"
+    # Answers separated by 0xFF: empty = genuine. All genuine; a status claiming height 2
+    # with headers lacking certificates; a 404 status; a proof naming another key.
+    seed light_client_json genuine "ffffffffffff"
+    seed light_client_json ahead "$(printf '{"height":2}' | tohex)ff$(printf '{"header":null,"finalization":null}' | tohex)ff"
+    seed light_client_json status-404 "feff"
+    seed light_client_json other-key "ff$(printf '{"proof":{"key":"0x01","value":null,"proof":"0x"}}' | tohex)"
+    # slot-0/slab.json, slot-1/slab.json, the manifest, metadata MDU 0 (0xFF between).
+    local meta
+    meta='{"format":1,"slot":0,"k":2,"m":1,"witness_mdus":1,"user_mdus":1,"total_mdus":3,"generation":1,"deal_id":7,"manifest_root":"'"$G1_INF"'"}'
+    seed slab_json one-slot "$(printf '%s' "$meta" | tohex)"
+    seed slab_json two-slots "$(printf '%s' "$meta" | tohex)ff$(printf '%s' "${meta/"slot":0/"slot":1}" | tohex)ff0001ff00"
+    seed slab_json huge "$(printf '%s' "${meta/"witness_mdus":1/"witness_mdus":18446744073709551615}" | tohex)"
+    # [k][m][witness][mdu][slot][tamper][at: 2] then content: a genuine user shard of
+    # RS(1,1), a genuine metadata MDU, and a user shard of RS(4,2) with a flipped blob byte.
+    seed upload_shard user "0000000100000000""6e696c"
+    seed upload_shard metadata "0000010000000000""6e696c"
+    seed upload_shard flipped "0200000302010107""6e696c73746f7265"
 }
 write_seeds
 
