@@ -8,7 +8,6 @@
 #![allow(clippy::unwrap_used)]
 #![cfg(feature = "validator")]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -76,12 +75,9 @@ impl Drop for Validator {
     }
 }
 
+/// A free port below the ephemeral range: a restarted validator gets it back.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    chain_light::validator::daemon::free_loopback_ports(1).unwrap()
 }
 
 fn wait(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
@@ -99,13 +95,8 @@ fn wait(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
 fn four_validators_tolerate_one_down_and_a_restart_catches_up() {
     let dir = std::env::temp_dir().join(format!("nilstore-net-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    // Five consecutive free-looking p2p ports.
-    let base = loop {
-        let p = free_port();
-        if p < 60_000 && (1..5).all(|i| TcpListener::bind(("127.0.0.1", p + i)).is_ok()) {
-            break p;
-        }
-    };
+    // Five consecutive free p2p ports that no outgoing connection can take meanwhile.
+    let base = chain_light::validator::daemon::free_loopback_ports(5).unwrap();
     let st = Command::new(env!("CARGO_BIN_EXE_nilstore-validator"))
         .args(["genesis", "--validators", "4", "--standby", "1", "--out"])
         .arg(&dir)

@@ -8,7 +8,6 @@
 #![allow(clippy::unwrap_used)]
 #![cfg(feature = "validator")]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -33,12 +32,9 @@ impl Drop for Validator {
     }
 }
 
+/// A free port below the ephemeral range: a restarted validator gets it back.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    chain_light::validator::daemon::free_loopback_ports(1).unwrap()
 }
 
 fn start(home: &Path, port: u16) -> Validator {

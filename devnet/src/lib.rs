@@ -511,17 +511,9 @@ fn patch_params(files: &[PathBuf], params: Option<&serde_json::Value>) -> Result
     Ok(())
 }
 
-/// `n` consecutive free loopback TCP ports.
+/// `n` consecutive free loopback TCP ports outside the ephemeral range (restarts keep them).
 fn free_ports(n: u16) -> Result<u16> {
-    for _ in 0..200 {
-        let p = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        if p < 60_000 && (1..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", p + i)).is_ok()) {
-            return Ok(p);
-        }
-    }
-    bail!("no {n} consecutive free ports")
+    chain_light::validator::daemon::free_loopback_ports(n)
 }
 
 /// Starts the validators: one (`DIR/validator`, no p2p) or `opts.validators` on loopback

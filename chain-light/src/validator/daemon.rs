@@ -508,6 +508,11 @@ fn p2p_config(
         map.push((pk, commonware_p2p::Address::from(p.p2p)));
     }
     let listen = listen.context("this validator is not in peers.json (or pass --p2p)")?;
+    // The transport panics in a worker if it cannot bind, which leaves a validator that
+    // runs without peers; fail here instead, with the address. A port held for a moment
+    // (a predecessor killed just now) gets a few seconds.
+    wait_bindable(listen, Duration::from_secs(10))
+        .with_context(|| format!("cannot listen for peers on {listen}"))?;
     // Every node of the address book may be elected: sizes and limits cover them all.
     let everyone: Set<light::PublicKey> = map
         .iter()
@@ -543,6 +548,51 @@ fn p2p_config(
         NZUsize!(4_096),
     );
     Ok(NetworkSetup { config, peers })
+}
+
+/// Waits up to `patience` for `addr` to be bindable (probing by binding and releasing it).
+fn wait_bindable(addr: SocketAddr, patience: Duration) -> std::io::Result<()> {
+    let t0 = Instant::now();
+    loop {
+        match std::net::TcpListener::bind(addr) {
+            Ok(_) => return Ok(()),
+            Err(e) if t0.elapsed() >= patience => return Err(e),
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// `n` consecutive loopback TCP ports, free now, below the kernel's ephemeral range
+/// (`/proc/sys/net/ipv4/ip_local_port_range`): an outgoing connection never takes one, so
+/// a daemon that owns one can restart on it. Returns the first. For devnets and tests.
+pub fn free_loopback_ports(n: u16) -> Result<u16> {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    let lo: u16 = 10_000;
+    let hi = ephemeral_low.saturating_sub(n);
+    if hi <= lo {
+        bail!("no room for {n} ports between {lo} and the ephemeral range at {ephemeral_low}");
+    }
+    let span = u64::from(hi - lo);
+    // Concurrent devnets and tests start at different places (a random seed per call).
+    let mut x = {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        h.finish()
+    };
+    for _ in 0..1_000 {
+        x = x
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let p = lo + ((x >> 33) % span) as u16;
+        if (0..n).all(|i| std::net::TcpListener::bind(("127.0.0.1", p + i)).is_ok()) {
+            return Ok(p);
+        }
+    }
+    bail!("no {n} consecutive free loopback ports between {lo} and {hi}")
 }
 
 #[cfg(test)]
