@@ -9,8 +9,9 @@
 #   d      native tests (cargo test --workspace)
 #   e      wasm-core tests on wasm32 in headless Chromium (main thread and a Web Worker),
 #          the light client and the browser libp2p node there, the browser light client
-#          against a devnet validator over fetch (browser-chain.sh), the client storing and
-#          reading a file against a devnet from the page (browser-client.sh), and scenario 8
+#          against a devnet validator over fetch (browser-chain.sh), the client on a page
+#          against a devnet (browser-client.sh: store and read, interop with the CLI,
+#          faulty providers, a lying API), and scenario 8
 #          (parity.sh)
 #   f      1 GiB streaming pack/unpack under 300 MiB resident (scripts/check-memory.sh)
 #   g      end-to-end scenarios on the real binaries (e2e/, evidence in target/evidence/)

@@ -85,6 +85,21 @@ pub enum DealCmd {
         /// Amount.
         amount: u128,
     },
+    /// Print the deal's key (64 hex digits) to hand to another device or person: whoever
+    /// holds it can read the deal's files.
+    ExportKey {
+        /// Deal id.
+        deal: u64,
+    },
+    /// Store a deal key handed over from elsewhere, read from a file or from stdin; a key
+    /// that differs from the one already held here is refused.
+    ImportKey {
+        /// Deal id.
+        deal: u64,
+        /// File holding the key (default: stdin, so it stays out of the process list).
+        #[arg(long)]
+        from: Option<PathBuf>,
+    },
 }
 
 /// Providers.
@@ -543,6 +558,30 @@ async fn deal(c: &Client, cmd: DealCmd, a: &NetArgs) -> Result<()> {
                 json!({ "deal_id": deal, "escrow": d.escrow.to_string() }),
                 || format!("deal {deal} escrow {}", d.escrow),
             );
+        }
+        DealCmd::ExportKey { deal } => {
+            let key = c.export_deal_key(deal)?;
+            print(a, json!({ "deal_id": deal, "key": key }), || key.clone());
+        }
+        DealCmd::ImportKey { deal, from } => {
+            let mut key = String::new();
+            match &from {
+                Some(f) => {
+                    key = std::fs::read_to_string(f)
+                        .with_context(|| format!("read {}", f.display()))?;
+                }
+                None => {
+                    use std::io::Read as _;
+                    std::io::stdin()
+                        .take(4096)
+                        .read_to_string(&mut key)
+                        .context("read the key from stdin")?;
+                }
+            }
+            c.import_deal_key(deal, &key)?;
+            print(a, json!({ "deal_id": deal, "imported": true }), || {
+                format!("deal {deal}: key imported")
+            });
         }
     }
     Ok(())

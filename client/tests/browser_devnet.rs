@@ -1,12 +1,23 @@
-//! The client in headless Chromium against a live devnet (`scripts/browser-client.sh`
-//! starts it with six providers and a relay and passes `devnet.json`, the genesis document
-//! and a free funded dev key at build time): the page follows the chain with its light
-//! client (`ChainView` over `fetch`), creates an RS(4, 2) deal, packs, encrypts, commits
-//! and erasure-codes an 8 MiB file on the page, sends every slot its shards over its own
-//! libp2p node (WebRTC-direct or WebSocket), commits the content on chain, and reads the
-//! file back from K providers, every blob verified against its leaf and every chunk
-//! authenticated: byte-identical. A range of it comes back the same way, fetching only its
-//! MDUs; without the deal key, or with a wrong one, the read is refused and gives nothing.
+//! The client in headless Chromium against a live devnet. `scripts/browser-client.sh`
+//! starts it (six providers and a relay, as child processes), passes `devnet.json`, the
+//! genesis document and a free funded dev key at build time, and runs the tests in
+//! phases, acting on the network between them:
+//!
+//! - **phase A**: the page follows the chain with its light client (`ChainView` over
+//!   `fetch`), creates an RS(4, 2) deal, packs, encrypts, commits and erasure-codes an
+//!   8 MiB file on the page, sends every slot its shards over its own libp2p node
+//!   (WebRTC-direct or WebSocket), commits on chain and reads the file back from K
+//!   providers, every blob verified against its leaf and every chunk authenticated; a range
+//!   fetches only its MDUs; without the deal key, or with a wrong one, the read is refused.
+//!   Interop: it reads the file the CLI stored (deal key handed over), and stores one that
+//!   the CLI then reads. Each stored deal is handed to the script on a `HANDOVER` line.
+//! - **phase B**: the script has killed (`kill -9`) the provider of slot 0 of the 8 MiB
+//!   deal and paused (`SIGSTOP`) that of slot 1: a fresh page, given only the deal key,
+//!   reads the file from the others, and the relay, as a deputy, attests the silence.
+//! - **phase C**: the paused provider is back, every shard of slot 2 is corrupted on its
+//!   disk, and a proxy in front of the validator API rewrites headers: the read is still
+//!   byte-identical and the corrupt slot is caught; a client behind the lying API refuses
+//!   to act and writes nothing.
 #![cfg(target_arch = "wasm32")]
 #![allow(clippy::unwrap_used)]
 
@@ -17,9 +28,9 @@ use chain_light::block::Genesis;
 use chain_light::crypto::SecretKey;
 use nilstore_client::network::NetworkInfo;
 use nilstore_client::platform::{BrowserClock, Inline};
-use nilstore_client::remote::{Client, Event, Network, Parts, PutOptions, Tuning};
+use nilstore_client::remote::{Client, Event, GetReport, Network, Parts, PutOptions, Tuning};
 use nilstore_client::slabdir::{Input, MemorySink};
-use nilstore_client::store::{Kind, MemStore, Store as _};
+use nilstore_client::store::{MemStore, Store as _};
 use nilstore_net::browser::{build_swarm, requester};
 use nilstore_net::chain::{ChainView, FetchApi};
 use nilstore_net::libp2p::identity::Keypair;
@@ -40,6 +51,16 @@ fn dev_key() -> SecretKey {
     SecretKey::from_bytes(&b).unwrap()
 }
 
+/// A phase's JSON input (set by the script at build time).
+fn input(v: Option<&'static str>, name: &str) -> serde_json::Value {
+    serde_json::from_str(var(v, name)).unwrap()
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(b))
+}
+
 fn info() -> NetworkInfo {
     serde_json::from_str(var(
         option_env!("NILSTORE_DEVNET_JSON"),
@@ -58,16 +79,25 @@ fn data(len: usize, seed: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A client of the page: its own light client and libp2p node, and `store`.
-async fn client(store: Arc<MemStore>) -> Client {
-    let info = info();
-    let genesis: Genesis = serde_json::from_str(var(
+fn genesis() -> Genesis {
+    serde_json::from_str(var(
         option_env!("NILSTORE_CHAIN_GENESIS"),
         "NILSTORE_CHAIN_GENESIS",
     ))
-    .unwrap();
-    let chain = ChainView::new(FetchApi::new(&info.api), &genesis).unwrap();
+    .unwrap()
+}
+
+/// A client of the page: its own light client and libp2p node, and `store`.
+async fn client(store: Arc<MemStore>) -> Client {
+    let info = info();
+    let chain = ChainView::new(FetchApi::new(&info.api), &genesis()).unwrap();
     chain.sync().await.unwrap();
+    client_on(chain, store)
+}
+
+/// A client over `chain` (synced or not).
+fn client_on(chain: ChainView<FetchApi>, store: Arc<MemStore>) -> Client {
+    let info = info();
     let node = build_swarm(Keypair::generate_ed25519(), Duration::from_secs(120)).unwrap();
     Client::new(Parts {
         chain,
@@ -102,12 +132,9 @@ fn log(e: &Event) {
     }
 }
 
-#[wasm_bindgen_test]
-async fn the_browser_stores_a_file_and_reads_it_back_verified() {
-    let store = Arc::new(MemStore::default());
-    let c = client(store.clone()).await;
-    let file = data(8 << 20, b"browser put");
-    let opts = PutOptions {
+/// A new encrypted RS(4, 2) deal.
+fn new_deal() -> PutOptions {
+    PutOptions {
         deal: None,
         k: 4,
         m: 2,
@@ -115,7 +142,20 @@ async fn the_browser_stores_a_file_and_reads_it_back_verified() {
         escrow: None,
         capacity_mdus: None,
         encrypt: true,
-    };
+    }
+}
+
+/// Hands a deal to the script (which reads the runner's output).
+fn handover(what: &str, v: serde_json::Value) {
+    console_log!("HANDOVER {what} {v}");
+}
+
+#[wasm_bindgen_test]
+async fn phase_a_the_browser_stores_a_file_and_reads_it_back_verified() {
+    let store = Arc::new(MemStore::default());
+    let c = client(store.clone()).await;
+    let file = data(8 << 20, b"browser put");
+    let opts = new_deal();
     let t0 = js_sys::Date::now();
     let put = c
         .put(vec![Input::bytes("big.bin", file.clone(), 0)], &opts, &log)
@@ -159,6 +199,27 @@ async fn the_browser_stores_a_file_and_reads_it_back_verified() {
     assert_eq!(listing.files.len(), 1);
     assert_eq!(listing.files[0].size, file.len() as u64);
 
+    handover(
+        "faults",
+        serde_json::json!({
+            "deal": deal,
+            "key": c.export_deal_key(deal).unwrap(),
+            "path": "big.bin",
+            "len": file.len(),
+            "seed": "browser put",
+        }),
+    );
+
+    // Keys: a malformed one, or one that differs from the key held, is refused.
+    let e = c.import_deal_key(deal, "not hex").unwrap_err();
+    assert!(format!("{e:#}").contains("64 hex digits"), "{e:#}");
+    let e = c
+        .import_deal_key(deal, &hex::encode([9u8; 32]))
+        .unwrap_err();
+    assert!(format!("{e:#}").contains("different key"), "{e:#}");
+    c.import_deal_key(deal, &c.export_deal_key(deal).unwrap())
+        .unwrap();
+
     // A page without the deal key, and one with a wrong key: refused, nothing written.
     let other = client(Arc::new(MemStore::default())).await;
     let mut sink = MemorySink::default();
@@ -168,21 +229,113 @@ async fn the_browser_stores_a_file_and_reads_it_back_verified() {
         .unwrap_err();
     assert!(format!("{e:#}").contains("no key for deal"), "{e:#}");
     assert!(sink.files.is_empty());
-    let names = store.list("keys").unwrap();
-    assert_eq!(names.len(), 1, "{names:?}");
-    let wrong = Arc::new(MemStore::default());
-    wrong
-        .put(
-            &format!("keys/{}", names[0]),
-            hex::encode([9u8; 32]).as_bytes(),
-            Kind::Secret,
-        )
+    other
+        .import_deal_key(deal, &hex::encode([9u8; 32]))
         .unwrap();
-    let other = client(wrong).await;
     let e = other
         .get(deal, "big.bin", &mut sink, &log)
         .await
         .unwrap_err();
     assert!(format!("{e:#}").contains("decryption failed"), "{e:#}");
     assert!(sink.files.is_empty());
+    assert_eq!(store.list("keys").unwrap().len(), 1);
+}
+
+/// Interop: the page reads what the CLI stored (the deal key handed over, nothing else),
+/// and stores a file for the CLI to read.
+#[wasm_bindgen_test]
+async fn phase_a_the_browser_and_the_cli_read_each_others_files() {
+    let cli = input(option_env!("NILSTORE_FROM_CLI"), "NILSTORE_FROM_CLI");
+    let deal = cli["deal"].as_u64().unwrap();
+    let path = cli["path"].as_str().unwrap();
+    let c = client(Arc::new(MemStore::default())).await;
+    c.import_deal_key(deal, cli["key"].as_str().unwrap())
+        .unwrap();
+    let mut sink = MemorySink::default();
+    let got = c.get(deal, path, &mut sink, &log).await.unwrap();
+    console_log!("read the CLI's file: {got:?}");
+    assert_eq!(
+        sha256_hex(&sink.files[path]),
+        cli["sha256"].as_str().unwrap()
+    );
+    assert_eq!(got.bytes, cli["len"].as_u64().unwrap());
+
+    let file = data(3 << 20, b"for the cli");
+    let opts = new_deal();
+    let put = c
+        .put(
+            vec![Input::bytes("from-browser.bin", file.clone(), 0)],
+            &opts,
+            &log,
+        )
+        .await
+        .unwrap();
+    handover(
+        "to-cli",
+        serde_json::json!({
+            "deal": put.deal_id,
+            "key": c.export_deal_key(put.deal_id).unwrap(),
+            "path": "from-browser.bin",
+            "sha256": sha256_hex(&file),
+        }),
+    );
+}
+
+/// Phase A's 8 MiB file read by a fresh page that holds only its deal key, under
+/// `faults`: it must come back byte-identical. The client, the deal and the report.
+async fn read_under(faults: &str) -> (Client, u64, GetReport) {
+    let f = input(option_env!("NILSTORE_FAULTS"), "NILSTORE_FAULTS");
+    let deal = f["deal"].as_u64().unwrap();
+    let file = data(
+        f["len"].as_u64().unwrap() as usize,
+        f["seed"].as_str().unwrap().as_bytes(),
+    );
+    let c = client(Arc::new(MemStore::default())).await;
+    c.import_deal_key(deal, f["key"].as_str().unwrap()).unwrap();
+    let mut sink = MemorySink::default();
+    let got = c.get(deal, "big.bin", &mut sink, &log).await.unwrap();
+    console_log!("with {faults}: {got:?}");
+    assert!(
+        sink.files["big.bin"] == file,
+        "the file came back different"
+    );
+    (c, deal, got)
+}
+
+#[wasm_bindgen_test]
+async fn phase_b_a_read_survives_a_killed_and_a_silent_provider() {
+    let (_, _, got) = read_under("slot 0 killed and slot 1 silent").await;
+    assert!(got.fallbacks > 0, "{got:?}");
+    assert!(
+        got.deputy_reports > 0,
+        "no deputy attested the silence: {got:?}"
+    );
+    assert_eq!(got.fraud_reports, 0, "{got:?}");
+}
+
+#[wasm_bindgen_test]
+async fn phase_c_a_corrupt_slot_and_a_lying_validator_api_change_nothing() {
+    let (c, deal, got) = read_under("slot 2 corrupt on disk").await;
+    assert!(
+        got.fraud_reports + got.fallbacks > 0,
+        "the corrupt slot went unnoticed: {got:?}"
+    );
+
+    // Behind an API that rewrites headers, the light client refuses them: no read starts.
+    let lying = var(option_env!("NILSTORE_LYING_API"), "NILSTORE_LYING_API");
+    let chain = ChainView::new(FetchApi::new(lying), &genesis()).unwrap();
+    let e = chain.sync().await.unwrap_err();
+    console_log!("the lying API: {e:#}");
+    assert!(format!("{e:#}").contains("certificate"), "{e:#}");
+    let liar = client_on(chain, Arc::new(MemStore::default()));
+    liar.import_deal_key(deal, &c.export_deal_key(deal).unwrap())
+        .unwrap();
+    let mut sink = MemorySink::default();
+    let e = liar
+        .get(deal, "big.bin", &mut sink, &log)
+        .await
+        .unwrap_err();
+    console_log!("a read through it: {e:#}");
+    assert!(format!("{e:#}").contains("certificate"), "{e:#}");
+    assert!(sink.files.is_empty(), "bytes were written on a lie");
 }

@@ -403,6 +403,36 @@ impl Client {
             .ok_or_else(|| anyhow!("{name}: not a 32-byte hex key"))
     }
 
+    /// Deal `id`'s key as 64 hex digits, to hand to another device or person
+    /// ([`Client::import_deal_key`] there): whoever holds it can read the deal's files.
+    pub fn export_deal_key(&self, id: u64) -> Result<String> {
+        Ok(hex::encode(self.deal_secret(id, false)?))
+    }
+
+    /// Stores a deal key handed over from elsewhere (64 hex digits), durable before it
+    /// returns. A key that is not 32 bytes of hex is refused, and so is one that differs
+    /// from a key this store already holds for the deal: replacing it would lose the
+    /// deal's content. Importing the same key again is a no-op.
+    pub fn import_deal_key(&self, id: u64, key_hex: &str) -> Result<()> {
+        let key_hex = key_hex.trim().trim_start_matches("0x");
+        let key: [u8; 32] = hex::decode(key_hex)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| anyhow!("a deal key is 64 hex digits (32 bytes)"))?;
+        let name = deal_key(self.chain.chain_id(), id);
+        if self.store.read(&name, Kind::Secret)?.is_some() {
+            let held = self.deal_secret(id, false)?;
+            ensure!(
+                held == key,
+                "deal {id} already has a different key here ({name}); not replaced"
+            );
+            return Ok(());
+        }
+        self.store
+            .put(&name, hex::encode(key).as_bytes(), Kind::Secret)?;
+        Ok(())
+    }
+
     /// Deletes a deal's key (after a cancel): what providers still hold is noise.
     pub fn forget_deal_key(&self, id: u64) -> Result<bool> {
         Ok(self.store.remove(&deal_key(self.chain.chain_id(), id))?)
