@@ -4,7 +4,8 @@
 # client/tests/browser_devnet.rs in three phases, acting on the network between them
 # (the test file says what each phase checks):
 #   A  the CLI stores a file and hands its deal key over; the page stores and reads an
-#      8 MiB file, reads the CLI's file, and stores one that the CLI then reads here;
+#      8 MiB file (its state in OPFS), resumes an interrupted 20 MiB upload from OPFS in
+#      a new client, reads the CLI's file, and stores one that the CLI then reads here;
 #   B  slot 0's provider killed (kill -9), slot 1's paused (SIGSTOP): the page reads;
 #   C  slot 1's provider back, every shard of slot 2 corrupted on its disk, and a proxy
 #      that rewrites headers in front of the validator API (scripts/lying-api.py).

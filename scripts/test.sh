@@ -8,11 +8,11 @@
 #          (no default features) and nilstore-client (the browser's build)
 #   d      native tests (cargo test --workspace)
 #   e      wasm-core tests on wasm32 in headless Chromium (main thread and a Web Worker),
-#          the light client and the browser libp2p node there, the browser light client
-#          against a devnet validator over fetch (browser-chain.sh), the client on a page
-#          against a devnet (browser-client.sh: store and read, interop with the CLI,
-#          faulty providers, a lying API), and scenario 8
-#          (parity.sh)
+#          the light client, the client's OPFS store and the browser libp2p node there,
+#          the browser light client against a devnet validator over fetch
+#          (browser-chain.sh), the client on a page against a devnet (browser-client.sh:
+#          store and read, resume from OPFS, interop with the CLI, faulty providers, a
+#          lying API), and scenario 8 (parity.sh)
 #   f      1 GiB streaming pack/unpack under 300 MiB resident (scripts/check-memory.sh)
 #   g      end-to-end scenarios on the real binaries (e2e/, evidence in target/evidence/)
 #   h      the README's run command, to the sample round trip (scripts/run.sh --exit)
@@ -115,6 +115,8 @@ wasm_tests() {
         WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-600}" \
             wasm_cargo test -p chain-light --target wasm32-unknown-unknown --no-default-features \
             --test light -- --nocapture &&
+        wasm_cargo test -p nilstore-client --target wasm32-unknown-unknown \
+            --test browser_store -- --nocapture &&
         bash "$ROOT/scripts/browser-p2p.sh" &&
         bash "$ROOT/scripts/browser-chain.sh" &&
         bash "$ROOT/scripts/browser-client.sh" &&

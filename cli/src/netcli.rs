@@ -297,6 +297,8 @@ impl Bars {
             Event::Fallback { slot, mdu, why } => {
                 self.note(format!("slot {slot} MDU {mdu}: {why}"))
             }
+            // The upload bar counts the bytes.
+            Event::ShardAcked { .. } => {}
         }
     }
 
@@ -542,7 +544,7 @@ async fn deal(c: &Client, cmd: DealCmd, a: &NetArgs) -> Result<()> {
         }
         DealCmd::Cancel { deal } => {
             c.send(Msg::CancelDeal { deal }).await?;
-            let erased = c.forget_deal_key(deal)?;
+            let erased = c.forget_deal_key(deal).await?;
             print(a, json!({ "deal_id": deal, "key_erased": erased }), || {
                 format!(
                     "deal {deal} cancelled{}",
@@ -560,7 +562,7 @@ async fn deal(c: &Client, cmd: DealCmd, a: &NetArgs) -> Result<()> {
             );
         }
         DealCmd::ExportKey { deal } => {
-            let key = c.export_deal_key(deal)?;
+            let key = c.export_deal_key(deal).await?;
             print(a, json!({ "deal_id": deal, "key": key }), || key.clone());
         }
         DealCmd::ImportKey { deal, from } => {
@@ -578,7 +580,7 @@ async fn deal(c: &Client, cmd: DealCmd, a: &NetArgs) -> Result<()> {
                         .context("read the key from stdin")?;
                 }
             }
-            c.import_deal_key(deal, &key)?;
+            c.import_deal_key(deal, &key).await?;
             print(a, json!({ "deal_id": deal, "imported": true }), || {
                 format!("deal {deal}: key imported")
             });

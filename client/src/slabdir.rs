@@ -16,7 +16,7 @@
 //!  Input       a file to pack: name, length, mtime and a reader (a file natively, a Blob
 //!              read with FileReaderSync in a worker)
 //!  SlabFiles   where the packed slab's files live: DirFiles (the directory above),
-//!              StoreFiles (the same names in a client store: OPFS in a browser)
+//!              MemFiles (the same names in memory: a page's slab while it uploads)
 //!  FileSink    where restored files go: DirSink (`<name>.partial`, renamed once verified),
 //!              MemorySink (bytes in memory), SingleFile (one named output file)
 //! ```
@@ -189,18 +189,19 @@ impl SlabFiles for DirFiles {
     }
 }
 
-/// A slab's files as records of a client [`Store`](crate::store::Store) under `prefix`
-/// (the browser keeps an upload job's packed slab in OPFS this way). Writes are durable.
+/// A slab's files as records of a [`MemStore`](crate::store::MemStore) under `prefix`: a
+/// page's packed slab while it uploads (the durable [`Store`](crate::store::Store) seam is
+/// asynchronous, packing is not).
 #[derive(Clone)]
-pub struct StoreFiles {
-    store: Arc<dyn crate::store::Store>,
+pub struct MemFiles {
+    store: Arc<crate::store::MemStore>,
     prefix: String,
 }
 
-impl StoreFiles {
+impl MemFiles {
     /// The slab under `prefix` of `store`.
-    pub fn new(store: Arc<dyn crate::store::Store>, prefix: impl Into<String>) -> StoreFiles {
-        StoreFiles {
+    pub fn new(store: Arc<crate::store::MemStore>, prefix: impl Into<String>) -> MemFiles {
+        MemFiles {
             store,
             prefix: prefix.into(),
         }
@@ -211,21 +212,21 @@ impl StoreFiles {
     }
 }
 
-impl SlabFiles for StoreFiles {
+impl SlabFiles for MemFiles {
     fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
         Ok(self
             .store
-            .put(&self.key(name), bytes, crate::store::Kind::Plain)?)
+            .put_now(&self.key(name), bytes, crate::store::Kind::Plain)?)
     }
 
     fn read(&self, name: &str) -> Result<Option<Vec<u8>>> {
         Ok(self
             .store
-            .read(&self.key(name), crate::store::Kind::Plain)?)
+            .read_now(&self.key(name), crate::store::Kind::Plain)?)
     }
 
     fn slots(&self) -> Result<Vec<String>> {
-        Ok(self.store.list(&self.prefix)?)
+        Ok(self.store.list_now(&self.prefix)?)
     }
 }
 
@@ -1470,7 +1471,6 @@ fn finish_file(sink: &mut dyn FileSink, mut f: FileOut) -> Result<u64> {
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
-    use crate::store::DirStore;
 
     /// Deterministic bytes of `len`.
     fn bytes(len: usize, seed: u8) -> Vec<u8> {
@@ -1526,8 +1526,8 @@ mod tests {
         let secret = Some([5u8; 32]);
         let dir = Arc::new(DirFiles::new(tmp.path().join("dir")));
         let a = pack_into(&*dir, inputs(), secret).unwrap();
-        let store: Arc<dyn crate::store::Store> = Arc::new(DirStore::new(tmp.path().join("store")));
-        let in_store = Arc::new(StoreFiles::new(store, "uploads/job/slab"));
+        let store = Arc::new(crate::store::MemStore::default());
+        let in_store = Arc::new(MemFiles::new(store, "uploads/job/slab"));
         let b = pack_into(&*in_store, inputs(), secret).unwrap();
         assert_eq!(a.output.manifest_root, b.output.manifest_root);
         let names = dir.slots().unwrap();

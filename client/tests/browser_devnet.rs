@@ -9,6 +9,8 @@
 //!   (WebRTC-direct or WebSocket), commits on chain and reads the file back from K
 //!   providers, every blob verified against its leaf and every chunk authenticated; a range
 //!   fetches only its MDUs; without the deal key, or with a wrong one, the read is refused.
+//!   The page keeps its state (deal keys, upload jobs, acknowledgements) in OPFS: an
+//!   upload interrupted mid-way is resumed by a new client from there.
 //!   Interop: it reads the file the CLI stored (deal key handed over), and stores one that
 //!   the CLI then reads. Each stored deal is handed to the script on a `HANDOVER` line.
 //! - **phase B**: the script has killed (`kill -9`) the provider of slot 0 of the 8 MiB
@@ -30,7 +32,7 @@ use nilstore_client::network::NetworkInfo;
 use nilstore_client::platform::{BrowserClock, Inline};
 use nilstore_client::remote::{Client, Event, GetReport, Network, Parts, PutOptions, Tuning};
 use nilstore_client::slabdir::{Input, MemorySink};
-use nilstore_client::store::{MemStore, Store as _};
+use nilstore_client::store::{MemStore, OpfsStore, Store};
 use nilstore_net::browser::{build_swarm, requester};
 use nilstore_net::chain::{ChainView, FetchApi};
 use nilstore_net::libp2p::identity::Keypair;
@@ -88,7 +90,7 @@ fn genesis() -> Genesis {
 }
 
 /// A client of the page: its own light client and libp2p node, and `store`.
-async fn client(store: Arc<MemStore>) -> Client {
+async fn client(store: Arc<dyn Store>) -> Client {
     let info = info();
     let chain = ChainView::new(FetchApi::new(&info.api), &genesis()).unwrap();
     chain.sync().await.unwrap();
@@ -96,7 +98,7 @@ async fn client(store: Arc<MemStore>) -> Client {
 }
 
 /// A client over `chain` (synced or not).
-fn client_on(chain: ChainView<FetchApi>, store: Arc<MemStore>) -> Client {
+fn client_on(chain: ChainView<FetchApi>, store: Arc<dyn Store>) -> Client {
     let info = info();
     let node = build_swarm(Keypair::generate_ed25519(), Duration::from_secs(120)).unwrap();
     Client::new(Parts {
@@ -124,7 +126,7 @@ fn client_on(chain: ChainView<FetchApi>, store: Arc<MemStore>) -> Client {
 fn log(e: &Event) {
     let line = format!("{e:?}");
     // Progress comes often; the milestones are enough here.
-    if !["Packing", "Uploading", "Downloading"]
+    if !["Packing", "Uploading", "Downloading", "ShardAcked"]
         .iter()
         .any(|p| line.starts_with(p))
     {
@@ -152,7 +154,8 @@ fn handover(what: &str, v: serde_json::Value) {
 
 #[wasm_bindgen_test]
 async fn phase_a_the_browser_stores_a_file_and_reads_it_back_verified() {
-    let store = Arc::new(MemStore::default());
+    // The page's state in OPFS: the deal key is durable before the deal is funded.
+    let store: Arc<dyn Store> = Arc::new(OpfsStore::open("nilstore-phase-a").await.unwrap());
     let c = client(store.clone()).await;
     let file = data(8 << 20, b"browser put");
     let opts = new_deal();
@@ -203,7 +206,7 @@ async fn phase_a_the_browser_stores_a_file_and_reads_it_back_verified() {
         "faults",
         serde_json::json!({
             "deal": deal,
-            "key": c.export_deal_key(deal).unwrap(),
+            "key": c.export_deal_key(deal).await.unwrap(),
             "path": "big.bin",
             "len": file.len(),
             "seed": "browser put",
@@ -211,13 +214,15 @@ async fn phase_a_the_browser_stores_a_file_and_reads_it_back_verified() {
     );
 
     // Keys: a malformed one, or one that differs from the key held, is refused.
-    let e = c.import_deal_key(deal, "not hex").unwrap_err();
+    let e = c.import_deal_key(deal, "not hex").await.unwrap_err();
     assert!(format!("{e:#}").contains("64 hex digits"), "{e:#}");
     let e = c
         .import_deal_key(deal, &hex::encode([9u8; 32]))
+        .await
         .unwrap_err();
     assert!(format!("{e:#}").contains("different key"), "{e:#}");
-    c.import_deal_key(deal, &c.export_deal_key(deal).unwrap())
+    c.import_deal_key(deal, &c.export_deal_key(deal).await.unwrap())
+        .await
         .unwrap();
 
     // A page without the deal key, and one with a wrong key: refused, nothing written.
@@ -231,6 +236,7 @@ async fn phase_a_the_browser_stores_a_file_and_reads_it_back_verified() {
     assert!(sink.files.is_empty());
     other
         .import_deal_key(deal, &hex::encode([9u8; 32]))
+        .await
         .unwrap();
     let e = other
         .get(deal, "big.bin", &mut sink, &log)
@@ -238,7 +244,100 @@ async fn phase_a_the_browser_stores_a_file_and_reads_it_back_verified() {
         .unwrap_err();
     assert!(format!("{e:#}").contains("decryption failed"), "{e:#}");
     assert!(sink.files.is_empty());
-    assert_eq!(store.list("keys").unwrap().len(), 1);
+    assert_eq!(store.list("keys").await.unwrap().len(), 1);
+}
+
+/// Test 4: an upload interrupted mid-way (its future dropped, as when the page closes)
+/// leaves its job, its packed slab and its acknowledgements in OPFS; a new client over the
+/// same OPFS directory (what a new page of the origin opens) resumes it, sends only the
+/// shards that no provider acknowledged, commits, and the file reads back identical.
+#[wasm_bindgen_test]
+async fn phase_a_an_interrupted_upload_resumes_in_a_new_client_from_opfs() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let dir = "nilstore-resume";
+    let file = data(20 << 20, b"interrupted");
+    let first = client(Arc::new(OpfsStore::open(dir).await.unwrap())).await;
+    let deal = AtomicU64::new(u64::MAX);
+    let stop = AtomicBool::new(false);
+    let watch = |e: &Event| {
+        log(e);
+        match e {
+            Event::DealCreated { deal: d } => deal.store(*d, Ordering::Relaxed),
+            // Upload progress is reported once the slab is packed and in OPFS: close the
+            // page then.
+            Event::Uploading { .. } => stop.store(true, Ordering::Relaxed),
+            _ => {}
+        }
+    };
+    let opts = new_deal();
+    {
+        let put = first.put(
+            vec![Input::bytes("big.bin", file.clone(), 0)],
+            &opts,
+            &watch,
+        );
+        let closed = async {
+            while !stop.load(Ordering::Relaxed) {
+                nilstore_client::platform::Clock::sleep(&BrowserClock, Duration::from_millis(5))
+                    .await;
+            }
+        };
+        futures::pin_mut!(put, closed);
+        if let futures::future::Either::Left((r, _)) = futures::future::select(put, closed).await {
+            panic!("the put ended before the interruption: {r:?}");
+        }
+    }
+    drop(first);
+    let deal = deal.load(Ordering::Relaxed);
+    assert_ne!(deal, u64::MAX, "no deal was created");
+
+    let store: Arc<dyn Store> = Arc::new(OpfsStore::open(dir).await.unwrap());
+    let log_key = format!("uploads/deal-{deal}-g0/acked.log");
+    let acked = store
+        .read(&log_key, nilstore_client::store::Kind::Plain)
+        .await
+        .unwrap();
+    let acked = String::from_utf8(acked.expect("the acknowledgements are in OPFS")).unwrap();
+    let acked = acked.lines().filter(|l| !l.is_empty()).count() as u64;
+    let second = client(store.clone()).await;
+    let sent = std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let count = |e: &Event| {
+        log(e);
+        if let Event::ShardAcked { slot, mdu } = e {
+            assert!(
+                sent.lock().unwrap().insert((*slot, *mdu)),
+                "{slot}/{mdu} sent twice"
+            );
+        }
+    };
+    let reports = second.resume(&count).await.unwrap();
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    assert_eq!(reports[0].deal_id, deal);
+    let d = second.deal(deal).await.unwrap();
+    let shards = d.total_mdus * d.slots.len() as u64;
+    let resent = sent.lock().unwrap().len() as u64;
+    console_log!(
+        "resume: {acked} of {shards} shards were acknowledged before the interruption, {resent} sent after"
+    );
+    assert!(
+        0 < acked && acked < shards,
+        "{acked} of {shards}: not mid-way"
+    );
+    assert_eq!(
+        resent,
+        shards - acked,
+        "the resume sent only what was missing"
+    );
+    assert!(
+        store.list("uploads").await.unwrap().is_empty(),
+        "the finished job is gone"
+    );
+    let mut sink = MemorySink::default();
+    second.get(deal, "big.bin", &mut sink, &log).await.unwrap();
+    assert!(
+        sink.files["big.bin"] == file,
+        "the resumed file came back different"
+    );
 }
 
 /// Interop: the page reads what the CLI stored (the deal key handed over, nothing else),
@@ -250,6 +349,7 @@ async fn phase_a_the_browser_and_the_cli_read_each_others_files() {
     let path = cli["path"].as_str().unwrap();
     let c = client(Arc::new(MemStore::default())).await;
     c.import_deal_key(deal, cli["key"].as_str().unwrap())
+        .await
         .unwrap();
     let mut sink = MemorySink::default();
     let got = c.get(deal, path, &mut sink, &log).await.unwrap();
@@ -274,7 +374,7 @@ async fn phase_a_the_browser_and_the_cli_read_each_others_files() {
         "to-cli",
         serde_json::json!({
             "deal": put.deal_id,
-            "key": c.export_deal_key(put.deal_id).unwrap(),
+            "key": c.export_deal_key(put.deal_id).await.unwrap(),
             "path": "from-browser.bin",
             "sha256": sha256_hex(&file),
         }),
@@ -291,7 +391,9 @@ async fn read_under(faults: &str) -> (Client, u64, GetReport) {
         f["seed"].as_str().unwrap().as_bytes(),
     );
     let c = client(Arc::new(MemStore::default())).await;
-    c.import_deal_key(deal, f["key"].as_str().unwrap()).unwrap();
+    c.import_deal_key(deal, f["key"].as_str().unwrap())
+        .await
+        .unwrap();
     let mut sink = MemorySink::default();
     let got = c.get(deal, "big.bin", &mut sink, &log).await.unwrap();
     console_log!("with {faults}: {got:?}");
@@ -328,7 +430,8 @@ async fn phase_c_a_corrupt_slot_and_a_lying_validator_api_change_nothing() {
     console_log!("the lying API: {e:#}");
     assert!(format!("{e:#}").contains("certificate"), "{e:#}");
     let liar = client_on(chain, Arc::new(MemStore::default()));
-    liar.import_deal_key(deal, &c.export_deal_key(deal).unwrap())
+    liar.import_deal_key(deal, &c.export_deal_key(deal).await.unwrap())
+        .await
         .unwrap();
     let mut sink = MemorySink::default();
     let e = liar

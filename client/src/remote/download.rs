@@ -205,7 +205,7 @@ impl Client {
     ) -> Result<GetReport> {
         let (deal, slab, rec) = self.open_file(id, path, progress).await?;
         let secret = if rec.is_encrypted() {
-            Some(self.deal_secret(id, false)?)
+            Some(self.deal_secret(id, false).await?)
         } else {
             None
         };
@@ -263,7 +263,7 @@ impl Client {
         let done = AtomicU64::new(0);
         let step = |n: u64| self.download_step(&done, total, t0, n, progress);
         let secret = if slab.table.live().any(|r| select(r) && r.is_encrypted()) {
-            Some(self.deal_secret(id, false)?)
+            Some(self.deal_secret(id, false).await?)
         } else {
             None
         };
@@ -754,6 +754,7 @@ impl Client {
         let mut book: ReceiptBook = self
             .store
             .read(RECEIPTS, Kind::Plain)
+            .await
             .ok()
             .flatten()
             .and_then(|b| serde_json::from_slice(&b).ok())
@@ -796,7 +797,7 @@ impl Client {
         // Best effort like the delivery: a lost book only means the chain's receipt state
         // (read above) sets the next nonce.
         if let Ok(b) = serde_json::to_vec_pretty(&book) {
-            if let Err(e) = self.store.put(RECEIPTS, &b, Kind::Plain) {
+            if let Err(e) = self.store.put(RECEIPTS, &b, Kind::Plain).await {
                 tracing::warn!(%e, "receipts not saved");
             }
         }

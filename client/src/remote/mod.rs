@@ -72,6 +72,13 @@ pub enum Event {
         /// Throughput so far.
         mb_per_s: f64,
     },
+    /// A provider acknowledged one shard (MDU `mdu` of `slot`): durable in the job's log.
+    ShardAcked {
+        /// Slot.
+        slot: u32,
+        /// MDU.
+        mdu: u32,
+    },
     /// A request failed and will be retried.
     Retry {
         /// Slot.
@@ -241,6 +248,8 @@ pub struct Client {
     spawner: Arc<dyn Spawner>,
     /// Jobs, acknowledgements, deal keys, receipts (the home directory natively).
     store: Arc<dyn Store>,
+    /// Packed slabs of upload jobs without a home (a page's), while they upload.
+    slabs: Arc<crate::store::MemStore>,
     /// Serializes read-modify-write of `receipts.json` (held across the deliveries).
     receipts: futures::lock::Mutex<()>,
 }
@@ -257,7 +266,8 @@ pub struct Parts {
     /// The network description (its relays are the deputies).
     pub network: Network,
     /// The home directory natively: upload jobs' packed slabs are files there (as the
-    /// store's records they would be synced one by one). `None`: they are store records.
+    /// store's records they would be synced one by one). `None`: they are kept in memory
+    /// while they upload.
     pub home: Option<PathBuf>,
     /// Jobs, acknowledgements, deal keys, receipts.
     pub store: Arc<dyn Store>,
@@ -315,6 +325,7 @@ impl Client {
             clock: parts.clock,
             spawner: parts.spawner,
             store: parts.store,
+            slabs: Arc::default(),
             receipts: futures::lock::Mutex::new(()),
         }
     }
@@ -367,9 +378,11 @@ impl Client {
     /// owner's key. Returns the key's name in that store.
     pub async fn share_deal_key(&self, id: u64, other: &dyn Store) -> Result<String> {
         let empty = self.deal(id).await?.manifest_root.is_none();
-        let key = self.deal_secret(id, empty)?;
+        let key = self.deal_secret(id, empty).await?;
         let name = deal_key(self.chain.chain_id(), id);
-        other.put(&name, hex::encode(key).as_bytes(), Kind::Secret)?;
+        other
+            .put(&name, hex::encode(key).as_bytes(), Kind::Secret)
+            .await?;
         Ok(name)
     }
 
@@ -377,9 +390,9 @@ impl Client {
     /// secret), created when `create` and durable before it is returned (so before any
     /// content is encrypted under it). Forgetting it ([`Client::forget_deal_key`]) erases
     /// the deal's content for good: crypto-erasure.
-    pub(crate) fn deal_secret(&self, id: u64, create: bool) -> Result<[u8; 32]> {
+    pub(crate) async fn deal_secret(&self, id: u64, create: bool) -> Result<[u8; 32]> {
         let name = deal_key(self.chain.chain_id(), id);
-        let raw = match self.store.read(&name, Kind::Secret)? {
+        let raw = match self.store.read(&name, Kind::Secret).await? {
             Some(raw) => raw,
             None => {
                 ensure!(
@@ -393,7 +406,7 @@ impl Client {
                 let mut b = [0u8; 32];
                 rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
                 let hex = hex::encode(b);
-                self.store.put(&name, hex.as_bytes(), Kind::Secret)?;
+                self.store.put(&name, hex.as_bytes(), Kind::Secret).await?;
                 hex.into_bytes()
             }
         };
@@ -405,23 +418,23 @@ impl Client {
 
     /// Deal `id`'s key as 64 hex digits, to hand to another device or person
     /// ([`Client::import_deal_key`] there): whoever holds it can read the deal's files.
-    pub fn export_deal_key(&self, id: u64) -> Result<String> {
-        Ok(hex::encode(self.deal_secret(id, false)?))
+    pub async fn export_deal_key(&self, id: u64) -> Result<String> {
+        Ok(hex::encode(self.deal_secret(id, false).await?))
     }
 
     /// Stores a deal key handed over from elsewhere (64 hex digits), durable before it
     /// returns. A key that is not 32 bytes of hex is refused, and so is one that differs
     /// from a key this store already holds for the deal: replacing it would lose the
     /// deal's content. Importing the same key again is a no-op.
-    pub fn import_deal_key(&self, id: u64, key_hex: &str) -> Result<()> {
+    pub async fn import_deal_key(&self, id: u64, key_hex: &str) -> Result<()> {
         let key_hex = key_hex.trim().trim_start_matches("0x");
         let key: [u8; 32] = hex::decode(key_hex)
             .ok()
             .and_then(|b| b.try_into().ok())
             .ok_or_else(|| anyhow!("a deal key is 64 hex digits (32 bytes)"))?;
         let name = deal_key(self.chain.chain_id(), id);
-        if self.store.read(&name, Kind::Secret)?.is_some() {
-            let held = self.deal_secret(id, false)?;
+        if self.store.read(&name, Kind::Secret).await?.is_some() {
+            let held = self.deal_secret(id, false).await?;
             ensure!(
                 held == key,
                 "deal {id} already has a different key here ({name}); not replaced"
@@ -429,13 +442,17 @@ impl Client {
             return Ok(());
         }
         self.store
-            .put(&name, hex::encode(key).as_bytes(), Kind::Secret)?;
+            .put(&name, hex::encode(key).as_bytes(), Kind::Secret)
+            .await?;
         Ok(())
     }
 
     /// Deletes a deal's key (after a cancel): what providers still hold is noise.
-    pub fn forget_deal_key(&self, id: u64) -> Result<bool> {
-        Ok(self.store.remove(&deal_key(self.chain.chain_id(), id))?)
+    pub async fn forget_deal_key(&self, id: u64) -> Result<bool> {
+        Ok(self
+            .store
+            .remove(&deal_key(self.chain.chain_id(), id))
+            .await?)
     }
 
     /// Submits `msg` and waits until it is included; returns the result's events.

@@ -88,9 +88,11 @@ struct Job {
 
 impl Job {
     /// Replaces the job's record in the store, atomically and durably.
-    fn save(&self, store: &dyn Store, prefix: &str) -> Result<()> {
+    async fn save(&self, store: &dyn Store, prefix: &str) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(self)?;
-        store.put(&format!("{prefix}/job.json"), &bytes, Kind::Plain)?;
+        store
+            .put(&format!("{prefix}/job.json"), &bytes, Kind::Plain)
+            .await?;
         Ok(())
     }
 }
@@ -110,8 +112,8 @@ struct Acks {
 }
 
 impl Acks {
-    fn open(store: Arc<dyn Store>, key: String) -> Result<Acks> {
-        let (done, torn) = match store.read(&key, Kind::Plain)? {
+    async fn open(store: Arc<dyn Store>, key: String) -> Result<Acks> {
+        let (done, torn) = match store.read(&key, Kind::Plain).await? {
             Some(raw) => {
                 let s = String::from_utf8_lossy(&raw);
                 (
@@ -123,7 +125,7 @@ impl Acks {
         };
         if torn {
             // End the torn line so the next record starts on its own.
-            store.append(&key, b"\n")?;
+            store.append(&key, b"\n").await?;
         }
         Ok(Acks { store, key, done })
     }
@@ -154,13 +156,23 @@ impl Acks {
         self.done.get(&(slot, mdu)) == Some(provider)
     }
 
-    fn add(&mut self, slot: u32, mdu: u32, provider: &Address) -> Result<()> {
+    /// Records that `provider` acknowledged MDU `mdu` of `slot`: durable before it counts.
+    /// Takes the log's lock only to count, not across the write (records of different
+    /// shards may land in any order).
+    async fn add(acks: &Mutex<Acks>, slot: u32, mdu: u32, provider: &Address) -> Result<()> {
         let line = format!(
             "{slot} {mdu} {provider} {}\n",
             Acks::check(slot, mdu, provider)
         );
-        self.store.append(&self.key, line.as_bytes())?;
-        self.done.insert((slot, mdu), *provider);
+        let (store, key) = {
+            let a = acks.lock().map_err(|_| anyhow!("ack log poisoned"))?;
+            (a.store.clone(), a.key.clone())
+        };
+        store.append(&key, line.as_bytes()).await?;
+        acks.lock()
+            .map_err(|_| anyhow!("ack log poisoned"))?
+            .done
+            .insert((slot, mdu), *provider);
         Ok(())
     }
 }
@@ -319,8 +331,8 @@ impl Client {
                     .fold(home.clone(), |p, s| p.join(s))
                     .join("slab"),
             )),
-            None => std::sync::Arc::new(slabdir::StoreFiles::new(
-                self.store.clone(),
+            None => std::sync::Arc::new(slabdir::MemFiles::new(
+                self.slabs.clone(),
                 format!("{prefix}/slab"),
             )),
         }
@@ -359,7 +371,8 @@ impl Client {
             1 + deal.witness_mdus + base.as_ref().map_or(0, |b| b.user_leaves.len() as u64);
         let prefix = job_prefix(id, generation);
         // An unfinished job of the same generation: redo it.
-        self.store.remove_all(&prefix)?;
+        self.store.remove_all(&prefix).await?;
+        self.slabs.remove_all_now(&prefix)?;
         let files = self.job_files(&prefix);
         let mut job = Job {
             deal: id,
@@ -372,12 +385,15 @@ impl Client {
             packed: false,
             bytes,
         };
-        job.save(&*self.store, &prefix)?;
+        job.save(&*self.store, &prefix).await?;
         let packed = self
             .pack_and_send_early(inputs, files.clone(), &job, deal, base, progress)
             .await?;
+        // Without a home the packed slab is in memory: the store gets a copy before the
+        // job counts as packed, so a new page (a new client) can finish it.
+        self.persist_slab(&*files, &prefix).await?;
         job.packed = true;
-        job.save(&*self.store, &prefix)?;
+        job.save(&*self.store, &prefix).await?;
         let slab = slabdir::OpenSlab::from_packed(files.clone(), &packed.output, id);
         let metadata = packed.output.metadata_leaves;
         self.finish_job(&*files, &job, Some((slab, metadata)), progress)
@@ -404,7 +420,10 @@ impl Client {
         progress: Progress<'_>,
     ) -> Result<slabdir::PackReport> {
         let secret = if job.encrypt {
-            Some(self.deal_secret(job.deal, deal.manifest_root.is_none())?)
+            Some(
+                self.deal_secret(job.deal, deal.manifest_root.is_none())
+                    .await?,
+            )
         } else {
             None
         };
@@ -461,7 +480,7 @@ impl Client {
         progress: Progress<'_>,
     ) {
         let acks_key = format!("{}/acked.log", job_prefix(job.deal, job.generation));
-        let Ok(acks) = Acks::open(self.store.clone(), acks_key) else {
+        let Ok(acks) = Acks::open(self.store.clone(), acks_key).await else {
             return;
         };
         let acks = Mutex::new(acks);
@@ -494,8 +513,11 @@ impl Client {
                             match sent {
                                 // An unrecorded ack only means a second send later.
                                 Ok(()) => {
-                                    if let Ok(mut a) = acks.lock() {
-                                        let _ = a.add(s as u32, mdu, &ep.account);
+                                    if Acks::add(acks, s as u32, mdu, &ep.account).await.is_ok() {
+                                        progress(&Event::ShardAcked {
+                                            slot: s as u32,
+                                            mdu,
+                                        });
                                     }
                                 }
                                 Err(e) => {
@@ -530,15 +552,56 @@ impl Client {
         self.upload_with_retries(ep, up, root, progress).await
     }
 
+    /// Copies a home-less job's packed slab into the store (`<job>/slab/<slot>/<name>`);
+    /// natively the slab is files of the home already.
+    async fn persist_slab(&self, files: &dyn SlabFiles, prefix: &str) -> Result<()> {
+        if self.home.is_some() {
+            return Ok(());
+        }
+        for slot in files.slots()? {
+            for name in self.slabs.list_now(&format!("{prefix}/slab/{slot}"))? {
+                let rel = format!("{slot}/{name}");
+                let bytes = files
+                    .read(&rel)?
+                    .ok_or_else(|| anyhow!("{prefix}/slab/{rel} vanished"))?;
+                self.store
+                    .put(&format!("{prefix}/slab/{rel}"), &bytes, Kind::Plain)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Brings a home-less job's packed slab back from the store into memory (a new page
+    /// resuming what an earlier one packed).
+    async fn load_slab(&self, prefix: &str) -> Result<()> {
+        if self.home.is_some() {
+            return Ok(());
+        }
+        let root = format!("{prefix}/slab");
+        for slot in self.store.list(&root).await? {
+            for name in self.store.list(&format!("{root}/{slot}")).await? {
+                let key = format!("{root}/{slot}/{name}");
+                if self.slabs.read_now(&key, Kind::Plain)?.is_none() {
+                    if let Some(bytes) = self.store.read(&key, Kind::Plain).await? {
+                        self.slabs.put_now(&key, &bytes, Kind::Plain)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Finishes every job an interruption left in `HOME/uploads`.
     pub async fn resume(&self, progress: Progress<'_>) -> Result<Vec<PutReport>> {
         let mut out = Vec::new();
-        for name in self.store.list("uploads")? {
+        for name in self.store.list("uploads").await? {
             let prefix = format!("uploads/{name}");
             let files = self.job_files(&prefix);
             let Some(raw) = self
                 .store
-                .read(&format!("{prefix}/job.json"), Kind::Plain)?
+                .read(&format!("{prefix}/job.json"), Kind::Plain)
+                .await?
             else {
                 continue;
             };
@@ -547,7 +610,8 @@ impl Client {
             let deal = self.deal(job.deal).await?;
             if deal.manifest_root.is_some() && deal.generation >= job.generation {
                 // Committed before the interruption (or superseded): nothing left to do.
-                self.store.remove_all(&prefix)?;
+                self.store.remove_all(&prefix).await?;
+                self.slabs.remove_all_now(&prefix)?;
                 continue;
             }
             ensure!(
@@ -582,6 +646,7 @@ impl Client {
                     .await?,
                 );
             } else {
+                self.load_slab(&prefix).await?;
                 out.push(self.finish_job(&*files, &job, None, progress).await?);
             }
         }
@@ -668,7 +733,7 @@ impl Client {
             })
             .sum();
         let acks_key = format!("{}/acked.log", job_prefix(job.deal, job.generation));
-        let acks = Acks::open(self.store.clone(), acks_key)?;
+        let acks = Acks::open(self.store.clone(), acks_key).await?;
         let already: u64 = acks
             .done
             .iter()
@@ -741,8 +806,9 @@ impl Client {
             seconds: self.clock.since(t0).as_secs_f64(),
         };
         drop(ctx);
-        self.store
-            .remove_all(&job_prefix(job.deal, job.generation))?;
+        let prefix = job_prefix(job.deal, job.generation);
+        self.store.remove_all(&prefix).await?;
+        self.slabs.remove_all_now(&prefix)?;
         Ok(report)
     }
 
@@ -806,10 +872,8 @@ impl Client {
         let up = self.upload_request(job, slot, mdu, leaves, &data);
         let want = ctx.slab.mdu_roots[mdu as usize];
         self.upload_with_retries(ep, up, want, ctx.progress).await?;
-        ctx.acks
-            .lock()
-            .map_err(|_| anyhow!("ack log poisoned"))?
-            .add(slot, mdu, &ep.account)?;
+        Acks::add(&ctx.acks, slot, mdu, &ep.account).await?;
+        (ctx.progress)(&Event::ShardAcked { slot, mdu });
         ctx.done_bytes
             .fetch_add(data.len() as u64, Ordering::Relaxed);
         self.report_upload(ctx, ctx.slots_done.load(Ordering::Relaxed));
@@ -896,6 +960,7 @@ impl Client {
 mod tests {
     use super::*;
     use crate::store::DirStore;
+    use futures::executor::block_on;
     use std::fs;
 
     /// Every record carries the acknowledging provider and a check: a line torn by a crash
@@ -909,10 +974,10 @@ mod tests {
         let store: Arc<dyn Store> = Arc::new(DirStore::new(dir.path()));
         let key = "uploads/deal-1-g0/acked.log".to_string();
         let p = dir.path().join(&key);
-        let open = || Acks::open(store.clone(), key.clone()).unwrap();
-        let mut a = open();
-        a.add(5, 12, &p1).unwrap();
-        a.add(0, 3, &p2).unwrap();
+        let open = || Mutex::new(block_on(Acks::open(store.clone(), key.clone())).unwrap());
+        let a = open();
+        block_on(Acks::add(&a, 5, 12, &p1)).unwrap();
+        block_on(Acks::add(&a, 0, 3, &p2)).unwrap();
         drop(a);
         let mut text = fs::read_to_string(&p).unwrap();
         assert_eq!(text.lines().count(), 2);
@@ -922,14 +987,17 @@ mod tests {
         let torn = format!("5 13 {p1} {}", Acks::check(5, 13, &p1));
         text.push_str(&torn[..torn.len() - 3]);
         fs::write(&p, text).unwrap();
-        let mut a = open();
-        assert_eq!(a.done, BTreeMap::from([((0, 3), p2), ((5, 12), p1)]));
-        assert!(a.acked(5, 12, &p1));
-        assert!(!a.acked(5, 12, &p2), "acknowledged by another provider");
-        assert!(!a.acked(5, 13, &p1), "torn record");
-        // The torn line is ended first: a record appended after it reads back.
-        a.add(1, 1, &p2).unwrap();
         let a = open();
+        {
+            let a = a.lock().unwrap();
+            assert_eq!(a.done, BTreeMap::from([((0, 3), p2), ((5, 12), p1)]));
+            assert!(a.acked(5, 12, &p1));
+            assert!(!a.acked(5, 12, &p2), "acknowledged by another provider");
+            assert!(!a.acked(5, 13, &p1), "torn record");
+        }
+        // The torn line is ended first: a record appended after it reads back.
+        block_on(Acks::add(&a, 1, 1, &p2)).unwrap();
+        let a = open().into_inner().unwrap();
         assert_eq!(
             a.done,
             BTreeMap::from([((0, 3), p2), ((1, 1), p2), ((5, 12), p1)])
