@@ -187,7 +187,8 @@ pub async fn run(
     if rec != Default::default() {
         tracing::warn!(?rec, "recovered the store after an interrupted write");
     }
-    let chain = HttpChain::new(&opts.chain, &opts.genesis)?;
+    // From the checkpoint of the last run, if any: never behind what this node trusted.
+    let chain = crate::checkpoint::open_view(&opts.home, &opts.chain, &opts.genesis)?;
     let mut salt = [0u8; 32];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut salt);
     let svc: Svc = Arc::new(Service::new(
@@ -207,11 +208,21 @@ pub async fn run(
     // Chain follower: verify new headers, then the duties of the round.
     let follower = {
         let (svc, worker, stop) = (svc.clone(), worker.clone(), stop.clone());
+        let saver = Arc::new(std::sync::Mutex::new(crate::checkpoint::Saver::new(
+            &opts.home,
+            opts.genesis.clone(),
+            Duration::from_secs(10),
+        )));
         tokio::spawn(async move {
             loop {
-                let (s, w) = (svc.clone(), worker.clone());
+                let (s, w, saver) = (svc.clone(), worker.clone(), saver.clone());
                 let round = tokio::task::spawn_blocking(move || {
                     s.chain().sync()?;
+                    if let Ok(mut saver) = saver.lock() {
+                        if let Err(e) = saver.tick(s.chain(), std::time::Instant::now()) {
+                            tracing::warn!(error = %format!("{e:#}"), "chain checkpoint not saved");
+                        }
+                    }
                     w.tick()
                 });
                 match round.await {

@@ -3,6 +3,7 @@
 //! and repair.
 
 pub mod auth;
+pub mod checkpoint;
 pub mod daemon;
 pub mod repair;
 pub mod service;

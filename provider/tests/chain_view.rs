@@ -1,7 +1,7 @@
 //! The provider's light-client chain view against a real validator running in-process: it
 //! follows certified headers, reads a real deal (registered provider, placement by the
-//! chain) and a proven absence through state proofs, and refuses an API that lies about a
-//! header.
+//! chain) and a proven absence through state proofs, refuses an API that lies about a
+//! header, and restarts from its checkpoint so that a lagging API cannot take it back.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -161,6 +161,51 @@ fn follows_a_real_validator_with_proofs_and_refuses_lies() {
     assert!(fresh.trusted().unwrap().height >= reached);
     low.store(false, Ordering::SeqCst);
     assert!(fresh.sync().unwrap() >= reached);
+
+    // A restart from the checkpoint (issue 17 item 11): the view picks up at the height it
+    // trusted, and the lagging API cannot take it back — where a view from genesis believes
+    // the lag and proves nothing newer.
+    let url = format!("http://{counted}");
+    let dir = home.join("checkpointed");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut saver =
+        nilstore_provider::checkpoint::Saver::new(&dir, genesis.clone(), Duration::ZERO);
+    assert!(saver.tick(&fresh, Instant::now()).unwrap(), "first save");
+    let held = fresh.trusted().unwrap().height;
+    low.store(true, Ordering::SeqCst);
+    let restarted = nilstore_provider::checkpoint::open_view(&dir, &url, &genesis).unwrap();
+    assert_eq!(restarted.trusted().unwrap().height, held);
+    let e = restarted.sync().unwrap_err();
+    assert!(
+        format!("{e:#}").contains("below the verified height"),
+        "{e:#}"
+    );
+    let amnesiac = HttpChain::new(&url, &genesis).unwrap();
+    assert_eq!(
+        amnesiac.sync().unwrap(),
+        0,
+        "from genesis the lag goes unnoticed"
+    );
+    low.store(false, Ordering::SeqCst);
+    assert!(restarted.sync().unwrap() >= held);
+    assert_eq!(restarted.deal(deal_id).unwrap().unwrap().owner, deal.owner);
+    // A checkpoint of another chain, or with a set that does not hash to its header's, is
+    // refused; a node with such a file (or a torn one) follows from genesis.
+    let cp = fresh.checkpoint(&genesis).unwrap();
+    let mut other = cp.clone();
+    other.genesis = chain_light::bytes::H256([7; 32]);
+    let e = HttpChain::resume(&url, &genesis, &other).err().unwrap();
+    assert!(format!("{e:#}").contains("another chain"), "{e:#}");
+    let mut forged = cp.clone();
+    forged.validators[0].power += 1;
+    assert!(HttpChain::resume(&url, &genesis, &forged).is_err());
+    let file = nilstore_provider::checkpoint::path(&dir);
+    nilstore_provider::checkpoint::save(&file, &forged).unwrap();
+    let fallback = nilstore_provider::checkpoint::open_view(&dir, &url, &genesis).unwrap();
+    assert_eq!(fallback.trusted().unwrap().height, 0);
+    std::fs::write(&file, b"{\"genesis\":").unwrap();
+    let fallback = nilstore_provider::checkpoint::open_view(&dir, &url, &genesis).unwrap();
+    assert_eq!(fallback.trusted().unwrap().height, 0);
 
     // A lying API: headers with another state root fail their certificates.
     let honest_status = Arc::new(AtomicBool::new(false));

@@ -90,6 +90,23 @@ impl HttpChain {
         })
     }
 
+    /// Follows the chain of `genesis` through `base` from `checkpoint` (see
+    /// [`ChainView::resume`]).
+    pub fn resume(
+        base: &str,
+        genesis: &Genesis,
+        checkpoint: &super::Checkpoint,
+    ) -> Result<HttpChain> {
+        Ok(HttpChain {
+            view: ChainView::resume(UreqApi::new(base), genesis, checkpoint)?,
+        })
+    }
+
+    /// What this view trusts now (see [`ChainView::checkpoint`]).
+    pub fn checkpoint(&self, genesis: &Genesis) -> Result<super::Checkpoint> {
+        self.view.checkpoint(genesis)
+    }
+
     /// The asynchronous view underneath.
     pub fn view(&self) -> &ChainView<UreqApi> {
         &self.view

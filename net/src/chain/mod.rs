@@ -84,6 +84,21 @@ fn proof_of(v: &Value) -> Result<StateProof> {
 /// to (finality certificates can be implicit for a few blocks with several validators).
 const SKIP_PROBES: u64 = 8;
 
+/// What a light client trusts, to pick up from after a restart instead of genesis: a
+/// header it verified and the validator set that header names, with the hash of the
+/// genesis header it descends from. A node keeps it on its own disk, so it is trusted like
+/// the genesis document; an API that lags or lies after the restart cannot take the node
+/// back below it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Checkpoint {
+    /// The genesis header's hash (a checkpoint of another chain does not apply).
+    pub genesis: chain_light::bytes::H256,
+    /// The trusted header.
+    pub header: Header,
+    /// The validator set it names.
+    pub validators: Vec<chain_light::state::SetMember>,
+}
+
 /// What the API says about a submitted transaction.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TxStatus {
@@ -103,6 +118,38 @@ impl<A: ChainApi> ChainView<A> {
         Ok(ChainView {
             api,
             state: Mutex::new(Followed { lc, epoch: 0 }),
+        })
+    }
+
+    /// Follows the chain of `genesis` from `checkpoint` (a state this node trusted before):
+    /// refused when the checkpoint belongs to another genesis, is below genesis, or its set
+    /// does not hash to its header's.
+    pub fn resume(api: A, genesis: &Genesis, checkpoint: &Checkpoint) -> Result<ChainView<A>> {
+        let chain = Chain::from_genesis(genesis).context("genesis")?;
+        if checkpoint.genesis != chain.tip.hash() {
+            bail!("the checkpoint belongs to another chain (another genesis)");
+        }
+        if checkpoint.header.chain_id != chain.tip.chain_id
+            || checkpoint.header.height < chain.tip.height
+        {
+            bail!("the checkpoint is not a header of this chain");
+        }
+        let lc = LightClient::new(checkpoint.header.clone(), checkpoint.validators.clone())
+            .map_err(|e| anyhow!("checkpoint: {e}"))?;
+        Ok(ChainView {
+            api,
+            state: Mutex::new(Followed { lc, epoch: 0 }),
+        })
+    }
+
+    /// What this view trusts now, for [`ChainView::resume`] after a restart.
+    pub fn checkpoint(&self, genesis: &Genesis) -> Result<Checkpoint> {
+        let chain = Chain::from_genesis(genesis).context("genesis")?;
+        let f = self.lock()?;
+        Ok(Checkpoint {
+            genesis: chain.tip.hash(),
+            header: f.lc.trusted().clone(),
+            validators: f.lc.validators().to_vec(),
         })
     }
 
