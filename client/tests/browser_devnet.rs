@@ -418,8 +418,10 @@ async fn phase_b_a_read_survives_a_killed_and_a_silent_provider() {
 #[wasm_bindgen_test]
 async fn phase_c_a_corrupt_slot_and_a_lying_validator_api_change_nothing() {
     let (c, deal, got) = read_under("slot 2 corrupt on disk").await;
+    // Slot 0 is still dead, so fallbacks alone prove nothing: the corrupt rows must be
+    // caught as such, with fraud evidence.
     assert!(
-        got.fraud_reports + got.fallbacks > 0,
+        got.fraud_reports >= 1,
         "the corrupt slot went unnoticed: {got:?}"
     );
 
