@@ -6,29 +6,21 @@
 set -euo pipefail
 # shellcheck source=scripts/env.sh
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+# shellcheck source=scripts/devnet.sh
+source "$NILSTORE_ROOT/scripts/devnet.sh"
 cd "$NILSTORE_ROOT"
 
 # Built by the workspace's test build (scripts/test.sh tier d); a no-op after it.
 [ -n "${NILSTORE_SKIP_BUILD:-}" ] || nilstore_native_tests_build
 dir="$(mktemp -d)"
-"$CARGO_TARGET_DIR/debug/nilstore" devnet up --dir "$dir" --providers 0 --relays 0 \
-    --api 127.0.0.1:0 --port-base 0 \
-    >"$dir/devnet.log" 2>&1 &
-devnet=$!
 cleanup() {
-    kill "$devnet" 2>/dev/null || true
-    wait "$devnet" 2>/dev/null || true
+    devnet_down
     rm -rf "$dir"
 }
 trap cleanup EXIT
-for _ in $(seq 240); do
-    [ -s "$dir/devnet.json" ] && break
-    kill -0 "$devnet" 2>/dev/null || break
-    sleep 0.5
-done
-[ -s "$dir/devnet.json" ] || { cat "$dir/devnet.log" >&2; echo "the devnet did not start" >&2; exit 1; }
+devnet_up "$dir" --providers 0 --relays 0 --api 127.0.0.1:0 --port-base 0
 # The test syncs to a certified header above genesis: wait for the first block.
-python3 - "$dir/devnet.json" <<'PY'
+python3 - "$DEVNET_JSON" <<'PY'
 import json, sys, time, urllib.request
 api = json.load(open(sys.argv[1]))["api"].rstrip("/")
 for _ in range(240):
@@ -40,7 +32,7 @@ for _ in range(240):
     time.sleep(0.5)
 sys.exit("the devnet validator made no block in 120 s")
 PY
-eval "$(python3 - "$dir/devnet.json" <<'PY'
+eval "$(python3 - "$DEVNET_JSON" <<'PY'
 import json, shlex, sys
 info = json.load(open(sys.argv[1]))
 keys = json.load(open(info["dev_keys"]))

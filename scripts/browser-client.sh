@@ -14,18 +14,14 @@
 set -euo pipefail
 # shellcheck source=scripts/env.sh
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+# shellcheck source=scripts/devnet.sh
+source "$NILSTORE_ROOT/scripts/devnet.sh"
 cd "$NILSTORE_ROOT"
 
 # Built by the workspace's test build (scripts/test.sh tier d); a no-op after it.
 [ -n "${NILSTORE_SKIP_BUILD:-}" ] || nilstore_native_tests_build
 nil="$CARGO_TARGET_DIR/debug/nilstore"
 dir="$(mktemp -d)"
-# Epochs of 30 s (120 blocks of 250 ms): a provider that the test silences is not evicted
-# for missed proofs while the page reads around it.
-"$nil" devnet up --dir "$dir/net" --providers 6 --relays 1 --processes \
-    --api 127.0.0.1:0 --port-base 0 --params '{"epoch_blocks":120}' \
-    >"$dir/devnet.log" 2>&1 &
-devnet=$!
 proxy=""
 cleanup() {
     # A paused provider must be able to stop.
@@ -35,23 +31,14 @@ cleanup() {
         done
     fi
     [ -z "$proxy" ] || kill "$proxy" 2>/dev/null || true
-    kill "$devnet" 2>/dev/null || true
-    for _ in $(seq 300); do kill -0 "$devnet" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$devnet" 2>/dev/null || true
-    wait "$devnet" 2>/dev/null || true
-    if [ -n "${NILSTORE_KEEP_DEVNET_LOG:-}" ]; then
-        cp "$dir/devnet.log" "$NILSTORE_KEEP_DEVNET_LOG" || true
-    fi
+    devnet_down
     rm -rf "$dir"
 }
 trap cleanup EXIT
-# devnet.json appears once every daemon is registered on chain.
-for _ in $(seq 480); do
-    [ -s "$dir/net/devnet.json" ] && break
-    kill -0 "$devnet" 2>/dev/null || break
-    sleep 0.5
-done
-[ -s "$dir/net/devnet.json" ] || { tail -50 "$dir/devnet.log" >&2; echo "the devnet did not start" >&2; exit 1; }
+# Epochs of 30 s (120 blocks of 250 ms): a provider that the test silences is not evicted
+# for missed proofs while the page reads around it.
+devnet_up "$dir" --providers 6 --relays 1 --processes \
+    --api 127.0.0.1:0 --port-base 0 --params '{"epoch_blocks":120}'
 net="$dir/net/devnet.json"
 eval "$(python3 - "$net" "$dir" <<'PY'
 import json, os, shlex, sys

@@ -8,7 +8,8 @@
 #
 #   --dir D   devnet state directory (default: devnet); its devnet.json is the network file
 #   --exit    stop after the sample round trip (smoke test)
-#   other options go to `nilstore devnet up` (--providers N --relays R --api A --port-base P)
+#   other options go to `nilstore devnet up` (--providers N --relays R --api A --port-base P
+#             --web-addr A: where the web app is served, default 127.0.0.1:8080)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -33,6 +34,9 @@ else
     BIN="$CARGO_TARGET_DIR/debug/nilstore"
 fi
 
+# The web app (web/), served by the devnet with a faucet: scripts/build-web.sh.
+WEB_APP="$(bash "$ROOT/scripts/build-web.sh" | tail -n 1)"
+
 DIR=devnet
 EXIT=0
 ARGS=()
@@ -56,7 +60,7 @@ mkdir -p "$DIR"
 DIR="$(cd "$DIR" && pwd)"
 rm -f "$DIR/devnet.json"
 
-"$BIN" devnet up --dir "$DIR" "${ARGS[@]}" >/dev/null 2>"$DIR/devnet.log" &
+"$BIN" devnet up --dir "$DIR" --web "$WEB_APP" "${ARGS[@]}" >/dev/null 2>"$DIR/devnet.log" &
 PID=$!
 stop() {
     kill -TERM "$PID" 2>/dev/null || true
@@ -104,6 +108,10 @@ printf 'sample.bin came back byte-identical (16 MiB, every blob verified)\n'
 
 if [ "$EXIT" = 1 ]; then
     exit 0
+fi
+WEB_URL="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("web") or "")' "$DIR/devnet.json")"
+if [ -n "$WEB_URL" ]; then
+    printf '\nThe web app: open %s in a browser (a new account there gets tokens from the Faucet button).\n' "$WEB_URL"
 fi
 printf '\nThe devnet is up. In another shell:\n'
 printf '  export NILSTORE_NETWORK=%s\n' "$DIR/devnet.json"

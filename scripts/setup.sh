@@ -8,6 +8,7 @@
 #            else Debian rustc-web/cargo-web/rust-web-src (route B, build-std)
 #   cargo    wasm-bindgen-cli == the wasm-bindgen version in Cargo.lock -> /opt/wasm-bindgen-<v>
 #   npm      binaryen (wasm-opt) pinned in tools/package-lock.json -> tools/node_modules
+#   npm      playwright-core pinned in playwright/package-lock.json -> playwright/node_modules
 #
 # Environment: RUSTUP_TIMEOUT_S (default 300) bounds each rustup download;
 # NILSTORE_FORCE_ROUTE_B=1 takes route B even where rustup works (to test the fallback).
@@ -165,6 +166,17 @@ else
         say "npm: npm install in tools/ (binaryen $BINARYEN_WANT; writes package-lock.json)"
         (cd "$ROOT/tools" && npm install --no-audit --no-fund)
     fi
+fi
+
+# ---- 5. Playwright (playwright-core only: it drives Debian's Chromium, no download) -----
+PW_WANT="$(node -p "require('$ROOT/playwright/package.json').devDependencies['playwright-core']" 2>/dev/null || true)"
+PW_HAVE="$(node -p "require('$ROOT/playwright/node_modules/playwright-core/package.json').version" 2>/dev/null || true)"
+if [ -n "$PW_HAVE" ] && [ "$PW_HAVE" = "$PW_WANT" ]; then
+    say "npm: playwright-core $PW_HAVE already in playwright/node_modules"
+else
+    command -v npm >/dev/null 2>&1 || die "npm not found"
+    say "npm: npm ci in playwright/ (playwright-core $PW_WANT)"
+    (cd "$ROOT/playwright" && npm ci --no-audit --no-fund)
 fi
 
 # ---- summary --------------------------------------------------------------------------

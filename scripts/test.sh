@@ -5,14 +5,17 @@
 #   a      rustfmt check
 #   b      clippy, native, all targets, -D warnings
 #   c      clippy on wasm32, all targets, -D warnings: wasm-core, chain-light, nilstore-net
-#          (no default features) and nilstore-client (the browser's build)
+#          (no default features), nilstore-client (the browser's build) and nilstore-web
 #   d      native tests (cargo test --workspace)
 #   e      wasm-core tests on wasm32 in headless Chromium (main thread and a Web Worker),
 #          the light client, the client's OPFS store and the browser libp2p node there,
 #          the browser light client against a devnet validator over fetch
 #          (browser-chain.sh), the client on a page against a devnet (browser-client.sh:
 #          store and read, resume from OPFS, interop with the CLI, faulty providers, a
-#          lying API), and scenario 8 (parity.sh)
+#          lying API), the web app driven by Playwright (web-test.sh: a 32 MiB file stored
+#          and read back through the page, the CLI reading it, the main thread never
+#          blocked over 200 ms, screenshots in target/evidence/web), and scenario 8
+#          (parity.sh)
 #   f      1 GiB streaming pack/unpack under 300 MiB resident (scripts/check-memory.sh)
 #   g      end-to-end scenarios on the real binaries (e2e/, evidence in target/evidence/)
 #   h      the README's run command, to the sample round trip (scripts/run.sh --exit)
@@ -88,11 +91,13 @@ run_tier "a fmt" cargo fmt --all -- --check
 run_tier "b clippy native" cargo clippy --workspace --all-targets -- -D warnings
 
 # The pure core, the light client and the networking without their native defaults; the
-# client with its (default) network feature, as the browser builds it.
+# client with its (default) network feature, as the browser builds it; the web app.
 clippy_wasm32() {
     cargo clippy -p wasm-core -p chain-light -p nilstore-net \
         --target wasm32-unknown-unknown --all-targets --no-default-features -- -D warnings &&
         cargo clippy -p nilstore-client --target wasm32-unknown-unknown --all-targets \
+            -- -D warnings &&
+        cargo clippy -p nilstore-web --target wasm32-unknown-unknown --all-targets \
             -- -D warnings
 }
 
@@ -120,6 +125,7 @@ wasm_tests() {
         bash "$ROOT/scripts/browser-p2p.sh" &&
         bash "$ROOT/scripts/browser-chain.sh" &&
         bash "$ROOT/scripts/browser-client.sh" &&
+        bash "$ROOT/scripts/web-test.sh" &&
         bash "$ROOT/scripts/parity.sh"
 }
 run_tier "e wasm32 tests (Chromium)" wasm_tests
@@ -137,7 +143,7 @@ run_tier "g e2e scenarios" cargo test --workspace --test scenarios -- --test-thr
 # ---- tier h: the main job, to its sample round trip, on free ports ---------------------
 RUN_DIR="$(mktemp -d)"
 run_tier "h run.sh smoke" env NILSTORE_BIN_DIR="$CARGO_TARGET_DIR/debug" bash "$ROOT/scripts/run.sh" \
-    --dir "$RUN_DIR/devnet" --exit --api 127.0.0.1:0 --port-base 0
+    --dir "$RUN_DIR/devnet" --exit --api 127.0.0.1:0 --port-base 0 --web-addr 127.0.0.1:0
 rm -rf "$RUN_DIR"
 
 # ---- tier i: fuzz smoke (opt-in: cargo-fuzz and ASan builds add ~7 min cold) -----------

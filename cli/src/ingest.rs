@@ -117,6 +117,7 @@ pub fn ingest(o: &IngestOptions) -> Result<Vec<Row>> {
         params: None,
         processes: None,
         genesis_keys: Default::default(),
+        web: None,
     };
     let net = rt.spawn(nilstore_devnet::up(
         opts,

@@ -147,6 +147,13 @@ enum DevnetCmd {
         /// it they come from OS randomness.
         #[arg(long)]
         dev_keys: bool,
+        /// Serve the web app built in this directory (`scripts/build-web.sh`), with a
+        /// faucet, and print its URL.
+        #[arg(long)]
+        web: Option<PathBuf>,
+        /// Address of the web app.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        web_addr: std::net::SocketAddr,
     },
 }
 
@@ -311,6 +318,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     block_ms,
                     processes,
                     dev_keys,
+                    web,
+                    web_addr,
                 },
         } => {
             let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -343,6 +352,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 } else {
                     chain_light::validator::daemon::GenesisKeys::Random
                 },
+                web: web.map(|dir| nilstore_devnet::web::Web {
+                    dir,
+                    addr: web_addr,
+                }),
             };
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async move {
@@ -354,6 +367,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ));
                 if let Ok(info) = ready.await {
                     println!("{}", serde_json::to_string_pretty(&info)?);
+                    if let Some(url) = &info.web {
+                        eprintln!("web app: {url}");
+                    }
                     eprintln!("devnet up; Ctrl-C (or SIGTERM) stops it");
                 }
                 net.await?

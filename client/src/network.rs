@@ -48,6 +48,9 @@ pub struct NetworkInfo {
     /// Validators (`http` is each one's API; the first is `api`).
     #[serde(default)]
     pub validators: Vec<NodeInfo>,
+    /// The web app's URL, when the devnet serves it (`devnet up --web`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web: Option<String>,
 }
 
 impl NetworkInfo {

@@ -18,6 +18,8 @@ use nilstore_net::chain::{read_genesis, HttpChain, Signer, TxStatus};
 use nilstore_net::native::{ListenPorts, RelayLimits};
 use rand::{RngCore, SeedableRng};
 
+pub mod web;
+
 /// How to bring a devnet up.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -47,6 +49,8 @@ pub struct Options {
     /// Keys of a fresh genesis: random unless dev keys (derived from public seeds, for
     /// reproducible demos) are asked for.
     pub genesis_keys: GenesisKeys,
+    /// Serve the web app (and a faucet) from here.
+    pub web: Option<web::Web>,
 }
 
 fn ports(base: u16, i: usize) -> ListenPorts {
@@ -409,10 +413,19 @@ pub async fn up(
     };
     reg.await??;
 
+    let web = match &opts.web {
+        Some(w) => {
+            let listener = web::bind(w).await?;
+            let url = format!("http://{}/", listener.local_addr()?);
+            Some((w.clone(), listener, url))
+        }
+        None => None,
+    };
     let info = NetworkInfo {
+        web: web.as_ref().map(|(_, _, url)| url.clone()),
         chain_id: genesis.chain_id,
-        api: api_url,
-        genesis: genesis_path,
+        api: api_url.clone(),
+        genesis: genesis_path.clone(),
         dev_keys: vs.dev_keys.clone(),
         reserved_dev_accounts: reserved.clone(),
         providers: providers
@@ -430,11 +443,42 @@ pub async fn up(
     std::fs::write(&tmp, serde_json::to_vec_pretty(&info)?)?;
     std::fs::rename(&tmp, &path)?;
     tracing::info!(file = %path.display(), providers = info.providers.len(), relays = info.relays.len(), "devnet ready");
+    let web_task = match web {
+        Some((w, listener, url)) => {
+            // The faucet pays from the last dev account no daemon uses (the CLI takes the
+            // first).
+            let faucet_key = (0..keys.len())
+                .rev()
+                .find(|i| !reserved.contains(i))
+                .map(|i| keys[i].clone());
+            let chain = {
+                let (api_url, genesis) = (api_url.clone(), genesis.clone());
+                tokio::task::spawn_blocking(move || HttpChain::new(&api_url, &genesis)).await??
+            };
+            let router = web::router(
+                &w.dir,
+                serde_json::to_vec_pretty(&info)?,
+                std::fs::read(&genesis_path)
+                    .with_context(|| format!("read {}", genesis_path.display()))?,
+                faucet_key.map(|k| (k, std::sync::Arc::new(chain))),
+            );
+            tracing::info!(%url, dir = %w.dir.display(), "web app");
+            Some(tokio::spawn(chain_light::http_server::serve(
+                listener,
+                router,
+                chain_light::http_server::Limits::default(),
+            )))
+        }
+        None => None,
+    };
     if let Some(r) = ready {
         let _ = r.send(info);
     }
 
     shutdown.await;
+    if let Some(t) = web_task {
+        t.abort();
+    }
     for s in stops {
         let _ = s.send(());
     }

@@ -72,6 +72,7 @@ async fn devnet_comes_up_registers_and_restarts() {
         params: None,
         processes: None,
         genesis_keys: Default::default(),
+        web: None,
         chain_id: 4242,
         block_interval: Duration::from_millis(100),
     };

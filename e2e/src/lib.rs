@@ -346,6 +346,7 @@ impl Devnet {
                 providers: Vec::new(),
                 relays: Vec::new(),
                 validators: Vec::new(),
+                web: None,
             },
             dir,
         };

@@ -125,6 +125,24 @@ async fn follows_the_chain_reads_proven_state_and_sends_a_transaction() {
     );
 }
 
+/// Syncs started together (a page's status refresh while an upload waits for its commit)
+/// all succeed: they take turns instead of walking the same headers at once.
+#[wasm_bindgen_test]
+async fn concurrent_syncs_take_turns() {
+    let chain = ChainView::new(api(), &genesis()).unwrap();
+    for _ in 0..3 {
+        // New blocks since the last round, so each round has headers to walk.
+        sleep_ms(1_500).await;
+        let heights = futures::future::join_all((0..6).map(|_| chain.sync())).await;
+        let heights: Vec<u64> = heights.into_iter().map(|h| h.unwrap()).collect();
+        assert!(
+            heights.windows(2).all(|w| w[0] <= w[1]),
+            "later syncs never go back: {heights:?}"
+        );
+        assert_eq!(chain.trusted().unwrap().height, *heights.last().unwrap());
+    }
+}
+
 #[wasm_bindgen_test]
 async fn refuses_a_tampered_proof_and_a_tampered_certificate() {
     let g = genesis();

@@ -26,7 +26,7 @@ use chain_light::tx::Msg;
 use nilstore_net::chain::{ChainView, Signer, TxStatus};
 use nilstore_net::libp2p::{Multiaddr, PeerId};
 use nilstore_net::requester::Requester;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use wasm_core::kzg::KzgSettings;
 
 pub use download::{GetReport, Listing};
@@ -44,7 +44,7 @@ pub const KEY_ENV: &str = "NILSTORE_KEY";
 pub const HOME_ENV: &str = "NILSTORE_HOME";
 
 /// Something a long operation reports, for progress bars and UIs.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// Bytes packed, encrypted and committed so far.

@@ -56,6 +56,9 @@ pub trait ChainApi {
 pub struct ChainView<A> {
     api: A,
     state: Mutex<Followed>,
+    /// One [`ChainView::sync`] at a time: two interleaved walks would each fetch the
+    /// header after the trusted one, and the slower would find it no longer above it.
+    syncing: futures::lock::Mutex<()>,
 }
 
 struct Followed {
@@ -118,6 +121,7 @@ impl<A: ChainApi> ChainView<A> {
         Ok(ChainView {
             api,
             state: Mutex::new(Followed { lc, epoch: 0 }),
+            syncing: futures::lock::Mutex::new(()),
         })
     }
 
@@ -139,6 +143,7 @@ impl<A: ChainApi> ChainView<A> {
         Ok(ChainView {
             api,
             state: Mutex::new(Followed { lc, epoch: 0 }),
+            syncing: futures::lock::Mutex::new(()),
         })
     }
 
@@ -221,7 +226,11 @@ impl<A: ChainApi> ChainView<A> {
     /// ancestor); a connect after a long time offline costs a few requests, not one per
     /// block. Otherwise, or when the set changed, every header is walked in order so each
     /// change of the set is verified by the set before it.
+    ///
+    /// Concurrent calls (a page refreshing its status while an upload waits for its commit)
+    /// run one after the other; the later ones start from where the earlier left off.
     pub async fn sync(&self) -> Result<u64> {
+        let _one = self.syncing.lock().await;
         let tip = self.get("/status").await?["height"]
             .as_u64()
             .ok_or_else(|| anyhow!("/status without a height"))?;
