@@ -150,5 +150,24 @@ test("a person stores a 32 MiB file through the page and reads it back verified"
     () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
   );
   assert.ok(overflow <= 0, `the page is ${overflow} px wider than a phone's window`);
+
+  // Cancel: the upload stops (once the worker is between steps) and is not resumed.
+  await page.setViewportSize({ width: 1280, height: 900 });
+  const small = path.join(tmp, "cancel-me.bin");
+  writeFileSync(small, randomBytes(8 << 20));
+  await page.setInputFiles("#file-input", small);
+  const cancelCard = '.upload:has-text("cancel-me.bin")';
+  await page.click(`${cancelCard} button.cancel`, { timeout: 60_000 });
+  await page.waitForSelector(`${cancelCard}[data-stage="failed"]`, { timeout: 300_000 });
+  // The deal was already being created: it stays the person's, listed, with nothing in it.
+  const why = await page.textContent(`${cancelCard} .error`);
+  const emptyDeal = why.match(/^cancelled: deal (\d+) stays on chain/)?.[1];
+  assert.ok(emptyDeal, why);
+  await page.waitForSelector(`#deals tr.deal[data-deal="${emptyDeal}"]:has-text("nothing committed yet")`, {
+    timeout: 60_000,
+  });
+  await shot(page, "cancelled");
+
+  assert.equal(await page.locator(".stalled").count(), 0);
   passed = true;
 });

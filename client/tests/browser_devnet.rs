@@ -310,7 +310,17 @@ async fn phase_a_an_interrupted_upload_resumes_in_a_new_client_from_opfs() {
             );
         }
     };
+    // The new client sees the job, and that it can finish it (packing had finished).
+    let pending = second.pending().await.unwrap();
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!((pending[0].deal, pending[0].generation), (deal, 0));
+    assert!(pending[0].packed && pending[0].resumable, "{pending:?}");
+    assert!(
+        !second.forget_job(deal, 7).await.unwrap(),
+        "there is no job for generation 7"
+    );
     let reports = second.resume(&count).await.unwrap();
+    assert!(second.pending().await.unwrap().is_empty());
     assert_eq!(reports.len(), 1, "{reports:?}");
     assert_eq!(reports[0].deal_id, deal);
     let d = second.deal(deal).await.unwrap();

@@ -13,6 +13,7 @@ use crate::bridge;
 use crate::protocol::{
     group_digits, human_bytes, DealRow, NetworkView, Reply, Request, Stage, Status, Tracker,
 };
+use nilstore_client::remote::PendingJob;
 
 /// Mounts the app on the page (called by `index.html`).
 #[wasm_bindgen::prelude::wasm_bindgen]
@@ -48,6 +49,10 @@ struct Upload {
     bytes: u64,
     tracker: Tracker,
     error: Option<String>,
+    /// The worker's request, while it runs (for Cancel).
+    request: Option<u32>,
+    /// Finishing an upload that an earlier visit of the page left.
+    resumed: bool,
 }
 
 /// The app's shared signals.
@@ -60,6 +65,8 @@ struct Ctx {
     uploads: RwSignal<Vec<(u32, ArcRwSignal<Upload>)>>,
     deals: RwSignal<Option<Vec<DealRow>>>,
     deals_error: RwSignal<Option<String>>,
+    /// Interrupted uploads this browser cannot finish (their files are gone).
+    stalled: RwSignal<Vec<PendingJob>>,
 }
 
 /// The app's signals, from a component (tasks and handlers get them passed: they run
@@ -101,6 +108,7 @@ fn App() -> impl IntoView {
         uploads: RwSignal::new(Vec::new()),
         deals: RwSignal::new(None),
         deals_error: RwSignal::new(None),
+        stalled: RwSignal::new(Vec::new()),
     };
     provide_context(c);
     let tab = RwSignal::new(Tab::Files);
@@ -113,6 +121,7 @@ fn App() -> impl IntoView {
             Ok((Reply::Status(s), _)) => {
                 c.status.set(Some(s));
                 refresh_deals(c);
+                resume_pending(c);
             }
             Ok(_) => {}
             Err(e) => c
@@ -215,6 +224,60 @@ fn files_of(list: Option<FileList>) -> Vec<File> {
     (0..list.length()).filter_map(|i| list.get(i)).collect()
 }
 
+/// Finishes what an earlier visit left (a closed or reloaded tab): uploads whose packing
+/// was done resume where the providers' acknowledgements stopped; the others are listed
+/// for the person to store again.
+fn resume_pending(c: Ctx) {
+    spawn_local(async move {
+        let jobs = match bridge::call(&Request::Pending, Vec::new(), |_| {}).await {
+            Ok((Reply::Pending { jobs }, _)) => jobs,
+            Ok(_) => return,
+            Err(e) => {
+                c.problem
+                    .set(Some(format!("could not read the unfinished uploads: {e}")));
+                return;
+            }
+        };
+        let (ready, stalled): (Vec<PendingJob>, Vec<PendingJob>) =
+            jobs.into_iter().partition(|j| j.resumable);
+        c.stalled.set(stalled);
+        let Some(first) = ready.first().map(|j| j.deal) else {
+            return;
+        };
+        let up = ArcRwSignal::new(Upload {
+            names: ready
+                .iter()
+                .flat_map(|j| j.names.clone())
+                .collect::<Vec<_>>()
+                .join(", "),
+            bytes: ready.iter().map(|j| j.bytes).sum(),
+            tracker: Tracker::resumed(now_ms()),
+            error: None,
+            request: None,
+            resumed: true,
+        });
+        let id = c.uploads.with_untracked(|v| v.len() as u32);
+        c.uploads.update(|v| v.insert(0, (id, up.clone())));
+        let events = up.clone();
+        let answer = bridge::call(&Request::Resume, Vec::new(), move |e: Event| {
+            events.update(|u| u.tracker.apply(&e, now_ms()));
+        })
+        .await;
+        match answer {
+            Ok((Reply::Resumed { stored }, _)) => {
+                let deal = stored.last().map_or(first, |(d, _)| *d);
+                up.update(|u| u.tracker.finish(deal));
+                refresh_deals(c);
+            }
+            Ok(_) => {}
+            Err(e) => up.update(|u| {
+                u.tracker.fail();
+                u.error = Some(e);
+            }),
+        }
+    });
+}
+
 fn start_upload(c: Ctx, files: Vec<File>) {
     if files.is_empty() {
         return;
@@ -230,15 +293,24 @@ fn start_upload(c: Ctx, files: Vec<File>) {
         bytes,
         tracker: Tracker::new(now_ms()),
         error: None,
+        request: None,
+        resumed: false,
     });
     let id = c.uploads.with_untracked(|v| v.len() as u32);
     c.uploads.update(|v| v.insert(0, (id, up.clone())));
+    let events = up.clone();
+    let sent = bridge::send(&Request::Put, files, move |e: Event| {
+        events.update(|u| u.tracker.apply(&e, now_ms()));
+    });
     spawn_local(async move {
-        let events = up.clone();
-        let answer = bridge::call(&Request::Put, files, move |e: Event| {
-            events.update(|u| u.tracker.apply(&e, now_ms()));
-        })
-        .await;
+        let answer = match sent {
+            Ok((request, answer)) => {
+                up.update(|u| u.request = Some(request));
+                answer.await
+            }
+            Err(e) => Err(e),
+        };
+        up.update(|u| u.request = None);
         match answer {
             Ok((Reply::Stored { deal, .. }, _)) => {
                 up.update(|u| u.tracker.finish(deal));
@@ -246,10 +318,14 @@ fn start_upload(c: Ctx, files: Vec<File>) {
                 refresh_status(c);
             }
             Ok(_) => {}
-            Err(e) => up.update(|u| {
-                u.tracker.fail();
-                u.error = Some(e);
-            }),
+            Err(e) => {
+                up.update(|u| {
+                    u.tracker.fail();
+                    u.error = Some(e);
+                });
+                // A deal may exist even so (a cancel after it was created).
+                refresh_deals(c);
+            }
         }
     });
 }
@@ -288,6 +364,11 @@ fn FilesPage() -> impl IntoView {
                     "Each upload becomes a new deal: RS(4, 2) over six providers, encrypted with a key that stays in this browser."
                 </span>
             </label>
+            <For
+                each=move || c.stalled.get()
+                key=|j| (j.deal, j.generation)
+                children=move |j| view! { <StalledJob c=c job=j /> }
+            />
             <Show when=move || c.status.get().is_some_and(|s| s.balance == "0")>
                 <p class="hint">"Your new account has no tokens yet: press Faucet (top right) before storing."</p>
             </Show>
@@ -346,16 +427,60 @@ fn plot_points(rate: &[(f64, f64)]) -> String {
         .join(" ")
 }
 
+/// An upload an earlier visit left while packing: its files must be chosen again.
+#[component]
+fn StalledJob(c: Ctx, job: PendingJob) -> impl IntoView {
+    let (deal, generation) = (job.deal, job.generation);
+    let forget = move |_| {
+        spawn_local(async move {
+            match bridge::call(&Request::Forget { deal, generation }, Vec::new(), |_| {}).await {
+                Ok((Reply::Pending { jobs }, _)) => c
+                    .stalled
+                    .set(jobs.into_iter().filter(|j| !j.resumable).collect()),
+                Ok(_) => {}
+                Err(e) => c.problem.set(Some(format!("could not forget it: {e}"))),
+            }
+        });
+    };
+    view! {
+        <div class="hint stalled" role="status">
+            {format!(
+                "The upload of {} ({}, deal {deal}) stopped while it was being packed, when the page closed. This browser cannot read those files again: store them again, then forget this one.",
+                job.names.join(", "),
+                human_bytes(job.bytes),
+            )}
+            <button class="link" on:click=forget>"Forget it"</button>
+        </div>
+    }
+}
+
 #[component]
 fn UploadCard(up: ArcRwSignal<Upload>) -> impl IntoView {
     let up: RwSignal<Upload> = up.into();
     let pct = move || up.with(|u| u.tracker.percent());
     let stage = move || up.with(|u| u.tracker.stage);
+    let cancel = move |_| {
+        if let Some(id) = up.with_untracked(|u| u.request) {
+            spawn_local(async move {
+                let _ = bridge::call(&Request::Cancel { id }, Vec::new(), |_| {}).await;
+            });
+        }
+    };
     view! {
-        <li class="upload" data-stage=move || format!("{:?}", stage()).to_lowercase()>
+        <li
+            class="upload"
+            data-stage=move || format!("{:?}", stage()).to_lowercase()
+            data-resumed=move || up.with(|u| u.resumed).to_string()
+        >
             <div class="row">
                 <span class="name">{move || up.with(|u| u.names.clone())}</span>
                 <span class="muted">{move || up.with(|u| human_bytes(u.bytes))}</span>
+                <Show when=move || up.with(|u| u.resumed)>
+                    <span class="badge">"resumed after the page closed"</span>
+                </Show>
+                <Show when=move || up.with(|u| u.request.is_some() && u.tracker.stage < Stage::Done)>
+                    <button class="link cancel" on:click=cancel>"Cancel"</button>
+                </Show>
             </div>
             <div
                 class="bar"

@@ -116,6 +116,16 @@ fn dispatch(inner: &Inner, data: JsValue) {
 /// Sends `r` (with `files`, for a put) and waits for the answer; `on_event` sees the
 /// progress events meanwhile.
 pub async fn call(r: &Request, files: Vec<File>, on_event: impl Fn(Event) + 'static) -> Answer {
+    let (_, answer) = send(r, files, on_event)?;
+    answer.await
+}
+
+/// Sends `r` and returns its id (for [`Request::Cancel`]) and the answer to come.
+pub fn send(
+    r: &Request,
+    files: Vec<File>,
+    on_event: impl Fn(Event) + 'static,
+) -> Result<(u32, impl std::future::Future<Output = Answer>), String> {
     let inner = BRIDGE
         .with(|b| b.borrow().clone())
         .ok_or_else(|| "the app's worker is not running".to_string())?;
@@ -144,6 +154,8 @@ pub async fn call(r: &Request, files: Vec<File>, on_event: impl Fn(Event) + 'sta
         inner.pending.borrow_mut().remove(&id);
         return Err(format!("could not reach the app's worker: {e:?}"));
     }
-    rx.await
-        .map_err(|_| "the app's worker stopped before answering".to_string())?
+    Ok((id, async move {
+        rx.await
+            .map_err(|_| "the app's worker stopped before answering".to_string())?
+    }))
 }

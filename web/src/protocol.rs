@@ -10,7 +10,7 @@
 //! them itself, without a copy through the page) and downloaded bytes come back as a
 //! transferred buffer.
 
-use nilstore_client::remote::Event;
+use nilstore_client::remote::{Event, PendingJob};
 use serde::{Deserialize, Serialize};
 
 /// A request from the page.
@@ -40,6 +40,22 @@ pub enum Request {
     ExportKey {
         /// Deal.
         deal: u64,
+    },
+    /// Uploads an interruption (a closed or reloaded tab) left in the browser's store.
+    Pending,
+    /// Finish every resumable pending upload (sends only what no provider acknowledged).
+    Resume,
+    /// Drop a pending upload that cannot be resumed (or that the person cancelled).
+    Forget {
+        /// Deal.
+        deal: u64,
+        /// Generation the upload would have committed.
+        generation: u64,
+    },
+    /// Stop the request `id` (a put): what it sent stays sent; its job is dropped.
+    Cancel {
+        /// The request to stop.
+        id: u32,
     },
 }
 
@@ -159,6 +175,18 @@ pub enum Reply {
     },
     /// The network.
     Network(NetworkView),
+    /// Pending uploads.
+    Pending {
+        /// Jobs, as the client reports them.
+        jobs: Vec<PendingJob>,
+    },
+    /// Resumed uploads, now on chain: (deal, generation).
+    Resumed {
+        /// What was committed.
+        stored: Vec<(u64, u64)>,
+    },
+    /// Done (forget, cancel).
+    Done,
     /// A deal's key.
     Key {
         /// Deal.
@@ -303,6 +331,15 @@ impl Tracker {
         }
     }
 
+    /// An upload an interruption left packed, being finished at `now_ms`: only sending
+    /// and the commit are left.
+    pub fn resumed(now_ms: f64) -> Tracker {
+        let mut t = Tracker::new(now_ms);
+        t.packed = (1, 1);
+        t.stage = Stage::Uploading;
+        t
+    }
+
     /// The request finished: the content is on chain.
     pub fn finish(&mut self, deal: u64) {
         self.deal = Some(deal);
@@ -394,6 +431,12 @@ mod tests {
         let reqs = [
             Request::Connect,
             Request::Put,
+            Request::Resume,
+            Request::Forget {
+                deal: 3,
+                generation: 1,
+            },
+            Request::Cancel { id: 9 },
             Request::Get {
                 deal: 7,
                 path: "a/b.bin".into(),
@@ -514,6 +557,26 @@ mod tests {
         let mut t = Tracker::new(0.0);
         t.finish(4);
         assert_eq!((t.percent(), t.deal), (100.0, Some(4)));
+    }
+
+    #[test]
+    fn a_resumed_upload_starts_past_packing() {
+        let mut t = Tracker::resumed(0.0);
+        assert_eq!(t.stage, Stage::Uploading);
+        assert!((t.percent() - 45.0).abs() < 1e-9, "{}", t.percent());
+        t.apply(
+            &Event::Uploading {
+                done: 10,
+                total: 10,
+                slots_acked: 6,
+                slots: 6,
+                mb_per_s: 3.0,
+            },
+            10.0,
+        );
+        assert_eq!(t.stage, Stage::Confirming);
+        t.finish(2);
+        assert_eq!(t.percent(), 100.0);
     }
 
     #[test]

@@ -6,12 +6,14 @@
 use std::cell::RefCell;
 use std::io::Read;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use chain_light::block::Genesis;
 use chain_light::crypto::SecretKey;
+use futures::future::{AbortHandle, Abortable};
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use nilstore_client::network::NetworkInfo;
 use nilstore_client::platform::{BrowserClock, Inline};
@@ -41,14 +43,37 @@ struct Session {
     store: Arc<dyn Store>,
 }
 
-type Shared = Rc<RefCell<Option<Rc<Session>>>>;
+/// The worker's state: its session once connected, and the puts a person may cancel.
+#[derive(Default)]
+struct State {
+    session: RefCell<Option<Rc<Session>>>,
+    running: RefCell<std::collections::BTreeMap<u32, Arc<PutControl>>>,
+}
+
+/// A running put, as Cancel sees it.
+struct PutControl {
+    abort: AbortHandle,
+    /// The deal, once the chain created it (`u64::MAX` before).
+    created: AtomicU64,
+    /// Cancel was asked before the deal existed: stop as soon as it does, so that its key
+    /// is kept and the (empty) deal stays in the person's list rather than lost.
+    cancel: AtomicBool,
+}
+
+impl PutControl {
+    fn deal(&self) -> Option<u64> {
+        Some(self.created.load(Ordering::Acquire)).filter(|&d| d != u64::MAX)
+    }
+}
+
+type Shared = Rc<State>;
 
 /// The worker's entry point (called by `worker.js` once the module is instantiated).
 #[wasm_bindgen]
 pub fn worker_main() {
     console_error_panic_hook();
     let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
-    let session: Shared = Rc::new(RefCell::new(None));
+    let session: Shared = Rc::new(State::default());
     let on_message =
         Closure::<dyn FnMut(web_sys::MessageEvent)>::new(move |ev: web_sys::MessageEvent| {
             let session = session.clone();
@@ -130,18 +155,27 @@ async fn run(
     files: JsValue,
 ) -> Result<(Reply, Option<Uint8Array>)> {
     if r == Request::Connect {
-        let existing = session.borrow().clone();
+        let existing = session.session.borrow().clone();
         let s = match existing {
             Some(s) => s,
             None => {
                 let s = Rc::new(connect().await?);
-                *session.borrow_mut() = Some(s.clone());
+                *session.session.borrow_mut() = Some(s.clone());
                 s
             }
         };
         return Ok((Reply::Status(status(&s).await?), None));
     }
-    let existing = session.borrow().clone();
+    if let Request::Cancel { id } = r {
+        if let Some(c) = session.running.borrow().get(&id) {
+            c.cancel.store(true, Ordering::Release);
+            if c.deal().is_some() {
+                c.abort.abort();
+            }
+        }
+        return Ok((Reply::Done, None));
+    }
+    let existing = session.session.borrow().clone();
     let s = existing.ok_or_else(|| anyhow!("not connected to the network yet"))?;
     let progress = move |e: &Event| event(id, e);
     Ok(match r {
@@ -161,7 +195,44 @@ async fn run(
                 capacity_mdus: None,
                 encrypt: true,
             };
-            let put = s.client.put(inputs, &opts, &progress).await?;
+            let (abort, registration) = AbortHandle::new_pair();
+            let control = Arc::new(PutControl {
+                abort,
+                created: AtomicU64::new(u64::MAX),
+                cancel: AtomicBool::new(false),
+            });
+            let watch = {
+                let control = control.clone();
+                move |e: &Event| {
+                    if let Event::DealCreated { deal } = e {
+                        control.created.store(*deal, Ordering::Release);
+                        if control.cancel.load(Ordering::Acquire) {
+                            control.abort.abort();
+                        }
+                    }
+                    progress(e);
+                }
+            };
+            session.running.borrow_mut().insert(id, control.clone());
+            let put = Abortable::new(s.client.put(inputs, &opts, &watch), registration).await;
+            session.running.borrow_mut().remove(&id);
+            if let Some(deal) = control.deal() {
+                remember(&s, deal).await?;
+            }
+            let Ok(put) = put else {
+                // Cancelled: the person does not want it stored, so no resume either (a new
+                // deal's content is its generation 0).
+                return match control.deal() {
+                    Some(deal) => {
+                        s.client.forget_job(deal, 0).await?;
+                        Err(anyhow!(
+                            "cancelled: deal {deal} stays on chain, with nothing committed"
+                        ))
+                    }
+                    None => Err(anyhow!("cancelled")),
+                };
+            };
+            let put = put?;
             (
                 Reply::Stored {
                     deal: put.deal_id,
@@ -193,6 +264,32 @@ async fn run(
             )
         }
         Request::Network => (Reply::Network(network(&s).await?), None),
+        Request::Pending => (
+            Reply::Pending {
+                jobs: s.client.pending().await?,
+            },
+            None,
+        ),
+        Request::Resume => {
+            let reports = s.client.resume(&progress).await?;
+            (
+                Reply::Resumed {
+                    stored: reports.iter().map(|r| (r.deal_id, r.generation)).collect(),
+                },
+                None,
+            )
+        }
+        Request::Forget { deal, generation } => {
+            s.client.forget_job(deal, generation).await?;
+            (
+                Reply::Pending {
+                    jobs: s.client.pending().await?,
+                },
+                None,
+            )
+        }
+        // Answered above, without a session.
+        Request::Cancel { .. } => (Reply::Done, None),
         Request::ExportKey { deal } => (
             Reply::Key {
                 deal,
@@ -320,16 +417,29 @@ async fn faucet(s: &Session) -> Result<()> {
     Ok(())
 }
 
+/// Where the deals this browser created are listed (`<chain>-deal-<id>.key`, empty): a
+/// deal whose upload was cancelled before its key existed is still the person's.
+const DEALS_DIR: &str = "web/deals";
+
+async fn remember(s: &Session, deal: u64) -> Result<()> {
+    let name = format!(
+        "{DEALS_DIR}/{}-deal-{deal}.key",
+        s.client.chain().chain_id()
+    );
+    s.store.put(&name, b"", Kind::Plain).await?;
+    Ok(())
+}
+
 async fn deals(s: &Session) -> Result<Vec<DealRow>> {
     let chain_id = s.client.chain().chain_id();
-    let mut ids: Vec<u64> = s
-        .store
-        .list("keys")
-        .await?
+    let mut names = s.store.list("keys").await?;
+    names.extend(s.store.list(DEALS_DIR).await?);
+    let mut ids: Vec<u64> = names
         .iter()
         .filter_map(|n| deal_of_key(n, chain_id))
         .collect();
     ids.sort_unstable_by(|a, b| b.cmp(a));
+    ids.dedup();
     let mut rows = Vec::with_capacity(ids.len());
     for id in ids {
         let d = match s.client.deal(id).await {

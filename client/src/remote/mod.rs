@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use wasm_core::kzg::KzgSettings;
 
 pub use download::{GetReport, Listing};
-pub use upload::{PutOptions, PutReport};
+pub use upload::{PendingJob, PutOptions, PutReport};
 
 use crate::network::NetworkInfo;
 use crate::platform::{Api, Clock, Spawner};

@@ -68,6 +68,23 @@ pub struct PutReport {
     pub seconds: f64,
 }
 
+/// An upload an interruption left in the store ([`Client::pending`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingJob {
+    /// Deal.
+    pub deal: u64,
+    /// The generation it would commit.
+    pub generation: u64,
+    /// Paths of the files in the deal.
+    pub names: Vec<String>,
+    /// File bytes.
+    pub bytes: u64,
+    /// Packing had finished (the slab is in the store).
+    pub packed: bool,
+    /// [`Client::resume`] can finish it here.
+    pub resumable: bool,
+}
+
 /// `job.json`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Job {
@@ -592,12 +609,48 @@ impl Client {
         Ok(())
     }
 
-    /// Finishes every job an interruption left in `HOME/uploads`.
-    pub async fn resume(&self, progress: Progress<'_>) -> Result<Vec<PutReport>> {
+    /// The uploads an interruption left in the store: what [`Client::resume`] would finish,
+    /// and whether it can. A job interrupted while packing needs its files again, which
+    /// only a native client can open by path (a browser's `File` is gone with its page).
+    pub async fn pending(&self) -> Result<Vec<PendingJob>> {
+        let mut out = Vec::new();
+        for (_, job) in self.jobs().await? {
+            let reopenable = job
+                .files
+                .iter()
+                .all(|f| f.as_ref().is_some_and(|p| p.is_file()));
+            out.push(PendingJob {
+                deal: job.deal,
+                generation: job.generation,
+                resumable: job.packed || reopenable,
+                packed: job.packed,
+                bytes: job.bytes,
+                names: job.names,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Drops the job an interruption left for `deal`'s `generation` (its record, packed
+    /// slab and acknowledgements), for one that cannot be resumed; the deal stays as the
+    /// chain has it. False when there was no such job.
+    pub async fn forget_job(&self, deal: u64, generation: u64) -> Result<bool> {
+        let prefix = job_prefix(deal, generation);
+        let known = self
+            .store
+            .read(&format!("{prefix}/job.json"), Kind::Plain)
+            .await?
+            .is_some();
+        self.store.remove_all(&prefix).await?;
+        self.slabs.remove_all_now(&prefix)?;
+        Ok(known)
+    }
+
+    /// The jobs in the store's `uploads`, with their prefixes.
+    async fn jobs(&self) -> Result<Vec<(String, Job)>> {
         let mut out = Vec::new();
         for name in self.store.list("uploads").await? {
             let prefix = format!("uploads/{name}");
-            let files = self.job_files(&prefix);
             let Some(raw) = self
                 .store
                 .read(&format!("{prefix}/job.json"), Kind::Plain)
@@ -607,6 +660,16 @@ impl Client {
             };
             let job: Job =
                 serde_json::from_slice(&raw).with_context(|| format!("{prefix}/job.json"))?;
+            out.push((prefix, job));
+        }
+        Ok(out)
+    }
+
+    /// Finishes every job an interruption left in `HOME/uploads`.
+    pub async fn resume(&self, progress: Progress<'_>) -> Result<Vec<PutReport>> {
+        let mut out = Vec::new();
+        for (prefix, job) in self.jobs().await? {
+            let files = self.job_files(&prefix);
             let deal = self.deal(job.deal).await?;
             if deal.manifest_root.is_some() && deal.generation >= job.generation {
                 // Committed before the interruption (or superseded): nothing left to do.
